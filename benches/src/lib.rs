@@ -1,0 +1,1 @@
+//! Bench targets live beside this crate as `[[bench]]` targets.

@@ -1,0 +1,4 @@
+//! Structure from motion: photos to camera poses, intrinsics and a sparse point cloud,
+//! read and written as COLMAP models.
+
+pub mod colmap;

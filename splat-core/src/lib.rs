@@ -1,0 +1,11 @@
+//! 3D Gaussian Splatting core: the Gaussian model, the CPU reference renderer with its
+//! hand-written backward pass, scenes, PLY I/O and the backend trait GPUs implement.
+
+pub mod backend;
+pub mod camera;
+pub mod gaussians;
+pub mod render;
+pub mod sh;
+
+pub use camera::Camera;
+pub use gaussians::{Gaussians, Splats};

@@ -1,0 +1,1 @@
+//! The CPU reference renderer: exact 3DGS image formation, forward and backward.
