@@ -4,7 +4,10 @@
 pub mod backend;
 pub mod camera;
 pub mod gaussians;
+pub mod init;
+pub mod ply;
 pub mod render;
+pub mod scene;
 pub mod sh;
 
 pub use camera::Camera;
