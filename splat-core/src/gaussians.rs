@@ -34,7 +34,14 @@ pub type Gaussians = Splats<f32>;
 impl<T: Float> Splats<T> {
     /// An empty set with buffers sized for `sh_degree`.
     pub fn empty(sh_degree: usize) -> Self {
-        Self { means: vec![], log_scales: vec![], quats: vec![], opacity_logits: vec![], sh: vec![], sh_degree }
+        Self {
+            means: vec![],
+            log_scales: vec![],
+            quats: vec![],
+            opacity_logits: vec![],
+            sh: vec![],
+            sh_degree,
+        }
     }
 
     /// Number of Gaussians.
@@ -67,7 +74,11 @@ impl<T: Float> Splats<T> {
     pub fn check_lengths(&self) -> Result<(), String> {
         let n = self.len();
         let want_sh = n * self.sh_coeffs() * 3;
-        if self.log_scales.len() != n || self.quats.len() != n || self.opacity_logits.len() != n || self.sh.len() != want_sh {
+        if self.log_scales.len() != n
+            || self.quats.len() != n
+            || self.opacity_logits.len() != n
+            || self.sh.len() != want_sh
+        {
             return Err(format!(
                 "inconsistent Gaussian buffers: {} means, {} scales, {} rotations, {} opacities, {} SH values (want {})",
                 n,
@@ -95,7 +106,14 @@ impl<T: Float> Splats<T> {
     }
 
     /// Appends one Gaussian; `sh` must hold `coeffs x 3` values.
-    pub fn push(&mut self, mean: [T; 3], log_scale: [T; 3], quat: [T; 4], opacity_logit: T, sh: &[T]) {
+    pub fn push(
+        &mut self,
+        mean: [T; 3],
+        log_scale: [T; 3],
+        quat: [T; 4],
+        opacity_logit: T,
+        sh: &[T],
+    ) {
         debug_assert_eq!(sh.len(), self.sh_coeffs() * 3);
         self.means.push(mean);
         self.log_scales.push(log_scale);

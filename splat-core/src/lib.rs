@@ -10,5 +10,7 @@ pub mod render;
 pub mod scene;
 pub mod sh;
 
+pub use backend::{Backend, BackendError, CpuBackend};
 pub use camera::Camera;
 pub use gaussians::{Gaussians, Splats};
+pub use render::{render, render_backward, RenderGrads, RenderOptions, RenderOutput};

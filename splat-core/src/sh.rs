@@ -5,7 +5,13 @@ use num_traits::Float;
 /// Coefficient of the degree-0 band; colour = C0 * dc + 0.5 for a Gaussian without higher bands.
 pub const SH_C0: f64 = 0.282_094_791_773_878_14;
 const C1: f64 = 0.488_602_511_902_919_9;
-const C2: [f64; 5] = [1.092_548_430_592_079_2, -1.092_548_430_592_079_2, 0.315_391_565_252_520_05, -1.092_548_430_592_079_2, 0.546_274_215_296_039_6];
+const C2: [f64; 5] = [
+    1.092_548_430_592_079_2,
+    -1.092_548_430_592_079_2,
+    0.315_391_565_252_520_05,
+    -1.092_548_430_592_079_2,
+    0.546_274_215_296_039_6,
+];
 const C3: [f64; 7] = [
     -0.590_043_589_926_643_5,
     2.890_611_442_640_554,
@@ -34,7 +40,12 @@ pub fn sh_dc_to_rgb(dc: f32) -> f32 {
 
 /// The SH basis evaluated at unit direction `d` for the first `(degree+1)^2` functions;
 /// when `grad` is given, also each function's gradient with respect to `d`.
-pub fn sh_basis<T: Float>(degree: usize, d: [T; 3], out: &mut [T; 16], grad: Option<&mut [[T; 3]; 16]>) {
+pub fn sh_basis<T: Float>(
+    degree: usize,
+    d: [T; 3],
+    out: &mut [T; 16],
+    grad: Option<&mut [[T; 3]; 16]>,
+) {
     let [x, y, z] = d;
     let zero = T::zero();
     out[0] = k(SH_C0);
@@ -67,7 +78,8 @@ pub fn sh_basis<T: Float>(degree: usize, d: [T; 3], out: &mut [T; 16], grad: Opt
     if degree >= 3 {
         let (xx, yy, zz) = (x * x, y * y, z * z);
         let c: [T; 7] = C3.map(k);
-        let (two, three, four, six, eight): (T, T, T, T, T) = (k(2.0), k(3.0), k(4.0), k(6.0), k(8.0));
+        let (two, three, four, six, eight): (T, T, T, T, T) =
+            (k(2.0), k(3.0), k(4.0), k(6.0), k(8.0));
         out[9] = c[0] * y * (three * xx - yy);
         out[10] = c[1] * x * y * z;
         out[11] = c[2] * y * (four * zz - xx - yy);
@@ -77,9 +89,21 @@ pub fn sh_basis<T: Float>(degree: usize, d: [T; 3], out: &mut [T; 16], grad: Opt
         out[15] = c[6] * x * (xx - three * yy);
         g[9] = [six * c[0] * x * y, c[0] * (three * xx - three * yy), zero];
         g[10] = [c[1] * y * z, c[1] * x * z, c[1] * x * y];
-        g[11] = [-two * c[2] * x * y, c[2] * (four * zz - xx - three * yy), eight * c[2] * y * z];
-        g[12] = [-six * c[3] * x * z, -six * c[3] * y * z, c[3] * (six * zz - three * xx - three * yy)];
-        g[13] = [c[4] * (four * zz - three * xx - yy), -two * c[4] * x * y, eight * c[4] * x * z];
+        g[11] = [
+            -two * c[2] * x * y,
+            c[2] * (four * zz - xx - three * yy),
+            eight * c[2] * y * z,
+        ];
+        g[12] = [
+            -six * c[3] * x * z,
+            -six * c[3] * y * z,
+            c[3] * (six * zz - three * xx - three * yy),
+        ];
+        g[13] = [
+            c[4] * (four * zz - three * xx - yy),
+            -two * c[4] * x * y,
+            eight * c[4] * x * z,
+        ];
         g[14] = [two * c[5] * x * z, -two * c[5] * y * z, c[5] * (xx - yy)];
         g[15] = [c[6] * (three * xx - three * yy), -six * c[6] * x * y, zero];
     }
@@ -112,7 +136,14 @@ pub fn eval_color<T: Float>(degree: usize, coeffs: &[T], d: [T; 3]) -> ([T; 3], 
 }
 
 /// Backward of [`eval_color`]: adds dL/dcoeffs into `d_coeffs` and returns dL/dd.
-pub fn eval_color_backward<T: Float>(degree: usize, coeffs: &[T], d: [T; 3], clamped: [bool; 3], d_rgb: [T; 3], d_coeffs: &mut [T]) -> [T; 3] {
+pub fn eval_color_backward<T: Float>(
+    degree: usize,
+    coeffs: &[T],
+    d: [T; 3],
+    clamped: [bool; 3],
+    d_rgb: [T; 3],
+    d_coeffs: &mut [T],
+) -> [T; 3] {
     let mut b = [T::zero(); 16];
     let mut g = [[T::zero(); 3]; 16];
     sh_basis(degree, d, &mut b, Some(&mut g));

@@ -1,0 +1,435 @@
+//! Per-Gaussian preprocessing: camera transform, EWA projection with the 0.3 px low-pass,
+//! screen extent, tile rectangle and SH colour; and the backward of all of it.
+
+use super::{Real, TILE_SIZE};
+use crate::camera::Camera;
+use crate::gaussians::{sigmoid, Splats};
+use crate::sh;
+
+/// Variance added to the projected covariance: a one-pixel low-pass that also keeps it invertible.
+pub const LOW_PASS: f64 = 0.3;
+/// Extent of a Gaussian on screen in standard deviations.
+pub const EXTENT_SIGMAS: f64 = 3.0;
+/// Relative size of the guard band beyond the image used to clamp the projection Jacobian.
+const GUARD_BAND: f64 = 0.3;
+
+/// Camera constants converted once to the render precision.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cam<T> {
+    pub w: [[T; 3]; 3],
+    pub t: [T; 3],
+    pub center: [T; 3],
+    pub fx: T,
+    pub fy: T,
+    pub cx: T,
+    pub cy: T,
+    pub lim_x: (T, T),
+    pub lim_y: (T, T),
+    pub width: u32,
+    pub height: u32,
+}
+
+impl<T: Real> Cam<T> {
+    pub fn new(c: &Camera) -> Self {
+        let f = |v: f64| T::from(v).unwrap_or_else(T::nan);
+        let r = c.rotation;
+        let w = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f(r.col(j)[i])));
+        let ctr = c.center();
+        let (tx, ty) = c.tan_half_fov();
+        // Asymmetric limits follow the principal point so that off-centre cameras clamp alike.
+        let lim_x = (
+            f(-(c.cx / c.fx + GUARD_BAND * tx)),
+            f((c.width as f64 - c.cx) / c.fx + GUARD_BAND * tx),
+        );
+        let lim_y = (
+            f(-(c.cy / c.fy + GUARD_BAND * ty)),
+            f((c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty),
+        );
+        Cam {
+            w,
+            t: c.translation.to_array().map(f),
+            center: ctr.to_array().map(f),
+            fx: f(c.fx),
+            fy: f(c.fy),
+            cx: f(c.cx),
+            cy: f(c.cy),
+            lim_x,
+            lim_y,
+            width: c.width,
+            height: c.height,
+        }
+    }
+
+    pub fn tiles(&self) -> (u32, u32) {
+        (
+            self.width.div_ceil(TILE_SIZE),
+            self.height.div_ceil(TILE_SIZE),
+        )
+    }
+}
+
+/// The result of projecting one Gaussian.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Projected<T> {
+    pub visible: bool,
+    pub mean2d: [T; 2],
+    /// Inverse of the 2D covariance as (a, b, c) of [[a, b], [b, c]].
+    pub conic: [T; 3],
+    pub opacity: T,
+    pub color: [T; 3],
+    pub depth: T,
+    pub radius: u32,
+    /// Tile rectangle [x0, y0, x1, y1), in tiles.
+    pub rect: [u32; 4],
+    pub color_clamped: [bool; 3],
+    pub guard_clamped: [bool; 2],
+}
+
+fn c<T: Real>(v: f64) -> T {
+    T::from(v).unwrap_or_else(T::nan)
+}
+
+fn matvec<T: Real>(m: &[[T; 3]; 3], v: [T; 3]) -> [T; 3] {
+    [0, 1, 2].map(|i| m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2])
+}
+
+fn mat_t_vec<T: Real>(m: &[[T; 3]; 3], v: [T; 3]) -> [T; 3] {
+    [0, 1, 2].map(|i| m[0][i] * v[0] + m[1][i] * v[1] + m[2][i] * v[2])
+}
+
+fn matmul<T: Real>(a: &[[T; 3]; 3], b: &[[T; 3]; 3]) -> [[T; 3]; 3] {
+    [0, 1, 2].map(|i| [0, 1, 2].map(|j| a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j]))
+}
+
+fn transpose<T: Real>(a: &[[T; 3]; 3]) -> [[T; 3]; 3] {
+    [0, 1, 2].map(|i| [0, 1, 2].map(|j| a[j][i]))
+}
+
+/// Rotation matrix of a unit quaternion (w, x, y, z).
+fn quat_to_mat<T: Real>(q: [T; 4]) -> [[T; 3]; 3] {
+    let [w, x, y, z] = q;
+    let one = T::one();
+    let two: T = c(2.0);
+    [
+        [
+            one - two * (y * y + z * z),
+            two * (x * y - w * z),
+            two * (x * z + w * y),
+        ],
+        [
+            two * (x * y + w * z),
+            one - two * (x * x + z * z),
+            two * (y * z - w * x),
+        ],
+        [
+            two * (x * z - w * y),
+            two * (y * z + w * x),
+            one - two * (x * x + y * y),
+        ],
+    ]
+}
+
+/// Backward of [`quat_to_mat`]: dL/dq for a unit quaternion given dL/dR.
+fn quat_to_mat_backward<T: Real>(q: [T; 4], g: &[[T; 3]; 3]) -> [T; 4] {
+    let [w, x, y, z] = q;
+    let two: T = c(2.0);
+    let dw = two * (x * (g[2][1] - g[1][2]) + y * (g[0][2] - g[2][0]) + z * (g[1][0] - g[0][1]));
+    let dx = two
+        * (-two * x * (g[1][1] + g[2][2])
+            + y * (g[1][0] + g[0][1])
+            + z * (g[2][0] + g[0][2])
+            + w * (g[2][1] - g[1][2]));
+    let dy = two
+        * (x * (g[1][0] + g[0][1]) - two * y * (g[0][0] + g[2][2])
+            + z * (g[2][1] + g[1][2])
+            + w * (g[0][2] - g[2][0]));
+    let dz = two
+        * (x * (g[2][0] + g[0][2]) + y * (g[2][1] + g[1][2]) - two * z * (g[0][0] + g[1][1])
+            + w * (g[1][0] - g[0][1]));
+    [dw, dx, dy, dz]
+}
+
+/// Intermediate values of one projection, shared by the forward and the backward.
+struct Geometry<T> {
+    qn: [T; 4],
+    qnorm: T,
+    rot: [[T; 3]; 3],
+    scale: [T; 3],
+    /// Camera-space covariance W Σ Wᵀ.
+    cov_cam: [[T; 3]; 3],
+    /// Camera-space centre.
+    t: [T; 3],
+    /// Centre with x and y clamped to the guard band, used only by the Jacobian.
+    t_clamped: [T; 2],
+    guard: [bool; 2],
+    jac: [[T; 3]; 2],
+    /// 2D covariance after the low-pass, (a, b, c).
+    cov2d: [T; 3],
+}
+
+fn geometry<T: Real>(s: &Splats<T>, i: usize, cam: &Cam<T>) -> Geometry<T> {
+    let q = s.quats[i];
+    let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
+    let qn = q.map(|v| v / qnorm);
+    let rot = quat_to_mat(qn);
+    let scale = s.log_scales[i].map(|v| v.exp());
+    // M = R S, Σ = M Mᵀ.
+    let m = [0, 1, 2].map(|r| [0, 1, 2].map(|k| rot[r][k] * scale[k]));
+    let sigma = matmul(&m, &transpose(&m));
+    let cov_cam = matmul(&matmul(&cam.w, &sigma), &transpose(&cam.w));
+    let mu = s.means[i];
+    let wm = matvec(&cam.w, mu);
+    let t = [wm[0] + cam.t[0], wm[1] + cam.t[1], wm[2] + cam.t[2]];
+    let (xr, yr) = (t[0] / t[2], t[1] / t[2]);
+    let xc = xr.max(cam.lim_x.0).min(cam.lim_x.1);
+    let yc = yr.max(cam.lim_y.0).min(cam.lim_y.1);
+    let guard = [xc != xr, yc != yr];
+    let t_clamped = [xc * t[2], yc * t[2]];
+    let z2 = t[2] * t[2];
+    let jac = [
+        [cam.fx / t[2], T::zero(), -cam.fx * t_clamped[0] / z2],
+        [T::zero(), cam.fy / t[2], -cam.fy * t_clamped[1] / z2],
+    ];
+    let lp: T = c(LOW_PASS);
+    let js = |r: usize, k: usize| -> T {
+        let mut acc = T::zero();
+        for a in 0..3 {
+            for b in 0..3 {
+                acc = acc + jac[r][a] * cov_cam[a][b] * jac[k][b];
+            }
+        }
+        acc
+    };
+    let cov2d = [js(0, 0) + lp, js(0, 1), js(1, 1) + lp];
+    Geometry {
+        qn,
+        qnorm,
+        rot,
+        scale,
+        cov_cam,
+        t,
+        t_clamped,
+        guard,
+        jac,
+        cov2d,
+    }
+}
+
+/// Projects Gaussian `i`. Culls those behind the near plane, with a singular footprint,
+/// non-finite values, or no tile on screen.
+pub(crate) fn project_one<T: Real>(
+    s: &Splats<T>,
+    i: usize,
+    cam: &Cam<T>,
+    near: T,
+    sh_degree: usize,
+) -> Projected<T> {
+    let mut p = Projected::<T>::default();
+    let mu = s.means[i];
+    let wm = matvec(&cam.w, mu);
+    let tz = wm[2] + cam.t[2];
+    if !(tz > near) {
+        return p;
+    }
+    let g = geometry(s, i, cam);
+    let [a, b, cc] = g.cov2d;
+    let det = a * cc - b * b;
+    if !(det > T::zero()) || !det.is_finite() {
+        return p;
+    }
+    let conic = [cc / det, -b / det, a / det];
+    let mean2d = [
+        cam.fx * g.t[0] / g.t[2] + cam.cx,
+        cam.fy * g.t[1] / g.t[2] + cam.cy,
+    ];
+    let mid = c::<T>(0.5) * (a + cc);
+    let lambda = mid + (mid * mid - det).max(c(0.1)).sqrt();
+    let r = (c::<T>(EXTENT_SIGMAS) * lambda.sqrt()).ceil();
+    if !r.is_finite() || !mean2d[0].is_finite() || !mean2d[1].is_finite() {
+        return p;
+    }
+    let (tiles_x, tiles_y) = cam.tiles();
+    let ts: T = c(TILE_SIZE as f64);
+    let clampi = |v: T, hi: u32| -> u32 {
+        let v = v.to_f64().unwrap_or(0.0);
+        v.max(0.0).min(hi as f64) as u32
+    };
+    let rect = [
+        clampi(((mean2d[0] - r) / ts).floor(), tiles_x),
+        clampi(((mean2d[1] - r) / ts).floor(), tiles_y),
+        clampi(((mean2d[0] + r) / ts).ceil(), tiles_x),
+        clampi(((mean2d[1] + r) / ts).ceil(), tiles_y),
+    ];
+    if rect[0] >= rect[2] || rect[1] >= rect[3] {
+        return p;
+    }
+    let dir = view_dir(mu, cam);
+    let (color, color_clamped) = sh::eval_color(sh_degree, s.sh_of(i), dir.0);
+    p.visible = true;
+    p.mean2d = mean2d;
+    p.conic = conic;
+    p.opacity = sigmoid(s.opacity_logits[i]);
+    p.color = color;
+    p.depth = g.t[2];
+    p.radius = r.to_u32().unwrap_or(0);
+    p.rect = rect;
+    p.color_clamped = color_clamped;
+    p.guard_clamped = g.guard;
+    p
+}
+
+/// Unit direction from the camera centre to `mu`, and the distance.
+fn view_dir<T: Real>(mu: [T; 3], cam: &Cam<T>) -> ([T; 3], T) {
+    let v = [
+        mu[0] - cam.center[0],
+        mu[1] - cam.center[1],
+        mu[2] - cam.center[2],
+    ];
+    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    (v.map(|x| x / n), n)
+}
+
+/// Screen-space gradients of one Gaussian, as accumulated by the rasterizer backward.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ScreenGrad<T> {
+    pub mean2d: [T; 2],
+    pub conic: [T; 3],
+    pub opacity: T,
+    pub color: [T; 3],
+}
+
+/// Parameter gradients of one Gaussian.
+pub(crate) struct ParamGrad<T> {
+    pub mean: [T; 3],
+    pub log_scale: [T; 3],
+    pub quat: [T; 4],
+    pub opacity_logit: T,
+}
+
+/// Backward of [`project_one`] for a visible Gaussian: chains the screen-space gradients to the
+/// parameters, writing the SH gradient into `d_sh`.
+pub(crate) fn project_one_backward<T: Real>(
+    s: &Splats<T>,
+    i: usize,
+    cam: &Cam<T>,
+    p: &Projected<T>,
+    sg: &ScreenGrad<T>,
+    sh_degree: usize,
+    d_sh: &mut [T],
+) -> ParamGrad<T> {
+    let zero = T::zero();
+    let g = geometry(s, i, cam);
+    let mu = s.means[i];
+
+    // Opacity through the sigmoid.
+    let o = p.opacity;
+    let d_logit = sg.opacity * o * (T::one() - o);
+
+    // Colour through SH, and the view direction back to the mean.
+    let (dir, dist) = view_dir(mu, cam);
+    let d_dir =
+        sh::eval_color_backward(sh_degree, s.sh_of(i), dir, p.color_clamped, sg.color, d_sh);
+    let dd = dir[0] * d_dir[0] + dir[1] * d_dir[1] + dir[2] * d_dir[2];
+    let mut d_mu = [0, 1, 2].map(|k| (d_dir[k] - dir[k] * dd) / dist);
+
+    // Conic -> 2D covariance: dΣ2 = -Σ2⁻¹ dConic Σ2⁻¹ on symmetric matrices, where the scalar
+    // b of the conic stands for both off-diagonal entries.
+    let [ca, cb, cc] = p.conic;
+    let ginv = [
+        [sg.conic[0], sg.conic[1] * c(0.5)],
+        [sg.conic[1] * c(0.5), sg.conic[2]],
+    ];
+    let inv = [[ca, cb], [cb, cc]];
+    let mut g2 = [[zero; 2]; 2];
+    for r in 0..2 {
+        for k in 0..2 {
+            let mut acc = zero;
+            for a in 0..2 {
+                for b in 0..2 {
+                    acc = acc + inv[r][a] * ginv[a][b] * inv[b][k];
+                }
+            }
+            g2[r][k] = -acc;
+        }
+    }
+
+    // Σ2 = J Σc Jᵀ: dΣc = Jᵀ G J, dJ = 2 G J Σc.
+    let jac = &g.jac;
+    let mut g_cov_cam = [[zero; 3]; 3];
+    for a in 0..3 {
+        for b in 0..3 {
+            let mut acc = zero;
+            for r in 0..2 {
+                for k in 0..2 {
+                    acc = acc + jac[r][a] * g2[r][k] * jac[k][b];
+                }
+            }
+            g_cov_cam[a][b] = acc;
+        }
+    }
+    let mut g_j = [[zero; 3]; 2];
+    let two: T = c(2.0);
+    for r in 0..2 {
+        for a in 0..3 {
+            let mut acc = zero;
+            for k in 0..2 {
+                for b in 0..3 {
+                    acc = acc + g2[r][k] * jac[k][b] * g.cov_cam[b][a];
+                }
+            }
+            g_j[r][a] = two * acc;
+        }
+    }
+
+    // J depends on the camera-space centre t (clamped x, y only through t_z).
+    let (tz, tz2) = (g.t[2], g.t[2] * g.t[2]);
+    let tz3 = tz2 * tz;
+    let mut d_t = [zero; 3];
+    d_t[2] = d_t[2] - g_j[0][0] * cam.fx / tz2 - g_j[1][1] * cam.fy / tz2;
+    let f = [cam.fx, cam.fy];
+    for (r, fr) in f.iter().enumerate() {
+        let tc = g.t_clamped[r];
+        if g.guard[r] {
+            // t' = x_c t_z with x_c fixed: J = -f x_c / t_z.
+            let xc = tc / tz;
+            d_t[2] = d_t[2] + g_j[r][2] * *fr * xc / tz2;
+        } else {
+            d_t[r] = d_t[r] - g_j[r][2] * *fr / tz2;
+            d_t[2] = d_t[2] + g_j[r][2] * two * *fr * tc / tz3;
+        }
+    }
+
+    // Projected mean.
+    d_t[0] = d_t[0] + sg.mean2d[0] * cam.fx / tz;
+    d_t[1] = d_t[1] + sg.mean2d[1] * cam.fy / tz;
+    d_t[2] = d_t[2] - sg.mean2d[0] * cam.fx * g.t[0] / tz2 - sg.mean2d[1] * cam.fy * g.t[1] / tz2;
+
+    let d_mu_t = mat_t_vec(&cam.w, d_t);
+    for k in 0..3 {
+        d_mu[k] = d_mu[k] + d_mu_t[k];
+    }
+
+    // Σc = W Σ Wᵀ -> dΣ = Wᵀ dΣc W; Σ = M Mᵀ -> dM = 2 dΣ M (dΣ symmetric).
+    let g_sigma = matmul(&matmul(&transpose(&cam.w), &g_cov_cam), &cam.w);
+    let m = [0, 1, 2].map(|r| [0, 1, 2].map(|k| g.rot[r][k] * g.scale[k]));
+    let g_m = [0, 1, 2].map(|r| {
+        [0, 1, 2].map(|k| {
+            two * (g_sigma[r][0] * m[0][k] + g_sigma[r][1] * m[1][k] + g_sigma[r][2] * m[2][k])
+        })
+    });
+    // M = R S: dS_k = (Rᵀ dM)_kk, dR = dM S.
+    let d_scale = [0, 1, 2]
+        .map(|k| g.rot[0][k] * g_m[0][k] + g.rot[1][k] * g_m[1][k] + g.rot[2][k] * g_m[2][k]);
+    let d_log_scale = [0, 1, 2].map(|k| d_scale[k] * g.scale[k]);
+    let g_rot = [0, 1, 2].map(|r| [0, 1, 2].map(|k| g_m[r][k] * g.scale[k]));
+    let d_qn = quat_to_mat_backward(g.qn, &g_rot);
+    let dot = g.qn[0] * d_qn[0] + g.qn[1] * d_qn[1] + g.qn[2] * d_qn[2] + g.qn[3] * d_qn[3];
+    let d_quat = [0, 1, 2, 3].map(|k| (d_qn[k] - g.qn[k] * dot) / g.qnorm);
+
+    ParamGrad {
+        mean: d_mu,
+        log_scale: d_log_scale,
+        quat: d_quat,
+        opacity_logit: d_logit,
+    }
+}

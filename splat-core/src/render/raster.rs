@@ -1,0 +1,323 @@
+//! Tile binning and front-to-back compositing per 16x16 tile, forward and backward.
+
+use rayon::prelude::*;
+
+use super::project::{Projected, ScreenGrad};
+use super::{Real, TILE_SIZE};
+
+/// Largest alpha a single Gaussian may reach, so that transmittance never hits zero.
+pub const MAX_ALPHA: f64 = 0.99;
+/// Alphas below this are skipped (they would not change an 8-bit image).
+pub const MIN_ALPHA: f64 = 1.0 / 255.0;
+/// A pixel stops once its transmittance would drop below this.
+pub const MIN_TRANSMITTANCE: f64 = 1e-4;
+
+/// Per-tile lists of Gaussian indices, front to back.
+pub(crate) struct Bins {
+    /// Start of each tile's list in `ids`; one more entry than tiles.
+    pub offsets: Vec<usize>,
+    pub ids: Vec<u32>,
+}
+
+/// Bins visible Gaussians into the tiles their rectangles touch and depth-sorts each list.
+pub(crate) fn bin<T: Real>(proj: &[Projected<T>], tiles_x: u32, tiles_y: u32) -> Bins {
+    let n_tiles = (tiles_x * tiles_y) as usize;
+    let mut counts = vec![0usize; n_tiles + 1];
+    for p in proj.iter().filter(|p| p.visible) {
+        for ty in p.rect[1]..p.rect[3] {
+            for tx in p.rect[0]..p.rect[2] {
+                counts[(ty * tiles_x + tx) as usize + 1] += 1;
+            }
+        }
+    }
+    for t in 0..n_tiles {
+        counts[t + 1] += counts[t];
+    }
+    let offsets = counts;
+    let mut fill = offsets.clone();
+    let mut ids = vec![0u32; offsets[n_tiles]];
+    for (i, p) in proj.iter().enumerate().filter(|(_, p)| p.visible) {
+        for ty in p.rect[1]..p.rect[3] {
+            for tx in p.rect[0]..p.rect[2] {
+                let t = (ty * tiles_x + tx) as usize;
+                ids[fill[t]] = i as u32;
+                fill[t] += 1;
+            }
+        }
+    }
+    for_each_tile_slice(&offsets, &mut ids, |_, list| {
+        // Ties broken by index so that the order, and so the image, is deterministic.
+        list.sort_unstable_by(|&a, &b| {
+            proj[a as usize]
+                .depth
+                .partial_cmp(&proj[b as usize].depth)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+    });
+    Bins { offsets, ids }
+}
+
+/// Runs `f` over each tile's mutable slice of `data` in parallel.
+fn for_each_tile_slice<U: Send, F: Fn(usize, &mut [U]) + Sync>(
+    offsets: &[usize],
+    data: &mut [U],
+    f: F,
+) {
+    let mut slices = Vec::with_capacity(offsets.len() - 1);
+    let mut rest = data;
+    for t in 0..offsets.len() - 1 {
+        let (head, tail) = rest.split_at_mut(offsets[t + 1] - offsets[t]);
+        slices.push((t, head));
+        rest = tail;
+    }
+    slices.into_par_iter().for_each(|(t, s)| f(t, s));
+}
+
+/// What the forward leaves for the backward, per pixel.
+pub(crate) struct PixelState<T> {
+    pub final_t: Vec<T>,
+    /// Number of entries of the tile list walked before the pixel stopped (last blended + 1).
+    pub n_contrib: Vec<u32>,
+}
+
+/// A Gaussian's screen-space data packed for the inner loop.
+#[derive(Clone, Copy)]
+struct Splat2d<T> {
+    xy: [T; 2],
+    conic: [T; 3],
+    opacity: T,
+    color: [T; 3],
+}
+
+fn gather<T: Real>(proj: &[Projected<T>], list: &[u32]) -> Vec<Splat2d<T>> {
+    list.iter()
+        .map(|&g| {
+            let p = &proj[g as usize];
+            Splat2d {
+                xy: p.mean2d,
+                conic: p.conic,
+                opacity: p.opacity,
+                color: p.color,
+            }
+        })
+        .collect()
+}
+
+fn c<T: Real>(v: f64) -> T {
+    T::from(v).unwrap_or_else(T::nan)
+}
+
+/// 64-bit mixer (splitmix64 finaliser) for the signature of discrete decisions.
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Evaluates one Gaussian at a pixel: (alpha, G, whether alpha hit the clamp); None when skipped.
+#[inline(always)]
+fn eval<T: Real>(s: &Splat2d<T>, px: T, py: T, max_a: T, min_a: T) -> Option<(T, T, bool, T, T)> {
+    let dx = s.xy[0] - px;
+    let dy = s.xy[1] - py;
+    let half: T = c(0.5);
+    let power = -half * (s.conic[0] * dx * dx + s.conic[2] * dy * dy) - s.conic[1] * dx * dy;
+    if power > T::zero() {
+        return None;
+    }
+    let g = power.exp();
+    let raw = s.opacity * g;
+    let clamped = raw > max_a;
+    let alpha = if clamped { max_a } else { raw };
+    if alpha < min_a {
+        return None;
+    }
+    Some((alpha, g, clamped, dx, dy))
+}
+
+/// Composites every tile front to back. Returns the RGB image, per-pixel state, and the
+/// signature of the blend decisions when `signature` is set.
+pub(crate) fn forward<T: Real>(
+    proj: &[Projected<T>],
+    bins: &Bins,
+    width: u32,
+    height: u32,
+    tiles_x: u32,
+    bg: [T; 3],
+    signature: bool,
+) -> (Vec<T>, PixelState<T>, u64) {
+    let (w, h) = (width as usize, height as usize);
+    let n_tiles = bins.offsets.len() - 1;
+    let max_a: T = c(MAX_ALPHA);
+    let min_a: T = c(MIN_ALPHA);
+    let min_t: T = c(MIN_TRANSMITTANCE);
+    let half: T = c(0.5);
+    type TileOut<T> = (usize, Vec<[T; 3]>, Vec<T>, Vec<u32>, u64);
+    let tiles: Vec<TileOut<T>> = (0..n_tiles)
+        .into_par_iter()
+        .map(|t| {
+            let list = &bins.ids[bins.offsets[t]..bins.offsets[t + 1]];
+            let splats = gather(proj, list);
+            let x0 = (t as u32 % tiles_x) * TILE_SIZE;
+            let y0 = (t as u32 / tiles_x) * TILE_SIZE;
+            let x1 = (x0 + TILE_SIZE).min(width);
+            let y1 = (y0 + TILE_SIZE).min(height);
+            let npix = ((x1 - x0) * (y1 - y0)) as usize;
+            let mut rgb = Vec::with_capacity(npix);
+            let mut fin = Vec::with_capacity(npix);
+            let mut ncon = Vec::with_capacity(npix);
+            let mut sig = 0u64;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let px = c::<T>(x as f64) + half;
+                    let py = c::<T>(y as f64) + half;
+                    let mut tr = T::one();
+                    let mut col = [T::zero(); 3];
+                    let mut last = 0u32;
+                    let mut h = 0u64;
+                    for (j, s) in splats.iter().enumerate() {
+                        let Some((alpha, _, clamped, _, _)) = eval(s, px, py, max_a, min_a) else {
+                            continue;
+                        };
+                        let next = tr * (T::one() - alpha);
+                        if next < min_t {
+                            if signature {
+                                h = mix(h ^ (list[j] as u64) ^ (1 << 40));
+                            }
+                            break;
+                        }
+                        for k in 0..3 {
+                            col[k] = col[k] + s.color[k] * alpha * tr;
+                        }
+                        tr = next;
+                        last = j as u32 + 1;
+                        if signature {
+                            h = mix(h ^ (list[j] as u64) ^ ((clamped as u64) << 41));
+                        }
+                    }
+                    rgb.push([
+                        col[0] + tr * bg[0],
+                        col[1] + tr * bg[1],
+                        col[2] + tr * bg[2],
+                    ]);
+                    fin.push(tr);
+                    ncon.push(last);
+                    if signature {
+                        sig = sig.wrapping_add(mix(h ^ ((y as u64) << 20 | x as u64)));
+                    }
+                }
+            }
+            (t, rgb, fin, ncon, sig)
+        })
+        .collect();
+    let mut image = vec![T::zero(); w * h * 3];
+    let mut final_t = vec![T::zero(); w * h];
+    let mut n_contrib = vec![0u32; w * h];
+    let mut sig = 0u64;
+    for (t, rgb, fin, ncon, s) in tiles {
+        let x0 = (t as u32 % tiles_x * TILE_SIZE) as usize;
+        let y0 = (t as u32 / tiles_x * TILE_SIZE) as usize;
+        let tw = (x0 + TILE_SIZE as usize).min(w) - x0;
+        for (k, ((c3, f), n)) in rgb.iter().zip(&fin).zip(&ncon).enumerate() {
+            let p = (y0 + k / tw) * w + x0 + k % tw;
+            image[p * 3..p * 3 + 3].copy_from_slice(c3);
+            final_t[p] = *f;
+            n_contrib[p] = *n;
+        }
+        sig = sig.wrapping_add(s);
+    }
+    (image, PixelState { final_t, n_contrib }, sig)
+}
+
+/// Backward of [`forward`]: screen-space gradients per tile-list entry, summed per Gaussian.
+pub(crate) fn backward<T: Real>(
+    proj: &[Projected<T>],
+    bins: &Bins,
+    state: &PixelState<T>,
+    d_image: &[T],
+    width: u32,
+    height: u32,
+    tiles_x: u32,
+    bg: [T; 3],
+) -> Vec<ScreenGrad<T>> {
+    let w = width as usize;
+    let max_a: T = c(MAX_ALPHA);
+    let min_a: T = c(MIN_ALPHA);
+    let half: T = c(0.5);
+    let mut entry_grads = vec![ScreenGrad::<T>::default(); bins.ids.len()];
+    for_each_tile_slice(&bins.offsets, &mut entry_grads, |t, grads| {
+        if grads.is_empty() {
+            return;
+        }
+        let list = &bins.ids[bins.offsets[t]..bins.offsets[t + 1]];
+        let splats = gather(proj, list);
+        let x0 = (t as u32 % tiles_x) * TILE_SIZE;
+        let y0 = (t as u32 / tiles_x) * TILE_SIZE;
+        let x1 = (x0 + TILE_SIZE).min(width);
+        let y1 = (y0 + TILE_SIZE).min(height);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let p = y as usize * w + x as usize;
+                let n = state.n_contrib[p] as usize;
+                if n == 0 {
+                    continue;
+                }
+                let dl = [d_image[p * 3], d_image[p * 3 + 1], d_image[p * 3 + 2]];
+                let t_final = state.final_t[p];
+                let bg_dot = bg[0] * dl[0] + bg[1] * dl[1] + bg[2] * dl[2];
+                let px = c::<T>(x as f64) + half;
+                let py = c::<T>(y as f64) + half;
+                let mut tr = t_final;
+                let mut behind = [T::zero(); 3];
+                let mut last_alpha = T::zero();
+                let mut last_color = [T::zero(); 3];
+                for j in (0..n).rev() {
+                    let s = &splats[j];
+                    let Some((alpha, g, clamped, dx, dy)) = eval(s, px, py, max_a, min_a) else {
+                        continue;
+                    };
+                    let one_m = T::one() - alpha;
+                    tr = tr / one_m;
+                    let wgt = alpha * tr;
+                    let mut d_alpha = T::zero();
+                    let e = &mut grads[j];
+                    for k in 0..3 {
+                        behind[k] =
+                            last_alpha * last_color[k] + (T::one() - last_alpha) * behind[k];
+                        last_color[k] = s.color[k];
+                        d_alpha = d_alpha + (s.color[k] - behind[k]) * dl[k];
+                        e.color[k] = e.color[k] + wgt * dl[k];
+                    }
+                    d_alpha = d_alpha * tr - t_final / one_m * bg_dot;
+                    last_alpha = alpha;
+                    if clamped {
+                        // alpha = MAX_ALPHA does not depend on the Gaussian here.
+                        continue;
+                    }
+                    e.opacity = e.opacity + g * d_alpha;
+                    let d_g = s.opacity * d_alpha * g;
+                    // d power / d(dx, dy), with d = mean2d - pixel.
+                    e.mean2d[0] = e.mean2d[0] + d_g * (-s.conic[0] * dx - s.conic[1] * dy);
+                    e.mean2d[1] = e.mean2d[1] + d_g * (-s.conic[2] * dy - s.conic[1] * dx);
+                    e.conic[0] = e.conic[0] - half * d_g * dx * dx;
+                    e.conic[1] = e.conic[1] - d_g * dx * dy;
+                    e.conic[2] = e.conic[2] - half * d_g * dy * dy;
+                }
+            }
+        }
+    });
+    let mut out = vec![ScreenGrad::<T>::default(); proj.len()];
+    for (e, &g) in entry_grads.iter().zip(&bins.ids) {
+        let o = &mut out[g as usize];
+        for k in 0..2 {
+            o.mean2d[k] = o.mean2d[k] + e.mean2d[k];
+        }
+        for k in 0..3 {
+            o.conic[k] = o.conic[k] + e.conic[k];
+            o.color[k] = o.color[k] + e.color[k];
+        }
+        o.opacity = o.opacity + e.opacity;
+    }
+    out
+}
