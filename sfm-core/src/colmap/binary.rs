@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D, Reconstruction};
+use super::{
+    read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D,
+    Reconstruction,
+};
 
 /// Binary sentinel for "this keypoint observes no 3D point".
 const INVALID_POINT3D_ID: u64 = u64::MAX;
@@ -26,7 +29,12 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(path: &'a Path, bytes: &'a [u8]) -> Self {
-        Self { path, bytes, pos: 0, record: Record::Header }
+        Self {
+            path,
+            bytes,
+            pos: 0,
+            record: Record::Header,
+        }
     }
 
     fn truncated(&self, field: &str) -> ColmapError {
@@ -36,12 +44,23 @@ impl<'a> Cursor<'a> {
             Record::Image(i) => format!("image #{i}"),
             Record::Point(i) => format!("point3D #{i}"),
         };
-        let what = if matches!(self.record, Record::Header) { record } else { format!("{field} of {record}") };
-        ColmapError::Truncated { path: self.path.to_path_buf(), what }
+        let what = if matches!(self.record, Record::Header) {
+            record
+        } else {
+            format!("{field} of {record}")
+        };
+        ColmapError::Truncated {
+            path: self.path.to_path_buf(),
+            what,
+        }
     }
 
     fn take<const N: usize>(&mut self, field: &str) -> Result<[u8; N], ColmapError> {
-        let end = self.pos.checked_add(N).filter(|&e| e <= self.bytes.len()).ok_or_else(|| self.truncated(field))?;
+        let end = self
+            .pos
+            .checked_add(N)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| self.truncated(field))?;
         let mut out = [0u8; N];
         out.copy_from_slice(&self.bytes[self.pos..end]);
         self.pos = end;
@@ -74,7 +93,10 @@ impl<'a> Cursor<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(ColmapError::NonFinite { path: self.path.to_path_buf(), what: format!("{field} of {} {id}", self.kind()) })
+            Err(ColmapError::NonFinite {
+                path: self.path.to_path_buf(),
+                what: format!("{field} of {} {id}", self.kind()),
+            })
         }
     }
 
@@ -94,13 +116,18 @@ impl<'a> Cursor<'a> {
     /// A count read from the file, capped for preallocation by what the file can hold, so
     /// that a corrupt count cannot request an absurd allocation.
     fn capacity(&self, count: u64, min_record_size: usize) -> usize {
-        usize::try_from(count).unwrap_or(usize::MAX).min(self.remaining() / min_record_size.max(1))
+        usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(self.remaining() / min_record_size.max(1))
     }
 
     fn finish(self) -> Result<(), ColmapError> {
         match self.remaining() {
             0 => Ok(()),
-            bytes => Err(ColmapError::TrailingData { path: self.path.to_path_buf(), bytes }),
+            bytes => Err(ColmapError::TrailingData {
+                path: self.path.to_path_buf(),
+                bytes,
+            }),
         }
     }
 }
@@ -111,7 +138,11 @@ pub fn read_binary(dir: impl AsRef<Path>) -> Result<Reconstruction, ColmapError>
     let cameras = read_cameras(&dir.join("cameras.bin"))?;
     let images = read_images(&dir.join("images.bin"))?;
     let points3d = read_points(&dir.join("points3D.bin"))?;
-    let rec = Reconstruction { cameras, images, points3d };
+    let rec = Reconstruction {
+        cameras,
+        images,
+        points3d,
+    };
     rec.validate(dir, "bin")?;
     Ok(rec)
 }
@@ -125,13 +156,16 @@ fn read_cameras(path: &Path) -> Result<Vec<Camera>, ColmapError> {
         c.record = Record::Camera(i as usize);
         let id = c.u32("camera_id")?;
         let model_id = c.i32("model_id")?;
-        let model = CameraModel::from_id(model_id).ok_or_else(|| ColmapError::UnsupportedCameraModel {
-            path: path.to_path_buf(),
-            model: CameraModel::describe_id(model_id),
-        })?;
+        let model =
+            CameraModel::from_id(model_id).ok_or_else(|| ColmapError::UnsupportedCameraModel {
+                path: path.to_path_buf(),
+                model: CameraModel::describe_id(model_id),
+            })?;
         let width = c.u64("width")?;
         let height = c.u64("height")?;
-        let params = (0..model.num_params()).map(|_| c.finite("params", id)).collect::<Result<Vec<_>, _>>()?;
+        let params = (0..model.num_params())
+            .map(|_| c.finite("params", id))
+            .collect::<Result<Vec<_>, _>>()?;
         cameras.push(Camera::new(id, model, width, height, params)?);
     }
     c.finish()?;
@@ -173,9 +207,19 @@ fn read_images(path: &Path) -> Result<Vec<Image>, ColmapError> {
             let x = c.finite("points2D x", id)?;
             let y = c.finite("points2D y", id)?;
             let pid = c.u64("points2D point3D_id")?;
-            points2d.push(Point2D { xy: [x, y], point3d_id: (pid != INVALID_POINT3D_ID).then_some(pid) });
+            points2d.push(Point2D {
+                xy: [x, y],
+                point3d_id: (pid != INVALID_POINT3D_ID).then_some(pid),
+            });
         }
-        images.push(Image { id, qvec, tvec, camera_id, name, points2d });
+        images.push(Image {
+            id,
+            qvec,
+            tvec,
+            camera_id,
+            name,
+            points2d,
+        });
     }
     c.finish()?;
     Ok(images)
@@ -200,7 +244,13 @@ fn read_points(path: &Path) -> Result<Vec<Point3D>, ColmapError> {
         for _ in 0..len {
             track.push((c.u32("track image_id")?, c.u32("track point2D_idx")?));
         }
-        points.push(Point3D { id, xyz, rgb, error, track });
+        points.push(Point3D {
+            id,
+            xyz,
+            rgb,
+            error,
+            track,
+        });
     }
     c.finish()?;
     Ok(points)
@@ -215,7 +265,11 @@ pub fn write_binary(dir: impl AsRef<Path>, rec: &Reconstruction) -> Result<(), C
     check_names(&dir.join("images.bin"), rec)?;
     write_files_atomically(
         dir,
-        &[("cameras.bin", encode_cameras(rec)), ("images.bin", encode_images(rec)), ("points3D.bin", encode_points(rec))],
+        &[
+            ("cameras.bin", encode_cameras(rec)),
+            ("images.bin", encode_images(rec)),
+            ("points3D.bin", encode_points(rec)),
+        ],
     )
 }
 
@@ -247,7 +301,11 @@ fn encode_cameras(rec: &Reconstruction) -> Vec<u8> {
 }
 
 fn encode_images(rec: &Reconstruction) -> Vec<u8> {
-    let size: usize = rec.images.iter().map(|im| 73 + im.name.len() + 24 * im.points2d.len()).sum();
+    let size: usize = rec
+        .images
+        .iter()
+        .map(|im| 73 + im.name.len() + 24 * im.points2d.len())
+        .sum();
     let mut out = Vec::with_capacity(8 + size);
     out.extend_from_slice(&(rec.images.len() as u64).to_le_bytes());
     for im in &rec.images {

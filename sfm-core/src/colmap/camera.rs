@@ -41,8 +41,13 @@ const COLMAP_MODEL_NAMES: [&str; 18] = [
 
 impl CameraModel {
     /// Every supported model, in id order.
-    pub const ALL: [CameraModel; 5] =
-        [CameraModel::SimplePinhole, CameraModel::Pinhole, CameraModel::SimpleRadial, CameraModel::Radial, CameraModel::OpenCv];
+    pub const ALL: [CameraModel; 5] = [
+        CameraModel::SimplePinhole,
+        CameraModel::Pinhole,
+        CameraModel::SimpleRadial,
+        CameraModel::Radial,
+        CameraModel::OpenCv,
+    ];
 
     /// COLMAP's numeric model id.
     pub fn id(self) -> i32 {
@@ -83,7 +88,10 @@ impl CameraModel {
 
     /// A readable description of a model id for error messages, e.g. `OPENCV_FISHEYE (id 5)`.
     pub(crate) fn describe_id(id: i32) -> String {
-        match usize::try_from(id).ok().and_then(|i| COLMAP_MODEL_NAMES.get(i)) {
+        match usize::try_from(id)
+            .ok()
+            .and_then(|i| COLMAP_MODEL_NAMES.get(i))
+        {
             Some(name) => format!("{name} (id {id})"),
             None => format!("id {id}"),
         }
@@ -208,7 +216,10 @@ impl Distortion {
             }
             let det = j[0] * j[3] - j[1] * j[2];
             let step = if det.abs() > 1e-12 {
-                [(j[3] * r[0] - j[1] * r[1]) / det, (-j[2] * r[0] + j[0] * r[1]) / det]
+                [
+                    (j[3] * r[0] - j[1] * r[1]) / det,
+                    (-j[2] * r[0] + j[0] * r[1]) / det,
+                ]
             } else {
                 // A singular Jacobian means we sit on the fold; a plain fixed-point step
                 // moves off it.
@@ -224,10 +235,13 @@ impl Distortion {
         }
         let d = self.distort(x);
         let err = (d[0] - p[0]).abs().max((d[1] - p[1]).abs());
-        // The Jacobian must stay positive, else the root found is past the fold of the
-        // lens model and maps to a different ray than the camera saw.
+        // Past the fold of the lens model (Jacobian no longer positive) or where the radial
+        // factor flips sign, a root maps to a different ray than the camera saw.
         let (_, j) = self.distort_with_jacobian(x);
-        (err <= 1e-9 * scale && j[0] * j[3] - j[1] * j[2] > 0.0).then_some(x)
+        let [k1, k2, _, _] = self.coefficients();
+        let r2 = x[0] * x[0] + x[1] * x[1];
+        let radial = 1.0 + k1 * r2 + k2 * r2 * r2;
+        (err <= 1e-9 * scale && j[0] * j[3] - j[1] * j[2] > 0.0 && radial > 0.0).then_some(x)
     }
 }
 
@@ -248,16 +262,38 @@ pub struct Camera {
 
 impl Camera {
     /// A camera; fails if `params` does not have the model's parameter count.
-    pub fn new(id: u32, model: CameraModel, width: u64, height: u64, params: Vec<f64>) -> Result<Self, ColmapError> {
+    pub fn new(
+        id: u32,
+        model: CameraModel,
+        width: u64,
+        height: u64,
+        params: Vec<f64>,
+    ) -> Result<Self, ColmapError> {
         if params.len() != model.num_params() {
-            return Err(ColmapError::ParamCount { model, expected: model.num_params(), got: params.len() });
+            return Err(ColmapError::ParamCount {
+                model,
+                expected: model.num_params(),
+                got: params.len(),
+            });
         }
-        Ok(Self { id, model, width, height, params })
+        Ok(Self {
+            id,
+            model,
+            width,
+            height,
+            params,
+        })
     }
 
     /// A `PINHOLE` camera.
     pub fn pinhole(id: u32, width: u64, height: u64, fx: f64, fy: f64, cx: f64, cy: f64) -> Self {
-        Self { id, model: CameraModel::Pinhole, width, height, params: vec![fx, fy, cx, cy] }
+        Self {
+            id,
+            model: CameraModel::Pinhole,
+            width,
+            height,
+            params: vec![fx, fy, cx, cy],
+        }
     }
 
     /// The parameters in COLMAP order.
@@ -275,9 +311,19 @@ impl Camera {
         let p = &self.params;
         match self.model {
             CameraModel::SimplePinhole | CameraModel::SimpleRadial | CameraModel::Radial => {
-                Intrinsics { fx: p[0], fy: p[0], cx: p[1], cy: p[2] }
+                Intrinsics {
+                    fx: p[0],
+                    fy: p[0],
+                    cx: p[1],
+                    cy: p[2],
+                }
             }
-            CameraModel::Pinhole | CameraModel::OpenCv => Intrinsics { fx: p[0], fy: p[1], cx: p[2], cy: p[3] },
+            CameraModel::Pinhole | CameraModel::OpenCv => Intrinsics {
+                fx: p[0],
+                fy: p[1],
+                cx: p[2],
+                cy: p[3],
+            },
         }
     }
 
@@ -297,7 +343,12 @@ impl Camera {
             CameraModel::SimplePinhole | CameraModel::Pinhole => Distortion::None,
             CameraModel::SimpleRadial => Distortion::Radial1 { k: d[0] },
             CameraModel::Radial => Distortion::Radial2 { k1: d[0], k2: d[1] },
-            CameraModel::OpenCv => Distortion::OpenCv { k1: d[0], k2: d[1], p1: d[2], p2: d[3] },
+            CameraModel::OpenCv => Distortion::OpenCv {
+                k1: d[0],
+                k2: d[1],
+                p1: d[2],
+                p2: d[3],
+            },
         }
     }
 

@@ -200,7 +200,11 @@ impl Reconstruction {
 
     /// A map from 3D point id to its index in `points3d`, for repeated lookups.
     pub fn point3d_index(&self) -> HashMap<u64, usize> {
-        self.points3d.iter().enumerate().map(|(i, p)| (p.id, i)).collect()
+        self.points3d
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id, i))
+            .collect()
     }
 
     /// Checks ids, references and finiteness; `dir` is only used to name files in errors.
@@ -211,39 +215,78 @@ impl Reconstruction {
         let mut camera_ids = HashSet::new();
         for c in &self.cameras {
             if !camera_ids.insert(c.id) {
-                return Err(ColmapError::DuplicateId { path: cameras_path, kind: "camera", id: c.id.into() });
+                return Err(ColmapError::DuplicateId {
+                    path: cameras_path,
+                    kind: "camera",
+                    id: c.id.into(),
+                });
             }
             if c.params().iter().any(|v| !v.is_finite()) {
-                return Err(ColmapError::NonFinite { path: cameras_path, what: format!("camera {} params", c.id) });
+                return Err(ColmapError::NonFinite {
+                    path: cameras_path,
+                    what: format!("camera {} params", c.id),
+                });
             }
         }
         let mut image_points: HashMap<u32, usize> = HashMap::new();
         for im in &self.images {
             if image_points.insert(im.id, im.points2d.len()).is_some() {
-                return Err(ColmapError::DuplicateId { path: images_path, kind: "image", id: im.id.into() });
+                return Err(ColmapError::DuplicateId {
+                    path: images_path,
+                    kind: "image",
+                    id: im.id.into(),
+                });
             }
             if !camera_ids.contains(&im.camera_id) {
-                return Err(ColmapError::MissingCamera { path: images_path, image_id: im.id, camera_id: im.camera_id });
+                return Err(ColmapError::MissingCamera {
+                    path: images_path,
+                    image_id: im.id,
+                    camera_id: im.camera_id,
+                });
             }
             if im.qvec.iter().chain(&im.tvec).any(|v| !v.is_finite()) {
-                return Err(ColmapError::NonFinite { path: images_path, what: format!("image {} pose", im.id) });
+                return Err(ColmapError::NonFinite {
+                    path: images_path,
+                    what: format!("image {} pose", im.id),
+                });
             }
-            if let Some(i) = im.points2d.iter().position(|p| !(p.xy[0].is_finite() && p.xy[1].is_finite())) {
-                return Err(ColmapError::NonFinite { path: images_path, what: format!("image {} point2D {i}", im.id) });
+            if let Some(i) = im
+                .points2d
+                .iter()
+                .position(|p| !(p.xy[0].is_finite() && p.xy[1].is_finite()))
+            {
+                return Err(ColmapError::NonFinite {
+                    path: images_path,
+                    what: format!("image {} point2D {i}", im.id),
+                });
             }
         }
         let mut point_ids = HashSet::new();
         for p in &self.points3d {
             if !point_ids.insert(p.id) {
-                return Err(ColmapError::DuplicateId { path: points_path, kind: "point3D", id: p.id });
+                return Err(ColmapError::DuplicateId {
+                    path: points_path,
+                    kind: "point3D",
+                    id: p.id,
+                });
             }
             if p.xyz.iter().any(|v| !v.is_finite()) || !p.error.is_finite() {
-                return Err(ColmapError::NonFinite { path: points_path, what: format!("point {}", p.id) });
+                return Err(ColmapError::NonFinite {
+                    path: points_path,
+                    what: format!("point {}", p.id),
+                });
             }
             for &(image_id, point2d_idx) in &p.track {
-                let ok = image_points.get(&image_id).is_some_and(|&n| (point2d_idx as usize) < n);
+                let ok = image_points
+                    .get(&image_id)
+                    .is_some_and(|&n| (point2d_idx as usize) < n);
                 if !ok {
-                    return Err(ColmapError::InvalidTrack { path: points_path, point3d_id: p.id, image_id, point2d_idx });
+                    return Err(ColmapError::InvalidTrack {
+                        path: points_path,
+                        point3d_id: p.id,
+                        image_id,
+                        point2d_idx,
+                    });
                 }
             }
         }
@@ -254,8 +297,16 @@ impl Reconstruction {
 /// Reads the model in `dir`, preferring the binary files when both forms are present.
 pub fn read(dir: impl AsRef<Path>) -> Result<Reconstruction, ColmapError> {
     let dir = dir.as_ref();
-    let has_all = |ext: &str| ["cameras", "images", "points3D"].iter().all(|n| dir.join(format!("{n}.{ext}")).is_file());
-    let has_any = |ext: &str| ["cameras", "images", "points3D"].iter().any(|n| dir.join(format!("{n}.{ext}")).is_file());
+    let has_all = |ext: &str| {
+        ["cameras", "images", "points3D"]
+            .iter()
+            .all(|n| dir.join(format!("{n}.{ext}")).is_file())
+    };
+    let has_any = |ext: &str| {
+        ["cameras", "images", "points3D"]
+            .iter()
+            .any(|n| dir.join(format!("{n}.{ext}")).is_file())
+    };
     if has_all("bin") {
         read_binary(dir)
     } else if has_all("txt") {
@@ -266,15 +317,22 @@ pub fn read(dir: impl AsRef<Path>) -> Result<Reconstruction, ColmapError> {
     } else if has_any("txt") {
         read_text(dir)
     } else {
-        Err(ColmapError::ModelNotFound { dir: dir.to_path_buf() })
+        Err(ColmapError::ModelNotFound {
+            dir: dir.to_path_buf(),
+        })
     }
 }
 
 /// Reads a whole model file, mapping "not found" to [`ColmapError::MissingFile`].
 fn read_file(path: &Path) -> Result<Vec<u8>, ColmapError> {
     std::fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ColmapError::MissingFile { path: path.to_path_buf() },
-        _ => ColmapError::Io { path: path.to_path_buf(), source },
+        std::io::ErrorKind::NotFound => ColmapError::MissingFile {
+            path: path.to_path_buf(),
+        },
+        _ => ColmapError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
     })
 }
 
@@ -284,7 +342,10 @@ static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// Writes `files` (name, bytes) into `dir`, each through a temporary file and a rename so
 /// that readers never see a half-written file.
 fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), ColmapError> {
-    std::fs::create_dir_all(dir).map_err(|source| ColmapError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ColmapError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for (name, bytes) in files {
         let path = dir.join(name);
         // Unique per process and call, so concurrent writers never share a temporary.

@@ -3,7 +3,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D, Reconstruction};
+use super::{
+    read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D,
+    Reconstruction,
+};
 
 /// Formats a float so that parsing it back yields the same bits.
 ///
@@ -20,7 +23,11 @@ fn fmt_f64(out: &mut String, v: f64) {
 
 /// A mean for the header comments, six decimals at most, trailing zeros dropped.
 fn fmt_mean(total: usize, count: usize) -> String {
-    let mean = if count == 0 { 0.0 } else { total as f64 / count as f64 };
+    let mean = if count == 0 {
+        0.0
+    } else {
+        total as f64 / count as f64
+    };
     let s = format!("{mean:.6}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -29,10 +36,18 @@ fn fmt_mean(total: usize, count: usize) -> String {
 fn text_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<(usize, &'a str)>, ColmapError> {
     let text = std::str::from_utf8(bytes).map_err(|e| ColmapError::MalformedLine {
         path: path.to_path_buf(),
-        line: bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1,
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1,
         reason: "not valid UTF-8".into(),
     })?;
-    Ok(text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).collect())
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .collect())
 }
 
 /// Whether a trimmed line carries no data.
@@ -49,30 +64,44 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(path: &'a Path, line: usize, text: &'a str) -> Self {
-        Self { path, line, rest: text.trim_start() }
+        Self {
+            path,
+            line,
+            rest: text.trim_start(),
+        }
     }
 
     fn malformed(&self, reason: String) -> ColmapError {
-        ColmapError::MalformedLine { path: self.path.to_path_buf(), line: self.line, reason }
+        ColmapError::MalformedLine {
+            path: self.path.to_path_buf(),
+            line: self.line,
+            reason,
+        }
     }
 
     fn next_token(&mut self) -> Option<&'a str> {
         if self.rest.is_empty() {
             return None;
         }
-        let end = self.rest.find(|c: char| c.is_ascii_whitespace()).unwrap_or(self.rest.len());
+        let end = self
+            .rest
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(self.rest.len());
         let token = &self.rest[..end];
         self.rest = self.rest[end..].trim_start();
         Some(token)
     }
 
     fn token(&mut self, field: &str) -> Result<&'a str, ColmapError> {
-        self.next_token().ok_or_else(|| self.malformed(format!("missing {field}")))
+        self.next_token()
+            .ok_or_else(|| self.malformed(format!("missing {field}")))
     }
 
     fn parse<T: std::str::FromStr>(&mut self, field: &str) -> Result<T, ColmapError> {
         let token = self.token(field)?;
-        token.parse().map_err(|_| self.malformed(format!("invalid {field} '{token}'")))
+        token
+            .parse()
+            .map_err(|_| self.malformed(format!("invalid {field} '{token}'")))
     }
 
     fn finite(&mut self, field: &str) -> Result<f64, ColmapError> {
@@ -80,7 +109,10 @@ impl<'a> Fields<'a> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(ColmapError::NonFinite { path: self.path.to_path_buf(), what: format!("line {}: {field}", self.line) })
+            Err(ColmapError::NonFinite {
+                path: self.path.to_path_buf(),
+                what: format!("line {}: {field}", self.line),
+            })
         }
     }
 
@@ -108,7 +140,11 @@ pub fn read_text(dir: impl AsRef<Path>) -> Result<Reconstruction, ColmapError> {
     let cameras = read_cameras(&dir.join("cameras.txt"))?;
     let images = read_images(&dir.join("images.txt"))?;
     let points3d = read_points(&dir.join("points3D.txt"))?;
-    let rec = Reconstruction { cameras, images, points3d };
+    let rec = Reconstruction {
+        cameras,
+        images,
+        points3d,
+    };
     rec.validate(dir, "txt")?;
     Ok(rec)
 }
@@ -123,14 +159,20 @@ fn read_cameras(path: &Path) -> Result<Vec<Camera>, ColmapError> {
         let mut f = Fields::new(path, line_no, line);
         let id = f.parse("CAMERA_ID")?;
         let name = f.token("MODEL")?;
-        let model = CameraModel::from_name(name)
-            .ok_or_else(|| ColmapError::UnsupportedCameraModel { path: path.to_path_buf(), model: name.to_string() })?;
+        let model =
+            CameraModel::from_name(name).ok_or_else(|| ColmapError::UnsupportedCameraModel {
+                path: path.to_path_buf(),
+                model: name.to_string(),
+            })?;
         let width = f.parse("WIDTH")?;
         let height = f.parse("HEIGHT")?;
         let mut params = Vec::with_capacity(model.num_params());
         for i in 0..model.num_params() {
             if f.is_empty() {
-                return Err(f.malformed(format!("{model} needs {} parameters, found {i}", model.num_params())));
+                return Err(f.malformed(format!(
+                    "{model} needs {} parameters, found {i}",
+                    model.num_params()
+                )));
             }
             params.push(f.finite("PARAMS")?);
         }
@@ -151,7 +193,12 @@ fn read_images(path: &Path) -> Result<Vec<Image>, ColmapError> {
         }
         let mut f = Fields::new(path, line_no, line);
         let id = f.parse("IMAGE_ID")?;
-        let qvec = [f.finite("QW")?, f.finite("QX")?, f.finite("QY")?, f.finite("QZ")?];
+        let qvec = [
+            f.finite("QW")?,
+            f.finite("QX")?,
+            f.finite("QY")?,
+            f.finite("QZ")?,
+        ];
         let tvec = [f.finite("TX")?, f.finite("TY")?, f.finite("TZ")?];
         let camera_id = f.parse("CAMERA_ID")?;
         let name = f.remainder();
@@ -170,13 +217,25 @@ fn read_images(path: &Path) -> Result<Vec<Image>, ColmapError> {
                 let point3d_id = if pid == "-1" {
                     None
                 } else {
-                    let v: u64 = pid.parse().map_err(|_| f.malformed(format!("invalid POINT3D_ID '{pid}'")))?;
+                    let v: u64 = pid
+                        .parse()
+                        .map_err(|_| f.malformed(format!("invalid POINT3D_ID '{pid}'")))?;
                     (v != u64::MAX).then_some(v)
                 };
-                points2d.push(Point2D { xy: [x, y], point3d_id });
+                points2d.push(Point2D {
+                    xy: [x, y],
+                    point3d_id,
+                });
             }
         }
-        images.push(Image { id, qvec, tvec, camera_id, name: name.to_string(), points2d });
+        images.push(Image {
+            id,
+            qvec,
+            tvec,
+            camera_id,
+            name: name.to_string(),
+            points2d,
+        });
     }
     Ok(images)
 }
@@ -199,7 +258,13 @@ fn read_points(path: &Path) -> Result<Vec<Point3D>, ColmapError> {
             let idx = f.parse("TRACK POINT2D_IDX")?;
             track.push((image_id, idx));
         }
-        points.push(Point3D { id, xyz, rgb, error, track });
+        points.push(Point3D {
+            id,
+            xyz,
+            rgb,
+            error,
+            track,
+        });
     }
     Ok(points)
 }
@@ -233,7 +298,11 @@ fn check_names(path: &PathBuf, rec: &Reconstruction) -> Result<(), ColmapError> 
         } else {
             continue;
         };
-        return Err(ColmapError::InvalidName { path: path.clone(), image_id: im.id, reason: reason.into() });
+        return Err(ColmapError::InvalidName {
+            path: path.clone(),
+            image_id: im.id,
+            reason: reason.into(),
+        });
     }
     Ok(())
 }
@@ -244,7 +313,14 @@ fn encode_cameras(rec: &Reconstruction) -> String {
     out.push_str("#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n");
     let _ = writeln!(out, "# Number of cameras: {}", rec.cameras.len());
     for cam in &rec.cameras {
-        let _ = write!(out, "{} {} {} {}", cam.id, cam.model.name(), cam.width, cam.height);
+        let _ = write!(
+            out,
+            "{} {} {} {}",
+            cam.id,
+            cam.model.name(),
+            cam.width,
+            cam.height
+        );
         for &p in cam.params() {
             out.push(' ');
             fmt_f64(&mut out, p);
@@ -255,8 +331,16 @@ fn encode_cameras(rec: &Reconstruction) -> String {
 }
 
 fn encode_images(rec: &Reconstruction) -> String {
-    let observations: usize =
-        rec.images.iter().map(|im| im.points2d.iter().filter(|p| p.point3d_id.is_some()).count()).sum();
+    let observations: usize = rec
+        .images
+        .iter()
+        .map(|im| {
+            im.points2d
+                .iter()
+                .filter(|p| p.point3d_id.is_some())
+                .count()
+        })
+        .sum();
     let mut out = String::new();
     out.push_str("# Image list with two lines of data per image:\n");
     out.push_str("#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME\n");
