@@ -2,10 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-use splat_core::ply::{encode_ply, parse_ply, read_ply, standard_property_names, write_ply, PlyError};
+use splat_core::ply::{
+    encode_ply, parse_ply, read_ply, standard_property_names, write_ply, PlyError,
+};
 use splat_core::Gaussians;
 
-const LEGO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/trained/lego_gsplat_30k.ply");
+const LEGO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/data/trained/lego_gsplat_30k.ply"
+);
 
 /// A fresh scratch directory per test, so parallel tests never share files.
 fn scratch(name: &str) -> PathBuf {
@@ -28,14 +33,24 @@ fn synthetic(n: usize, degree: usize, seed: u64) -> Gaussians {
     let per = g.sh_coeffs() * 3;
     for _ in 0..n {
         let sh: Vec<f32> = (0..per).map(|_| r()).collect();
-        g.push([r() * 10.0, r(), r() * 3.0], [r() - 4.0, r() - 4.0, r() - 4.0], [r(), r(), r(), r()], r() * 5.0, &sh);
+        g.push(
+            [r() * 10.0, r(), r() * 3.0],
+            [r() - 4.0, r() - 4.0, r() - 4.0],
+            [r(), r(), r(), r()],
+            r() * 5.0,
+            &sh,
+        );
     }
     g
 }
 
 /// A binary little-endian or ascii PLY with the given `(type, name)` vertex properties and rows.
 fn ply_bytes(format: &str, props: &[(&str, String)], rows: &[Vec<f64>]) -> Vec<u8> {
-    let mut out = format!("ply\nformat {format} 1.0\ncomment synthetic\nelement vertex {}\n", rows.len()).into_bytes();
+    let mut out = format!(
+        "ply\nformat {format} 1.0\ncomment synthetic\nelement vertex {}\n",
+        rows.len()
+    )
+    .into_bytes();
     for (t, n) in props {
         out.extend_from_slice(format!("property {t} {n}\n").as_bytes());
     }
@@ -94,13 +109,19 @@ fn lego_reads_and_round_trips_bit_exact() {
     // the standard order, so f_rest_{c*15+k} must land at sh[(1+k)*3+c].
     let body = raw.len() - 376_688 * 62 * 4;
     for &i in &[0usize, 376_687] {
-        let row: Vec<f32> = (0..62).map(|j| f32::from_le_bytes(raw[body + (i * 62 + j) * 4..][..4].try_into().unwrap())).collect();
+        let row: Vec<f32> = (0..62)
+            .map(|j| f32::from_le_bytes(raw[body + (i * 62 + j) * 4..][..4].try_into().unwrap()))
+            .collect();
         assert_eq!(g.means[i], [row[0], row[1], row[2]]);
         let sh = g.sh_of(i);
         assert_eq!(&sh[..3], &row[6..9]);
         for c in 0..3 {
             for k in 0..15 {
-                assert_eq!(sh[(1 + k) * 3 + c], row[9 + c * 15 + k], "Gaussian {i} channel {c} coeff {k}");
+                assert_eq!(
+                    sh[(1 + k) * 3 + c],
+                    row[9 + c * 15 + k],
+                    "Gaussian {i} channel {c} coeff {k}"
+                );
             }
         }
         assert_eq!(g.opacity_logits[i], row[54]);
@@ -115,7 +136,11 @@ fn lego_reads_and_round_trips_bit_exact() {
     let g2 = read_ply(&a).expect("reread");
     assert!(g == g2, "write->read changed values");
     write_ply(&b, &g2).expect("write again");
-    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "write->read->write not bit-exact");
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "write->read->write not bit-exact"
+    );
     // The lego file is the same layout with zero normals, so its vertex bytes must equal ours.
     let ours = std::fs::read(&a).unwrap();
     assert_eq!(&ours[ours.len() - (raw.len() - body)..], &raw[body..]);
@@ -132,7 +157,10 @@ fn every_sh_degree_round_trips() {
         let back = read_ply(&p).unwrap();
         assert_eq!(back.sh_degree, degree);
         assert!(back == g, "degree {degree} values changed");
-        let n_rest = standard_property_names(degree).iter().filter(|n| n.starts_with("f_rest_")).count();
+        let n_rest = standard_property_names(degree)
+            .iter()
+            .filter(|n| n.starts_with("f_rest_"))
+            .count();
         assert_eq!(n_rest, [0, 9, 24, 45][degree]);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -155,8 +183,20 @@ fn any_property_order_types_extras_and_ascii() {
             j => ("float", names[j].clone()),
         })
         .collect();
-    let shuffled_rows: Vec<Vec<f64>> = rows.iter().map(|r| order.iter().map(|&j| if j == usize::MAX { 200.0 } else { r[j] }).collect()).collect();
-    let back = parse_ply(Path::new("shuffled.ply"), &ply_bytes("binary_little_endian", &props, &shuffled_rows)).unwrap();
+    let shuffled_rows: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| {
+            order
+                .iter()
+                .map(|&j| if j == usize::MAX { 200.0 } else { r[j] })
+                .collect()
+        })
+        .collect();
+    let back = parse_ply(
+        Path::new("shuffled.ply"),
+        &ply_bytes("binary_little_endian", &props, &shuffled_rows),
+    )
+    .unwrap();
     assert!(back == g, "reordered properties changed values");
 
     // ascii prints f32 values through f64 Display, which parses back to the same f32.
@@ -170,11 +210,16 @@ fn big_endian_and_other_elements() {
     let g = synthetic(3, 0, 3);
     let names = standard_property_names(0);
     // A leading `camera` element of fixed size must be skipped, a trailing one ignored.
-    let mut bytes = format!("ply\nformat binary_big_endian 1.0\nelement camera 2\nproperty int id\nelement vertex {}\n", g.len()).into_bytes();
+    let mut bytes = format!(
+        "ply\nformat binary_big_endian 1.0\nelement camera 2\nproperty int id\nelement vertex {}\n",
+        g.len()
+    )
+    .into_bytes();
     for n in &names {
         bytes.extend_from_slice(format!("property float {n}\n").as_bytes());
     }
-    bytes.extend_from_slice(b"element face 0\nproperty list uchar int vertex_indices\nend_header\n");
+    bytes
+        .extend_from_slice(b"element face 0\nproperty list uchar int vertex_indices\nend_header\n");
     bytes.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
     for i in 0..g.len() {
         for v in standard_row(&g, i) {
@@ -199,12 +244,17 @@ fn errors_name_the_file_and_the_problem() {
     assert!(matches!(e, PlyError::BadHeader { .. }), "{e:?}");
     assert!(e.to_string().contains("/data/broken.ply"));
     let e = err_of(b"ply\nformat binary_little_endian 1.0\nelement vertex 1\n");
-    assert!(matches!(e, PlyError::BadHeader { .. }), "no end_header: {e:?}");
+    assert!(
+        matches!(e, PlyError::BadHeader { .. }),
+        "no end_header: {e:?}"
+    );
     let e = err_of(b"ply\nelement vertex 1\nproperty float x\nend_header\n");
     assert!(matches!(e, PlyError::BadHeader { .. }), "no format: {e:?}");
     let e = err_of(b"ply\nformat binary_little_endian 1.0\nelement vertex lots\nend_header\n");
     assert!(matches!(e, PlyError::BadHeader { .. }), "bad count: {e:?}");
-    let e = err_of(b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty half x\nend_header\n");
+    let e = err_of(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty half x\nend_header\n",
+    );
     assert!(matches!(e, PlyError::BadHeader { .. }), "bad type: {e:?}");
     let e = err_of(b"ply\nformat binary_middle_endian 1.0\nelement vertex 0\nend_header\n");
     assert!(matches!(e, PlyError::UnsupportedFormat { .. }), "{e:?}");
@@ -215,22 +265,49 @@ fn errors_name_the_file_and_the_problem() {
     let full = ply_bytes("binary_little_endian", &float_props(&names), &rows);
     let e = err_of(&full[..full.len() - 3]);
     match &e {
-        PlyError::Truncated { expected, actual, .. } => assert_eq!(expected - actual, 3),
+        PlyError::Truncated {
+            expected, actual, ..
+        } => assert_eq!(expected - actual, 3),
         other => panic!("want Truncated, got {other:?}"),
     }
 
     let without_opacity: Vec<String> = names.iter().filter(|n| *n != "opacity").cloned().collect();
-    let e = err_of(&ply_bytes("binary_little_endian", &float_props(&without_opacity), &[]));
+    let e = err_of(&ply_bytes(
+        "binary_little_endian",
+        &float_props(&without_opacity),
+        &[],
+    ));
     match &e {
         PlyError::MissingProperty { name, .. } => assert_eq!(name, "opacity"),
         other => panic!("want MissingProperty, got {other:?}"),
     }
     let mut ten_rest = names.clone();
     ten_rest.push("f_rest_9".into());
-    let e = err_of(&ply_bytes("binary_little_endian", &float_props(&ten_rest), &[]));
-    assert!(matches!(e, PlyError::UnsupportedFormat { .. }), "10 f_rest: {e:?}");
-    let e = err_of(&ply_bytes("ascii", &float_props(&names), &rows[..2]).split_at(400).0.to_vec());
-    assert!(matches!(e, PlyError::BadHeader { .. } | PlyError::BadAscii { .. }), "{e:?}");
+    let e = err_of(&ply_bytes(
+        "binary_little_endian",
+        &float_props(&ten_rest),
+        &[],
+    ));
+    assert!(
+        matches!(e, PlyError::UnsupportedFormat { .. }),
+        "10 f_rest: {e:?}"
+    );
+    // ascii body cut after two of five rows, then a row with a word instead of a number.
+    let ascii = String::from_utf8(ply_bytes("ascii", &float_props(&names), &rows)).unwrap();
+    let keep = ascii.lines().count() - 3;
+    let cut: String = ascii.lines().take(keep).map(|l| format!("{l}\n")).collect();
+    match err_of(cut.as_bytes()) {
+        PlyError::BadAscii { index, .. } => assert_eq!(index, 2),
+        other => panic!("want BadAscii, got {other:?}"),
+    }
+    let mut lines: Vec<String> = ascii.lines().map(str::to_string).collect();
+    let third_row = lines.len() - 3;
+    lines[third_row] = lines[third_row].replacen(|c: char| c.is_ascii_digit(), "z", 1);
+    let garbled = lines.join("\n") + "\n";
+    assert!(matches!(
+        err_of(garbled.as_bytes()),
+        PlyError::BadAscii { .. }
+    ));
 }
 
 #[test]
@@ -241,8 +318,14 @@ fn non_finite_values_are_counted_and_located() {
     rows[2][0] = f64::NAN;
     rows[4][10] = f64::INFINITY;
     rows[4][names.len() - 1] = f64::NEG_INFINITY;
-    match err_of(&ply_bytes("binary_little_endian", &float_props(&names), &rows)) {
-        PlyError::NonFinite { count, first_index, .. } => {
+    match err_of(&ply_bytes(
+        "binary_little_endian",
+        &float_props(&names),
+        &rows,
+    )) {
+        PlyError::NonFinite {
+            count, first_index, ..
+        } => {
             assert_eq!(count, 3);
             assert_eq!(first_index, 2);
         }
@@ -256,10 +339,16 @@ fn non_finite_values_are_counted_and_located() {
     let target = dir.join("out.ply");
     let e = write_ply(&target, &bad).unwrap_err();
     match e {
-        PlyError::NonFinite { count, first_index, .. } => assert_eq!((count, first_index), (1, 0)),
+        PlyError::NonFinite {
+            count, first_index, ..
+        } => assert_eq!((count, first_index), (1, 0)),
         other => panic!("want NonFinite, got {other:?}"),
     }
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "failed write left files behind");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "failed write left files behind"
+    );
 
     // An existing file survives a failed overwrite untouched.
     write_ply(&target, &g).unwrap();
