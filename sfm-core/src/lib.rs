@@ -2,3 +2,5 @@
 //! read and written as COLMAP models.
 
 pub mod colmap;
+pub mod geometry;
+pub mod linalg;
