@@ -54,7 +54,9 @@ pub enum PlyError {
         name: String,
     },
     /// The body ends before the header's vertex count is reached.
-    #[error("{path}: truncated: header promises {expected} bytes of vertex data, file has {actual}")]
+    #[error(
+        "{path}: truncated: header promises {expected} bytes of vertex data, file has {actual}"
+    )]
     Truncated {
         /// The file involved.
         path: PathBuf,
@@ -182,7 +184,10 @@ struct Header {
 }
 
 fn parse_header(path: &Path, data: &[u8]) -> Result<Header, PlyError> {
-    let bad = |reason: String| PlyError::BadHeader { path: path.to_path_buf(), reason };
+    let bad = |reason: String| PlyError::BadHeader {
+        path: path.to_path_buf(),
+        reason,
+    };
     if !data.starts_with(b"ply\n") && !data.starts_with(b"ply\r\n") {
         return Err(bad("file does not start with `ply`".into()));
     }
@@ -201,7 +206,8 @@ fn parse_header(path: &Path, data: &[u8]) -> Result<Header, PlyError> {
         return Err(bad("`end_header` is not followed by a newline".into()));
     }
     body_start += 1;
-    let text = std::str::from_utf8(&data[..end]).map_err(|_| bad("header is not valid text".into()))?;
+    let text =
+        std::str::from_utf8(&data[..end]).map_err(|_| bad("header is not valid text".into()))?;
     let mut encoding = None;
     let mut elements: Vec<Element> = Vec::new();
     for (ln, line) in text.lines().enumerate().skip(1) {
@@ -210,44 +216,89 @@ fn parse_header(path: &Path, data: &[u8]) -> Result<Header, PlyError> {
             None | Some("comment") | Some("obj_info") => {}
             Some("format") => {
                 if toks.len() != 3 {
-                    return Err(bad(format!("line {}: malformed format line `{line}`", ln + 1)));
+                    return Err(bad(format!(
+                        "line {}: malformed format line `{line}`",
+                        ln + 1
+                    )));
                 }
                 encoding = Some(match toks[1] {
                     "ascii" => Encoding::Ascii,
                     "binary_little_endian" => Encoding::BinaryLe,
                     "binary_big_endian" => Encoding::BinaryBe,
                     other => {
-                        return Err(PlyError::UnsupportedFormat { path: path.to_path_buf(), reason: format!("format `{other}`") })
+                        return Err(PlyError::UnsupportedFormat {
+                            path: path.to_path_buf(),
+                            reason: format!("format `{other}`"),
+                        })
                     }
                 });
             }
             Some("element") => {
                 if toks.len() != 3 {
-                    return Err(bad(format!("line {}: malformed element line `{line}`", ln + 1)));
+                    return Err(bad(format!(
+                        "line {}: malformed element line `{line}`",
+                        ln + 1
+                    )));
                 }
-                let count = toks[2].parse::<usize>().map_err(|_| bad(format!("line {}: bad element count `{}`", ln + 1, toks[2])))?;
-                elements.push(Element { name: toks[1].to_string(), count, props: vec![], has_list: false });
+                let count = toks[2].parse::<usize>().map_err(|_| {
+                    bad(format!("line {}: bad element count `{}`", ln + 1, toks[2]))
+                })?;
+                elements.push(Element {
+                    name: toks[1].to_string(),
+                    count,
+                    props: vec![],
+                    has_list: false,
+                });
             }
             Some("property") => {
-                let el = elements.last_mut().ok_or_else(|| bad(format!("line {}: property before any element", ln + 1)))?;
+                let el = elements
+                    .last_mut()
+                    .ok_or_else(|| bad(format!("line {}: property before any element", ln + 1)))?;
                 if toks.get(1) == Some(&"list") {
-                    if toks.len() != 5 || Scalar::parse(toks[2]).is_none() || Scalar::parse(toks[3]).is_none() {
-                        return Err(bad(format!("line {}: malformed list property `{line}`", ln + 1)));
+                    if toks.len() != 5
+                        || Scalar::parse(toks[2]).is_none()
+                        || Scalar::parse(toks[3]).is_none()
+                    {
+                        return Err(bad(format!(
+                            "line {}: malformed list property `{line}`",
+                            ln + 1
+                        )));
                     }
                     el.has_list = true;
                     continue;
                 }
                 if toks.len() != 3 {
-                    return Err(bad(format!("line {}: malformed property line `{line}`", ln + 1)));
+                    return Err(bad(format!(
+                        "line {}: malformed property line `{line}`",
+                        ln + 1
+                    )));
                 }
-                let scalar = Scalar::parse(toks[1]).ok_or_else(|| bad(format!("line {}: unknown property type `{}`", ln + 1, toks[1])))?;
-                el.props.push(Property { name: toks[2].to_string(), scalar });
+                let scalar = Scalar::parse(toks[1]).ok_or_else(|| {
+                    bad(format!(
+                        "line {}: unknown property type `{}`",
+                        ln + 1,
+                        toks[1]
+                    ))
+                })?;
+                el.props.push(Property {
+                    name: toks[2].to_string(),
+                    scalar,
+                });
             }
-            Some(other) => return Err(bad(format!("line {}: unexpected keyword `{other}`", ln + 1))),
+            Some(other) => {
+                return Err(bad(format!(
+                    "line {}: unexpected keyword `{other}`",
+                    ln + 1
+                )))
+            }
         }
     }
     let encoding = encoding.ok_or_else(|| bad("no `format` line".into()))?;
-    Ok(Header { encoding, elements, body_start })
+    Ok(Header {
+        encoding,
+        elements,
+        body_start,
+    })
 }
 
 /// Where each attribute of a Gaussian lives among the vertex properties.
@@ -266,9 +317,15 @@ fn find_columns(path: &Path, props: &[Property]) -> Result<Columns, PlyError> {
         props
             .iter()
             .position(|p| p.name == name)
-            .ok_or_else(|| PlyError::MissingProperty { path: path.to_path_buf(), name: name.to_string() })
+            .ok_or_else(|| PlyError::MissingProperty {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+            })
     };
-    let n_rest = props.iter().filter(|p| p.name.starts_with("f_rest_")).count();
+    let n_rest = props
+        .iter()
+        .filter(|p| p.name.starts_with("f_rest_"))
+        .count();
     let sh_degree = match n_rest {
         0 => 0,
         9 => 1,
@@ -281,14 +338,21 @@ fn find_columns(path: &Path, props: &[Property]) -> Result<Columns, PlyError> {
             })
         }
     };
-    let rest = (0..n_rest).map(|i| find(&format!("f_rest_{i}"))).collect::<Result<Vec<_>, _>>()?;
+    let rest = (0..n_rest)
+        .map(|i| find(&format!("f_rest_{i}")))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Columns {
         mean: [find("x")?, find("y")?, find("z")?],
         dc: [find("f_dc_0")?, find("f_dc_1")?, find("f_dc_2")?],
         rest,
         opacity: find("opacity")?,
         scale: [find("scale_0")?, find("scale_1")?, find("scale_2")?],
-        rot: [find("rot_0")?, find("rot_1")?, find("rot_2")?, find("rot_3")?],
+        rot: [
+            find("rot_0")?,
+            find("rot_1")?,
+            find("rot_2")?,
+            find("rot_3")?,
+        ],
         sh_degree,
     })
 }
@@ -320,13 +384,20 @@ pub fn read_ply(path: impl AsRef<Path>) -> Result<Gaussians, PlyError> {
 /// Parses PLY bytes; `path` is used only to name the source in errors.
 pub fn parse_ply(path: &Path, data: &[u8]) -> Result<Gaussians, PlyError> {
     let header = parse_header(path, data)?;
-    let vi = header.elements.iter().position(|e| e.name == "vertex").ok_or_else(|| PlyError::BadHeader {
-        path: path.to_path_buf(),
-        reason: "no `vertex` element".into(),
-    })?;
+    let vi = header
+        .elements
+        .iter()
+        .position(|e| e.name == "vertex")
+        .ok_or_else(|| PlyError::BadHeader {
+            path: path.to_path_buf(),
+            reason: "no `vertex` element".into(),
+        })?;
     let vertex = &header.elements[vi];
     if vertex.has_list {
-        return Err(PlyError::UnsupportedFormat { path: path.to_path_buf(), reason: "list property in the vertex element".into() });
+        return Err(PlyError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            reason: "list property in the vertex element".into(),
+        });
     }
     let cols = find_columns(path, &vertex.props)?;
     let n = vertex.count;
@@ -353,15 +424,23 @@ pub fn parse_ply(path: &Path, data: &[u8]) -> Result<Gaussians, PlyError> {
                 if e.has_list {
                     return Err(PlyError::UnsupportedFormat {
                         path: path.to_path_buf(),
-                        reason: format!("list property in element `{}` before the vertices", e.name),
+                        reason: format!(
+                            "list property in element `{}` before the vertices",
+                            e.name
+                        ),
                     });
                 }
                 let sz: usize = e.props.iter().map(|p| p.scalar.size()).sum();
                 skip = skip.saturating_add(sz.saturating_mul(e.count));
             }
-            let expected = (skip as u64).saturating_add((row_bytes as u64).saturating_mul(n as u64));
+            let expected =
+                (skip as u64).saturating_add((row_bytes as u64).saturating_mul(n as u64));
             if (body.len() as u64) < expected {
-                return Err(PlyError::Truncated { path: path.to_path_buf(), expected, actual: body.len() as u64 });
+                return Err(PlyError::Truncated {
+                    path: path.to_path_buf(),
+                    expected,
+                    actual: body.len() as u64,
+                });
             }
             let mut offsets = Vec::with_capacity(vertex.props.len());
             let mut o = 0;
@@ -371,7 +450,9 @@ pub fn parse_ply(path: &Path, data: &[u8]) -> Result<Gaussians, PlyError> {
             }
             let rows = &body[skip..skip + row_bytes * n];
             for row in rows.chunks_exact(row_bytes.max(1)).take(n) {
-                push_row(&mut g, &cols, k_rest, |c| vertex.props[c].scalar.read(&row[offsets[c]..], enc));
+                push_row(&mut g, &cols, k_rest, |c| {
+                    vertex.props[c].scalar.read(&row[offsets[c]..], enc)
+                });
             }
         }
     }
@@ -379,8 +460,20 @@ pub fn parse_ply(path: &Path, data: &[u8]) -> Result<Gaussians, PlyError> {
     Ok(g)
 }
 
-fn parse_ascii_body(path: &Path, body: &[u8], header: &Header, vi: usize, cols: &Columns, k_rest: usize, g: &mut Gaussians) -> Result<(), PlyError> {
-    let text = std::str::from_utf8(body).map_err(|_| PlyError::BadAscii { path: path.to_path_buf(), index: 0, reason: "body is not text".into() })?;
+fn parse_ascii_body(
+    path: &Path,
+    body: &[u8],
+    header: &Header,
+    vi: usize,
+    cols: &Columns,
+    k_rest: usize,
+    g: &mut Gaussians,
+) -> Result<(), PlyError> {
+    let text = std::str::from_utf8(body).map_err(|_| PlyError::BadAscii {
+        path: path.to_path_buf(),
+        index: 0,
+        reason: "body is not text".into(),
+    })?;
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     for e in &header.elements[..vi] {
         for _ in 0..e.count {
@@ -419,45 +512,85 @@ fn check_finite(path: &Path, g: &Gaussians) -> Result<(), PlyError> {
     let mut count = 0usize;
     let mut first = usize::MAX;
     for i in 0..g.len() {
-        let bad = g.means[i].iter().chain(&g.log_scales[i]).chain(&g.quats[i]).chain(std::iter::once(&g.opacity_logits[i])).chain(&g.sh[i * per..(i + 1) * per]).filter(|v| !v.is_finite()).count();
+        let bad = g.means[i]
+            .iter()
+            .chain(&g.log_scales[i])
+            .chain(&g.quats[i])
+            .chain(std::iter::once(&g.opacity_logits[i]))
+            .chain(&g.sh[i * per..(i + 1) * per])
+            .filter(|v| !v.is_finite())
+            .count();
         if bad > 0 {
             count += bad;
             first = first.min(i);
         }
     }
     if count > 0 {
-        return Err(PlyError::NonFinite { path: path.to_path_buf(), count, first_index: first });
+        return Err(PlyError::NonFinite {
+            path: path.to_path_buf(),
+            count,
+            first_index: first,
+        });
     }
     Ok(())
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> PlyError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        PlyError::NotFound { path: path.to_path_buf() }
+        PlyError::NotFound {
+            path: path.to_path_buf(),
+        }
     } else {
-        PlyError::Io { path: path.to_path_buf(), source: e }
+        PlyError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
     }
 }
 
 /// The property names of the standard layout for an SH degree, in file order.
 pub fn standard_property_names(sh_degree: usize) -> Vec<String> {
-    let mut names: Vec<String> = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"].iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = [
+        "x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let n_rest = 3 * (sh_coeffs_for_degree(sh_degree) - 1);
     names.extend((0..n_rest).map(|i| format!("f_rest_{i}")));
-    names.extend(["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"].iter().map(|s| s.to_string()));
+    names.extend(
+        [
+            "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     names
 }
 
 /// Encodes Gaussians as a binary little-endian standard PLY; `path` only names the target in errors.
 pub fn encode_ply(path: &Path, g: &Gaussians) -> Result<Vec<u8>, PlyError> {
     if g.sh_degree > 3 {
-        return Err(PlyError::InvalidGaussians { path: path.to_path_buf(), reason: format!("SH degree {} (at most 3)", g.sh_degree) });
+        return Err(PlyError::InvalidGaussians {
+            path: path.to_path_buf(),
+            reason: format!("SH degree {} (at most 3)", g.sh_degree),
+        });
     }
-    g.check_lengths().map_err(|reason| PlyError::InvalidGaussians { path: path.to_path_buf(), reason })?;
+    g.check_lengths()
+        .map_err(|reason| PlyError::InvalidGaussians {
+            path: path.to_path_buf(),
+            reason,
+        })?;
     check_finite(path, g)?;
     let names = standard_property_names(g.sh_degree);
     let mut out = Vec::with_capacity(200 + names.len() * 24 + g.len() * names.len() * 4);
-    out.extend_from_slice(format!("ply\nformat binary_little_endian 1.0\nelement vertex {}\n", g.len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "ply\nformat binary_little_endian 1.0\nelement vertex {}\n",
+            g.len()
+        )
+        .as_bytes(),
+    );
     for n in &names {
         out.extend_from_slice(format!("property float {n}\n").as_bytes());
     }
@@ -487,12 +620,17 @@ pub fn encode_ply(path: &Path, g: &Gaussians) -> Result<Vec<u8>, PlyError> {
 pub fn write_ply(path: impl AsRef<Path>, g: &Gaussians) -> Result<(), PlyError> {
     let path = path.as_ref();
     let bytes = encode_ply(path, g)?;
-    write_atomic(path, &bytes).map_err(|e| PlyError::Io { path: path.to_path_buf(), source: e })
+    write_atomic(path, &bytes).map_err(|e| PlyError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }
 
 /// Writes `bytes` to a temporary sibling of `path`, syncs it and renames it into place.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
+    })?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(file_name);
     tmp_name.push(format!(".tmp{}", std::process::id()));
