@@ -1,10 +1,77 @@
 //! The `spaceport` command line.
-use clap::Parser;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use splat_core::{Backend, CpuBackend, RenderOptions};
 
 #[derive(Parser)]
 #[command(name = "spaceport", version, about = "Photos to a trained, compressed 3D Gaussian Splatting scene")]
-enum Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
+#[derive(Subcommand)]
+enum Command {
+    /// Render Gaussians to a PNG: a PLY file, or the built-in demo scene when none is given.
+    Render {
+        /// Gaussians in the standard 3DGS PLY layout (default: the built-in demo scene).
+        #[arg(long)]
+        ply: Option<PathBuf>,
+        /// Output PNG.
+        #[arg(long, short, default_value = "render.png")]
+        out: PathBuf,
+        /// Image width and height.
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        /// Image height.
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        /// Camera angle on the orbit around the scene, in degrees.
+        #[arg(long, default_value_t = 30.0)]
+        angle: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render { ply, out, width, height, angle } => cmd_render(ply.as_deref(), &out, width, height, angle),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn cmd_render(ply: Option<&Path>, out: &Path, width: u32, height: u32, angle: f64) -> AnyResult<()> {
+    let gaussians = match ply {
+        Some(p) => splat_core::ply::read_ply(p)?,
+        None => splat_core::demo::demo_gaussians(),
+    };
+    let camera = splat_core::demo::demo_camera(width, height, angle.to_radians());
+    let started = std::time::Instant::now();
+    let mut backend = CpuBackend;
+    let opts = RenderOptions { background: [1.0; 3], ..Default::default() };
+    let img = backend.render(&gaussians, &camera, &opts)?;
+    let secs = started.elapsed().as_secs_f64();
+    write_png(out, width, height, &img.image)?;
+    println!("rendered {} Gaussians ({} visible) at {width}x{height} on {} in {:.3} s -> {}", gaussians.len(), img.n_visible(), backend.name(), secs, out.display());
+    Ok(())
+}
+
+/// Writes an RGB float image as an 8-bit PNG via a temporary file, so no partial file is left.
+fn write_png(path: &Path, width: u32, height: u32, rgb: &[f32]) -> AnyResult<()> {
+    let bytes: Vec<u8> = rgb.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8).collect();
+    let tmp = path.with_extension("png.partial");
+    image::save_buffer_with_format(&tmp, &bytes, width, height, image::ColorType::Rgb8, image::ImageFormat::Png).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod camera;
+pub mod demo;
 pub mod gaussians;
 pub mod init;
 pub mod ply;
