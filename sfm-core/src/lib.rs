@@ -3,4 +3,5 @@
 
 pub mod colmap;
 pub mod geometry;
+pub mod features;
 pub mod linalg;
