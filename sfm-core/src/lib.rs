@@ -5,3 +5,6 @@ pub mod colmap;
 pub mod geometry;
 pub mod features;
 pub mod linalg;
+pub mod mapper;
+pub mod matching;
+pub mod twoview;

@@ -1,0 +1,405 @@
+//! Bundle adjustment: Levenberg-Marquardt on reprojection errors with a Cauchy loss, points
+//! eliminated by the Schur complement, a dense Cholesky solve of the reduced camera system.
+
+use super::camera::RadialCamera;
+use crate::geometry::Pose;
+use crate::linalg::{cholesky_solve, rodrigues, skew};
+use glam::{DMat3, DVec2, DVec3};
+
+/// One observation: image, camera, pixel, point.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation {
+    /// Index into the poses.
+    pub image: usize,
+    /// Index into the cameras.
+    pub camera: usize,
+    /// Index into the points.
+    pub point: usize,
+    /// Measured pixel.
+    pub xy: DVec2,
+}
+
+/// What the adjustment may change.
+#[derive(Clone, Debug)]
+pub struct BaConfig {
+    /// Per pose: optimised or held fixed.
+    pub pose_var: Vec<bool>,
+    /// Per camera: refine focal length and k.
+    pub intr_var: Vec<bool>,
+    /// Per point: optimised or held fixed.
+    pub point_var: Vec<bool>,
+    /// Pose index and translation axis held fixed to remove the scale gauge.
+    pub fix_translation: Option<(usize, usize)>,
+    /// Cauchy loss scale in pixels.
+    pub loss_scale: f64,
+    /// Iteration cap.
+    pub max_iters: usize,
+}
+
+/// Outcome of an adjustment.
+#[derive(Clone, Debug, Default)]
+pub struct BaSummary {
+    /// Robust cost before.
+    pub initial_cost: f64,
+    /// Robust cost after.
+    pub final_cost: f64,
+    /// Iterations run.
+    pub iterations: usize,
+}
+
+struct Lin {
+    idx: [usize; 8],
+    jc: [[f64; 8]; 2],
+    jp: [[f64; 3]; 2],
+    r: [f64; 2],
+    w: f64,
+}
+
+const NONE: usize = usize::MAX;
+
+fn residual(cam: &RadialCamera, pose: &Pose, x: DVec3, xy: DVec2) -> Option<DVec2> {
+    cam.project(pose.apply(x)).map(|p| p - xy)
+}
+
+fn robust_cost(c2: f64, r2: f64) -> f64 {
+    c2 * (1.0 + r2 / c2).ln()
+}
+
+fn total_cost(
+    cams: &[RadialCamera],
+    poses: &[Pose],
+    pts: &[DVec3],
+    obs: &[Observation],
+    used: &[usize],
+    c2: f64,
+) -> f64 {
+    used.iter()
+        .map(|&o| {
+            let ob = &obs[o];
+            match residual(&cams[ob.camera], &poses[ob.image], pts[ob.point], ob.xy) {
+                Some(r) => robust_cost(c2, r.length_squared()),
+                // Points behind a camera get the cost of a large residual so steps that flip
+                // them are rejected rather than ignored.
+                None => robust_cost(c2, 1e6),
+            }
+        })
+        .sum()
+}
+
+fn inv3(m: &[f64; 9]) -> Option<[f64; 9]> {
+    let a = DMat3::from_cols_array(m);
+    let d = a.determinant();
+    if d.abs() < 1e-30 || !d.is_finite() {
+        return None;
+    }
+    Some(a.inverse().to_cols_array())
+}
+
+/// Runs bundle adjustment in place; only the variables flagged in `cfg` change.
+pub fn bundle_adjust(
+    cams: &mut [RadialCamera],
+    poses: &mut [Pose],
+    pts: &mut [DVec3],
+    obs: &[Observation],
+    cfg: &BaConfig,
+) -> BaSummary {
+    // Parameter layout of the reduced (camera) system.
+    let mut pose_off = vec![NONE; poses.len()];
+    let mut nc = 0;
+    for (i, &v) in cfg.pose_var.iter().enumerate() {
+        if v {
+            pose_off[i] = nc;
+            nc += 6;
+        }
+    }
+    let mut intr_off = vec![NONE; cams.len()];
+    for (i, &v) in cfg.intr_var.iter().enumerate() {
+        if v {
+            intr_off[i] = nc;
+            nc += 2;
+        }
+    }
+    // Observations that touch something variable, grouped by point.
+    let mut by_point: Vec<Vec<usize>> = vec![Vec::new(); pts.len()];
+    let mut used = Vec::new();
+    for (o, ob) in obs.iter().enumerate() {
+        if cfg.point_var[ob.point] || pose_off[ob.image] != NONE || intr_off[ob.camera] != NONE {
+            by_point[ob.point].push(o);
+            used.push(o);
+        }
+    }
+    let c2 = cfg.loss_scale * cfg.loss_scale;
+    let mut cost = total_cost(cams, poses, pts, obs, &used, c2);
+    let mut summary = BaSummary {
+        initial_cost: cost,
+        final_cost: cost,
+        iterations: 0,
+    };
+    if used.is_empty() {
+        return summary;
+    }
+    let mut lambda = 1e-4;
+    let mut lins: Vec<Option<Lin>> = Vec::with_capacity(obs.len());
+    for it in 0..cfg.max_iters {
+        summary.iterations = it + 1;
+        lins.clear();
+        lins.resize_with(obs.len(), || None);
+        let mut u = vec![0.0f64; nc * nc];
+        let mut gc = vec![0.0f64; nc];
+        for &o in &used {
+            let ob = &obs[o];
+            let cam = &cams[ob.camera];
+            let pose = &poses[ob.image];
+            let x = pts[ob.point];
+            let xc = pose.apply(x);
+            if xc.z <= 1e-12 {
+                continue;
+            }
+            let Some(pr) = cam.project(xc) else { continue };
+            let r = pr - ob.xy;
+            let w = 1.0 / (1.0 + r.length_squared() / c2);
+            let iz = 1.0 / xc.z;
+            let (un, vn) = (xc.x * iz, xc.y * iz);
+            let r2 = un * un + vn * vn;
+            let d = 1.0 + cam.k * r2;
+            // d(pixel)/d(un, vn)
+            let a = [
+                [
+                    cam.f * (d + 2.0 * cam.k * un * un),
+                    cam.f * 2.0 * cam.k * un * vn,
+                ],
+                [
+                    cam.f * 2.0 * cam.k * un * vn,
+                    cam.f * (d + 2.0 * cam.k * vn * vn),
+                ],
+            ];
+            // d(un, vn)/d(xc)
+            let b = [[iz, 0.0, -un * iz], [0.0, iz, -vn * iz]];
+            let mut dp = [[0.0f64; 3]; 2];
+            for i in 0..2 {
+                for j in 0..3 {
+                    dp[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j];
+                }
+            }
+            let mut lin = Lin {
+                idx: [NONE; 8],
+                jc: [[0.0; 8]; 2],
+                jp: [[0.0; 3]; 2],
+                r: [r.x, r.y],
+                w,
+            };
+            if pose_off[ob.image] != NONE {
+                // R' = exp(dw) R, t' = t + dt (t is not rotated, so a fixed translation
+                // coordinate really stays fixed): d xc/d dw = -[R x]_x, d xc/d dt = I.
+                let sk = skew(xc - pose.t);
+                for i in 0..2 {
+                    for c in 0..3 {
+                        let col = sk.col(c);
+                        lin.jc[i][c] = -(dp[i][0] * col.x + dp[i][1] * col.y + dp[i][2] * col.z);
+                        lin.jc[i][3 + c] = dp[i][c];
+                    }
+                }
+                for k in 0..6 {
+                    lin.idx[k] = pose_off[ob.image] + k;
+                }
+            }
+            if intr_off[ob.camera] != NONE {
+                lin.jc[0][6] = d * un;
+                lin.jc[1][6] = d * vn;
+                lin.jc[0][7] = cam.f * r2 * un;
+                lin.jc[1][7] = cam.f * r2 * vn;
+                lin.idx[6] = intr_off[ob.camera];
+                lin.idx[7] = intr_off[ob.camera] + 1;
+            }
+            if cfg.point_var[ob.point] {
+                let rm = pose.r;
+                for i in 0..2 {
+                    for c in 0..3 {
+                        let col = rm.col(c);
+                        lin.jp[i][c] = dp[i][0] * col.x + dp[i][1] * col.y + dp[i][2] * col.z;
+                    }
+                }
+            }
+            for p in 0..8 {
+                if lin.idx[p] == NONE {
+                    continue;
+                }
+                gc[lin.idx[p]] += w * (lin.jc[0][p] * lin.r[0] + lin.jc[1][p] * lin.r[1]);
+                for q in 0..8 {
+                    if lin.idx[q] == NONE {
+                        continue;
+                    }
+                    u[lin.idx[p] * nc + lin.idx[q]] +=
+                        w * (lin.jc[0][p] * lin.jc[0][q] + lin.jc[1][p] * lin.jc[1][q]);
+                }
+            }
+            lins[o] = Some(lin);
+        }
+        // Per point: V (3x3) and g_p.
+        let mut vmat = vec![[0.0f64; 9]; pts.len()];
+        let mut gp = vec![[0.0f64; 3]; pts.len()];
+        for (p, list) in by_point.iter().enumerate() {
+            if !cfg.point_var[p] {
+                continue;
+            }
+            for &o in list {
+                let Some(l) = &lins[o] else { continue };
+                for i in 0..3 {
+                    gp[p][i] += l.w * (l.jp[0][i] * l.r[0] + l.jp[1][i] * l.r[1]);
+                    for j in 0..3 {
+                        vmat[p][i * 3 + j] +=
+                            l.w * (l.jp[0][i] * l.jp[0][j] + l.jp[1][i] * l.jp[1][j]);
+                    }
+                }
+            }
+        }
+        let mut accepted = false;
+        for _trial in 0..10 {
+            let mut s = u.clone();
+            for i in 0..nc {
+                s[i * nc + i] += lambda * u[i * nc + i].max(1e-9);
+            }
+            if let Some((pi, axis)) = cfg.fix_translation {
+                if pose_off[pi] != NONE {
+                    let k = pose_off[pi] + 3 + axis;
+                    s[k * nc + k] += 1e12 * (1.0 + u[k * nc + k]);
+                }
+            }
+            let mut rhs: Vec<f64> = gc.iter().map(|v| -v).collect();
+            let mut vinv = vec![None; pts.len()];
+            for (p, list) in by_point.iter().enumerate() {
+                if !cfg.point_var[p] || list.is_empty() {
+                    continue;
+                }
+                let mut v = vmat[p];
+                for i in 0..3 {
+                    v[i * 3 + i] += lambda * vmat[p][i * 3 + i].max(1e-9);
+                }
+                // glam arrays are column-major; V is symmetric so the layout does not matter.
+                let Some(vi) = inv3(&v) else { continue };
+                vinv[p] = Some(vi);
+                if nc == 0 {
+                    continue;
+                }
+                // T_a = W_a V^-1 with W_a = w Jc^T Jp (8x3).
+                let mut ts: Vec<(usize, [[f64; 3]; 8])> = Vec::with_capacity(list.len());
+                for &o in list {
+                    let Some(l) = &lins[o] else { continue };
+                    let mut wa = [[0.0f64; 3]; 8];
+                    for a in 0..8 {
+                        if l.idx[a] == NONE {
+                            continue;
+                        }
+                        for j in 0..3 {
+                            wa[a][j] = l.w * (l.jc[0][a] * l.jp[0][j] + l.jc[1][a] * l.jp[1][j]);
+                        }
+                    }
+                    let mut t = [[0.0f64; 3]; 8];
+                    for a in 0..8 {
+                        for j in 0..3 {
+                            t[a][j] = wa[a][0] * vi[j * 3]
+                                + wa[a][1] * vi[j * 3 + 1]
+                                + wa[a][2] * vi[j * 3 + 2];
+                        }
+                        if l.idx[a] != NONE {
+                            rhs[l.idx[a]] +=
+                                t[a][0] * gp[p][0] + t[a][1] * gp[p][1] + t[a][2] * gp[p][2];
+                        }
+                    }
+                    ts.push((o, t));
+                }
+                for (oa, ta) in &ts {
+                    let la = lins[*oa].as_ref().expect("linearised");
+                    for &(ob, _) in &ts {
+                        let lb = lins[ob].as_ref().expect("linearised");
+                        for b in 0..8 {
+                            if lb.idx[b] == NONE {
+                                continue;
+                            }
+                            let wb = [
+                                lb.w * (lb.jc[0][b] * lb.jp[0][0] + lb.jc[1][b] * lb.jp[1][0]),
+                                lb.w * (lb.jc[0][b] * lb.jp[0][1] + lb.jc[1][b] * lb.jp[1][1]),
+                                lb.w * (lb.jc[0][b] * lb.jp[0][2] + lb.jc[1][b] * lb.jp[1][2]),
+                            ];
+                            for a in 0..8 {
+                                if la.idx[a] == NONE {
+                                    continue;
+                                }
+                                s[la.idx[a] * nc + lb.idx[b]] -=
+                                    ta[a][0] * wb[0] + ta[a][1] * wb[1] + ta[a][2] * wb[2];
+                            }
+                        }
+                    }
+                }
+            }
+            let mut dc = rhs;
+            if nc > 0 && !cholesky_solve(&mut s, nc, &mut dc) {
+                lambda *= 10.0;
+                continue;
+            }
+            // Candidate update.
+            let mut new_poses = poses.to_vec();
+            for (i, &off) in pose_off.iter().enumerate() {
+                if off == NONE {
+                    continue;
+                }
+                let rot = rodrigues(DVec3::new(dc[off], dc[off + 1], dc[off + 2]));
+                let p = &poses[i];
+                new_poses[i] = Pose {
+                    r: rot * p.r,
+                    t: p.t + DVec3::new(dc[off + 3], dc[off + 4], dc[off + 5]),
+                };
+            }
+            let mut new_cams = cams.to_vec();
+            for (c, &off) in intr_off.iter().enumerate() {
+                if off != NONE {
+                    new_cams[c].f += dc[off];
+                    new_cams[c].k += dc[off + 1];
+                }
+            }
+            let mut new_pts = pts.to_vec();
+            for (p, list) in by_point.iter().enumerate() {
+                let Some(vi) = vinv[p] else { continue };
+                let mut b = [-gp[p][0], -gp[p][1], -gp[p][2]];
+                for &o in list {
+                    let Some(l) = &lins[o] else { continue };
+                    for a in 0..8 {
+                        if l.idx[a] == NONE {
+                            continue;
+                        }
+                        let x = dc[l.idx[a]];
+                        for j in 0..3 {
+                            b[j] -= l.w * (l.jc[0][a] * l.jp[0][j] + l.jc[1][a] * l.jp[1][j]) * x;
+                        }
+                    }
+                }
+                let d = DVec3::new(
+                    vi[0] * b[0] + vi[3] * b[1] + vi[6] * b[2],
+                    vi[1] * b[0] + vi[4] * b[1] + vi[7] * b[2],
+                    vi[2] * b[0] + vi[5] * b[1] + vi[8] * b[2],
+                );
+                new_pts[p] += d;
+            }
+            let new_cost = total_cost(&new_cams, &new_poses, &new_pts, obs, &used, c2);
+            if new_cost.is_finite() && new_cost < cost {
+                let rel = (cost - new_cost) / cost.max(1e-300);
+                cams.copy_from_slice(&new_cams);
+                poses.copy_from_slice(&new_poses);
+                pts.copy_from_slice(&new_pts);
+                cost = new_cost;
+                lambda = (lambda / 3.0).max(1e-12);
+                accepted = rel > 1e-7;
+                break;
+            }
+            lambda *= 4.0;
+        }
+        if !accepted {
+            break;
+        }
+    }
+    for p in poses.iter_mut() {
+        p.r = crate::linalg::nearest_rotation(&p.r);
+    }
+    summary.final_cost = cost;
+    summary
+}
