@@ -1,6 +1,6 @@
 //! COLMAP's binary model files (little-endian, layouts in `doc/format.rst`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{
     read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D,
@@ -274,10 +274,10 @@ pub fn write_binary(dir: impl AsRef<Path>, rec: &Reconstruction) -> Result<(), C
 }
 
 /// Binary names are NUL-terminated, so a NUL inside one would cut it short.
-fn check_names(path: &PathBuf, rec: &Reconstruction) -> Result<(), ColmapError> {
+fn check_names(path: &Path, rec: &Reconstruction) -> Result<(), ColmapError> {
     match rec.images.iter().find(|im| im.name.contains('\0')) {
         Some(im) => Err(ColmapError::InvalidName {
-            path: path.clone(),
+            path: path.to_path_buf(),
             image_id: im.id,
             reason: "contains a NUL byte".into(),
         }),

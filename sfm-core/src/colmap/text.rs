@@ -1,7 +1,7 @@
 //! COLMAP's text model files (`cameras.txt`, `images.txt`, `points3D.txt`).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{
     read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D,
@@ -287,7 +287,7 @@ pub fn write_text(dir: impl AsRef<Path>, rec: &Reconstruction) -> Result<(), Col
 }
 
 /// A text name is the rest of its line, trimmed; names that would not survive that are refused.
-fn check_names(path: &PathBuf, rec: &Reconstruction) -> Result<(), ColmapError> {
+fn check_names(path: &Path, rec: &Reconstruction) -> Result<(), ColmapError> {
     for im in &rec.images {
         let reason = if im.name.is_empty() {
             "it is empty"
@@ -299,7 +299,7 @@ fn check_names(path: &PathBuf, rec: &Reconstruction) -> Result<(), ColmapError> 
             continue;
         };
         return Err(ColmapError::InvalidName {
-            path: path.clone(),
+            path: path.to_path_buf(),
             image_id: im.id,
             reason: reason.into(),
         });

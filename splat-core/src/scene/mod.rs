@@ -234,6 +234,9 @@ pub struct View {
     pub image: Image,
 }
 
+/// SfM point positions and their colours, index for index.
+pub type ScenePoints = (Vec<[f32; 3]>, Vec<[u8; 3]>);
+
 /// A loaded scene.
 #[derive(Clone, Debug)]
 pub struct Scene {
@@ -244,7 +247,7 @@ pub struct Scene {
     /// Held-out test views.
     pub test: Vec<View>,
     /// SfM points and their colours, when the scene came from COLMAP.
-    pub points: Option<(Vec<[f32; 3]>, Vec<[u8; 3]>)>,
+    pub points: Option<ScenePoints>,
     /// Background colour used for compositing transparent images.
     pub background: [f32; 3],
 }
