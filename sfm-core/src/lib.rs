@@ -7,4 +7,5 @@ pub mod features;
 pub mod linalg;
 pub mod mapper;
 pub mod matching;
+pub mod pipeline;
 pub mod twoview;

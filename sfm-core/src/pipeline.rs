@@ -1,0 +1,721 @@
+//! The SfM controller: images -> features -> matches -> verified pairs -> incremental model ->
+//! COLMAP output (undistorted PINHOLE model + images, and the distorted SIMPLE_RADIAL model)
+//! and `sfm_report.json`. It owns the order of the stages and the report.
+
+use crate::colmap::{self, Camera, CameraModel, Reconstruction};
+use crate::features::{extract, Features, Gray, SiftOptions};
+use crate::mapper::{
+    reconstruct, ImagePair, MapperError, MapperImage, MapperOptions, RadialCamera, SparseModel,
+};
+use crate::matching::{
+    match_descriptors, select_pairs, DescriptorSet, MatchOptions, PairSelection,
+};
+use crate::twoview::{verify_pair, PinholePrior, VerifyOptions};
+use glam::{DQuat, DVec2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Settings of the whole pipeline.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SfmOptions {
+    /// Images are downscaled so that their larger side is at most this (features are reported in
+    /// full-resolution pixels).
+    pub max_image_size: u32,
+    /// One camera shared by all images (otherwise one per image).
+    pub single_camera: bool,
+    /// Focal prior as a multiple of the larger image side when EXIF gives none.
+    pub default_focal_factor: f64,
+    /// Upsample the first octave when the (downscaled) larger side is at most this.
+    pub upsample_below: u32,
+    /// Feature extraction.
+    pub sift: SiftOptions,
+    /// Descriptor matching.
+    pub matching: MatchOptions,
+    /// Pair selection.
+    pub pairs: PairSelection,
+    /// Geometric verification.
+    pub verify: VerifyOptions,
+    /// Incremental mapping.
+    pub mapper: MapperOptions,
+    /// Also write the text form of the models.
+    pub write_text: bool,
+    /// Write undistorted images and the PINHOLE model for training.
+    pub undistort: bool,
+    /// Seed for every randomised step.
+    pub seed: u64,
+}
+
+impl Default for SfmOptions {
+    fn default() -> Self {
+        Self {
+            max_image_size: 3200,
+            single_camera: true,
+            default_focal_factor: 1.2,
+            upsample_below: 1000,
+            sift: SiftOptions::default(),
+            matching: MatchOptions::default(),
+            pairs: PairSelection::default(),
+            verify: VerifyOptions::default(),
+            mapper: MapperOptions::default(),
+            write_text: true,
+            undistort: true,
+            seed: 0,
+        }
+    }
+}
+
+/// Pipeline stages, as reported to the progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    /// Decoding images and extracting features.
+    Features,
+    /// Matching and verifying image pairs.
+    Matching,
+    /// Incremental mapping.
+    Mapping,
+    /// Writing models and undistorted images.
+    Output,
+}
+
+/// Time and memory of one stage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageReport {
+    /// Stage.
+    pub stage: Stage,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Peak resident memory during the stage (MiB), where the OS reports it.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Summary written to `sfm_report.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SfmReport {
+    /// Images found.
+    pub num_images: usize,
+    /// Images registered in the model.
+    pub registered_images: usize,
+    /// Names of images that could not be registered.
+    pub unregistered: Vec<String>,
+    /// Files that could not be decoded, with the reason.
+    pub unreadable: Vec<String>,
+    /// Mean features per image.
+    pub mean_features: f64,
+    /// Pairs matched.
+    pub matched_pairs: usize,
+    /// Pairs that passed geometric verification.
+    pub verified_pairs: usize,
+    /// 3D points.
+    pub num_points: usize,
+    /// Observations of 3D points.
+    pub num_observations: usize,
+    /// Mean track length.
+    pub mean_track_length: f64,
+    /// Mean over points of their mean reprojection error (COLMAP's definition), pixels.
+    pub mean_reprojection_error: f64,
+    /// Refined focal lengths (pixels), one per camera.
+    pub focal_lengths: Vec<f64>,
+    /// Refined radial distortion, one per camera.
+    pub radial_k: Vec<f64>,
+    /// Per-stage time and memory.
+    pub stages: Vec<StageReport>,
+    /// Total wall time (seconds).
+    pub total_seconds: f64,
+}
+
+/// Pipeline failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SfmError {
+    /// Reading a directory or file failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Fewer than two usable images.
+    #[error("need at least 2 readable images in {dir}, found {found}{}", if unreadable.is_empty() { String::new() } else { format!(" (unreadable: {})", unreadable.join(", ")) })]
+    TooFewImages {
+        /// Directory scanned.
+        dir: PathBuf,
+        /// Readable images found.
+        found: usize,
+        /// Files that failed to decode.
+        unreadable: Vec<String>,
+    },
+    /// No pair of images shares enough verified matches.
+    #[error("no two images share a view: no image pair passed geometric verification")]
+    NoOverlap,
+    /// Mapping failed.
+    #[error(transparent)]
+    Mapper(#[from] MapperError),
+    /// Writing the model failed.
+    #[error(transparent)]
+    Colmap(#[from] colmap::ColmapError),
+    /// Writing an image failed.
+    #[error("cannot write {path}: {msg}")]
+    ImageWrite {
+        /// Path involved.
+        path: PathBuf,
+        /// Cause.
+        msg: String,
+    },
+}
+
+struct Decoded {
+    name: String,
+    width: u32,
+    height: u32,
+    focal_prior: Option<f64>,
+    features: Features,
+    keypoints: Vec<DVec2>,
+}
+
+/// Peak-RSS bookkeeping through /proc (Linux); elsewhere it reports nothing.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>, SfmError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| SfmError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| SfmError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+        let p = e.path();
+        let ext = p
+            .extension()
+            .and_then(|x| x.to_str())
+            .map(|x| x.to_ascii_lowercase());
+        if matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png")) && p.is_file() {
+            out.push(p);
+        }
+    }
+    // Sorted names give deterministic image ids.
+    out.sort();
+    Ok(out)
+}
+
+/// FocalLengthIn35mmFilm from a JPEG's EXIF block, converted as COLMAP does
+/// (`f35 / 35 * max(w, h)`).
+fn exif_focal_35mm(bytes: &[u8]) -> Option<f64> {
+    let pos = bytes
+        .windows(6)
+        .take(65536)
+        .position(|w| w == b"Exif\0\0")?;
+    let tiff = &bytes[pos + 6..];
+    let le = match tiff.get(0..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |o: usize| -> Option<u16> {
+        let b = tiff.get(o..o + 2)?;
+        Some(if le {
+            u16::from_le_bytes([b[0], b[1]])
+        } else {
+            u16::from_be_bytes([b[0], b[1]])
+        })
+    };
+    let u32_at = |o: usize| -> Option<u32> {
+        let b = tiff.get(o..o + 4)?;
+        Some(if le {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        })
+    };
+    let find = |ifd: usize, tag: u16| -> Option<usize> {
+        let n = u16_at(ifd)? as usize;
+        (0..n)
+            .map(|i| ifd + 2 + 12 * i)
+            .find(|&e| u16_at(e) == Some(tag))
+    };
+    let ifd0 = u32_at(4)? as usize;
+    let exif_ifd = u32_at(find(ifd0, 0x8769)? + 8)? as usize;
+    let f35 = u16_at(find(exif_ifd, 0xA405)? + 8)? as f64;
+    (f35 > 0.0).then_some(f35 / 35.0)
+}
+
+fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+    let (w, h) = (img.width(), img.height());
+    if w < 32 || h < 32 {
+        return Err(format!("image too small ({w}x{h})"));
+    }
+    let luma = img.into_luma8();
+    let max_side = w.max(h);
+    let luma = if max_side > opt.max_image_size {
+        let s = opt.max_image_size as f64 / max_side as f64;
+        let (nw, nh) = (
+            ((w as f64 * s).round() as u32).max(1),
+            ((h as f64 * s).round() as u32).max(1),
+        );
+        image::imageops::resize(&luma, nw, nh, image::imageops::FilterType::Triangle)
+    } else {
+        luma
+    };
+    let gray = Gray::from_luma8(luma.width() as usize, luma.height() as usize, luma.as_raw());
+    let mut sift = opt.sift.clone();
+    sift.upsample = luma.width().max(luma.height()) <= opt.upsample_below;
+    let features = extract(&gray, &sift);
+    // Back to full-resolution pixel coordinates (COLMAP convention, centre of pixel 0 at 0.5).
+    let sx = w as f64 / luma.width() as f64;
+    let sy = h as f64 / luma.height() as f64;
+    let keypoints = features
+        .keypoints
+        .iter()
+        .map(|k| DVec2::new(k.x as f64 * sx, k.y as f64 * sy))
+        .collect();
+    Ok(Decoded {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        width: w,
+        height: h,
+        focal_prior: exif_focal_35mm(&bytes).map(|r| r * max_side as f64),
+        features,
+        keypoints,
+    })
+}
+
+struct StageTimer {
+    stages: Vec<StageReport>,
+    start: Instant,
+    cur: Option<(Stage, Instant)>,
+}
+
+impl StageTimer {
+    fn begin(&mut self, s: Stage) {
+        self.end();
+        reset_peak_rss();
+        self.cur = Some((s, Instant::now()));
+    }
+    fn end(&mut self) {
+        if let Some((s, t)) = self.cur.take() {
+            self.stages.push(StageReport {
+                stage: s,
+                seconds: t.elapsed().as_secs_f64(),
+                peak_rss_mib: peak_rss_mib(),
+            });
+        }
+    }
+}
+
+/// Runs the whole pipeline on the photos in `images_dir`, writing into `out_dir`:
+/// `sparse/0` (undistorted PINHOLE model, binary and text), `images/` (undistorted),
+/// `distorted/sparse/0` (the SIMPLE_RADIAL model on the original images) and `sfm_report.json`.
+/// `progress(stage, done, total)` is called as work advances.
+pub fn run(
+    opt: &SfmOptions,
+    images_dir: &Path,
+    out_dir: &Path,
+    progress: &(dyn Fn(Stage, usize, usize) + Sync),
+) -> Result<SfmReport, SfmError> {
+    let mut timer = StageTimer {
+        stages: Vec::new(),
+        start: Instant::now(),
+        cur: None,
+    };
+    let paths = list_images(images_dir)?;
+    timer.begin(Stage::Features);
+    let done = AtomicUsize::new(0);
+    let total = paths.len();
+    let results: Vec<Result<Decoded, String>> = paths
+        .par_iter()
+        .map(|p| {
+            let r = decode_and_extract(p, opt);
+            progress(
+                Stage::Features,
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+                total,
+            );
+            r
+        })
+        .collect();
+    let mut decoded = Vec::new();
+    let mut unreadable = Vec::new();
+    for (p, r) in paths.iter().zip(results) {
+        match r {
+            Ok(d) => decoded.push(d),
+            Err(e) => unreadable.push(format!("{}: {e}", p.display())),
+        }
+    }
+    if decoded.len() < 2 {
+        return Err(SfmError::TooFewImages {
+            dir: images_dir.to_path_buf(),
+            found: decoded.len(),
+            unreadable,
+        });
+    }
+    // Cameras: one shared (first image's size and prior) or one per image.
+    let prior = |d: &Decoded| {
+        d.focal_prior
+            .unwrap_or(opt.default_focal_factor * d.width.max(d.height) as f64)
+    };
+    let cameras: Vec<RadialCamera> = if opt.single_camera {
+        vec![RadialCamera::with_prior(
+            decoded[0].width,
+            decoded[0].height,
+            prior(&decoded[0]),
+        )]
+    } else {
+        decoded
+            .iter()
+            .map(|d| RadialCamera::with_prior(d.width, d.height, prior(d)))
+            .collect()
+    };
+    let cam_of = |i: usize| if opt.single_camera { 0 } else { i };
+
+    timer.begin(Stage::Matching);
+    let descs: Vec<DescriptorSet> = decoded
+        .par_iter()
+        .map(|d| DescriptorSet::from_features(&d.features))
+        .collect();
+    let pairs = select_pairs(&opt.pairs, &descs, opt.seed);
+    let done = AtomicUsize::new(0);
+    let verified: Vec<ImagePair> = pairs
+        .par_iter()
+        .filter_map(|&(i, j)| {
+            let m = match_descriptors(&descs[i], &descs[j], &opt.matching);
+            let ci = cameras[cam_of(i)];
+            let cj = cameras[cam_of(j)];
+            let pi = PinholePrior {
+                f: ci.f,
+                cx: ci.cx,
+                cy: ci.cy,
+            };
+            let pj = PinholePrior {
+                f: cj.f,
+                cx: cj.cx,
+                cy: cj.cy,
+            };
+            let seed = opt.seed ^ ((i as u64) << 32 | j as u64);
+            let g = verify_pair(
+                &decoded[i].keypoints,
+                &decoded[j].keypoints,
+                &m,
+                &pi,
+                &pj,
+                &opt.verify,
+                seed,
+            );
+            progress(
+                Stage::Matching,
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+                pairs.len(),
+            );
+            g.map(|geometry| ImagePair { i, j, geometry })
+        })
+        .collect();
+    drop(descs);
+    if verified.is_empty() {
+        return Err(SfmError::NoOverlap);
+    }
+
+    timer.begin(Stage::Mapping);
+    let mimages: Vec<MapperImage> = decoded
+        .iter()
+        .enumerate()
+        .map(|(i, d)| MapperImage {
+            name: d.name.clone(),
+            camera: cam_of(i),
+            keypoints: d.keypoints.clone(),
+        })
+        .collect();
+    let mut mopt = opt.mapper.clone();
+    mopt.seed ^= opt.seed;
+    let model = reconstruct(&mimages, cameras, &verified, &mopt, &mut |r, n| {
+        progress(Stage::Mapping, r, n)
+    })?;
+
+    timer.begin(Stage::Output);
+    let report_core = write_outputs(opt, images_dir, out_dir, &mimages, &model, progress)?;
+    timer.end();
+    let mut report = SfmReport {
+        num_images: paths.len(),
+        registered_images: model.poses.iter().filter(|p| p.is_some()).count(),
+        unregistered: mimages
+            .iter()
+            .zip(&model.poses)
+            .filter(|(_, p)| p.is_none())
+            .map(|(m, _)| m.name.clone())
+            .collect(),
+        unreadable,
+        mean_features: decoded.iter().map(|d| d.features.len()).sum::<usize>() as f64
+            / decoded.len() as f64,
+        matched_pairs: pairs.len(),
+        verified_pairs: verified.len(),
+        num_points: model.points.len(),
+        num_observations: report_core.0,
+        mean_track_length: report_core.0 as f64 / model.points.len().max(1) as f64,
+        mean_reprojection_error: report_core.1,
+        focal_lengths: model.cameras.iter().map(|c| c.f).collect(),
+        radial_k: model.cameras.iter().map(|c| c.k).collect(),
+        stages: timer.stages,
+        total_seconds: timer.start.elapsed().as_secs_f64(),
+    };
+    report.total_seconds = timer.start.elapsed().as_secs_f64();
+    let path = out_dir.join("sfm_report.json");
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    std::fs::write(&path, json).map_err(|e| SfmError::Io { path, source: e })?;
+    Ok(report)
+}
+
+fn quat_of(r: &glam::DMat3) -> [f64; 4] {
+    let q = DQuat::from_mat3(r).normalize();
+    // COLMAP stores (w, x, y, z); keep w >= 0 for a canonical sign.
+    let q = if q.w < 0.0 { -q } else { q };
+    [q.w, q.x, q.y, q.z]
+}
+
+/// Builds COLMAP models (distorted SIMPLE_RADIAL and undistorted PINHOLE), samples point
+/// colours, writes everything. Returns (observations, mean reprojection error).
+fn write_outputs(
+    opt: &SfmOptions,
+    images_dir: &Path,
+    out_dir: &Path,
+    images: &[MapperImage],
+    model: &SparseModel,
+    progress: &(dyn Fn(Stage, usize, usize) + Sync),
+) -> Result<(usize, f64), SfmError> {
+    let registered: Vec<usize> = (0..images.len())
+        .filter(|&i| model.poses[i].is_some())
+        .collect();
+    let id_of = |i: usize| i as u32 + 1;
+    // Per registered image: its track memberships, and colour samples from the original image.
+    let mut point_of: Vec<Vec<Option<u64>>> = images
+        .iter()
+        .map(|im| vec![None; im.keypoints.len()])
+        .collect();
+    for (pid, p) in model.points.iter().enumerate() {
+        for &(i, k) in &p.track {
+            point_of[i as usize][k as usize] = Some(pid as u64 + 1);
+        }
+    }
+    let done = AtomicUsize::new(0);
+    let undist_dir = out_dir.join("images");
+    if opt.undistort {
+        std::fs::create_dir_all(&undist_dir).map_err(|e| SfmError::Io {
+            path: undist_dir.clone(),
+            source: e,
+        })?;
+    }
+    // Decode each registered image once: sample colours and write its undistorted copy.
+    let colours: Vec<Result<Vec<(usize, [f64; 3])>, SfmError>> = registered
+        .par_iter()
+        .map(|&i| {
+            let path = images_dir.join(&images[i].name);
+            let Ok(img) = image::open(&path) else {
+                return Ok(Vec::new());
+            };
+            let rgb = img.into_rgb8();
+            let cam = model.cameras[images[i].camera];
+            let sample = |x: f64, y: f64| -> [f64; 3] {
+                // Pixel centres at +0.5 (COLMAP convention).
+                let (fx, fy) = (x - 0.5, y - 0.5);
+                let (x0, y0) = (fx.floor(), fy.floor());
+                let (ax, ay) = (fx - x0, fy - y0);
+                let get = |xx: f64, yy: f64| {
+                    let xi = (xx as i64).clamp(0, rgb.width() as i64 - 1) as u32;
+                    let yi = (yy as i64).clamp(0, rgb.height() as i64 - 1) as u32;
+                    rgb.get_pixel(xi, yi).0
+                };
+                let (p00, p10, p01, p11) = (
+                    get(x0, y0),
+                    get(x0 + 1.0, y0),
+                    get(x0, y0 + 1.0),
+                    get(x0 + 1.0, y0 + 1.0),
+                );
+                std::array::from_fn(|c| {
+                    (p00[c] as f64 * (1.0 - ax) + p10[c] as f64 * ax) * (1.0 - ay)
+                        + (p01[c] as f64 * (1.0 - ax) + p11[c] as f64 * ax) * ay
+                })
+            };
+            let mut out = Vec::new();
+            for (k, p) in point_of[i].iter().enumerate() {
+                if let Some(pid) = p {
+                    let kp = images[i].keypoints[k];
+                    out.push((*pid as usize - 1, sample(kp.x, kp.y)));
+                }
+            }
+            if opt.undistort {
+                let (w, h) = (rgb.width(), rgb.height());
+                let mut und = image::RgbImage::new(w, h);
+                for y in 0..h {
+                    for x in 0..w {
+                        let u = (x as f64 + 0.5 - cam.cx) / cam.f;
+                        let v = (y as f64 + 0.5 - cam.cy) / cam.f;
+                        let d = 1.0 + cam.k * (u * u + v * v);
+                        let c = sample(cam.f * d * u + cam.cx, cam.f * d * v + cam.cy);
+                        und.put_pixel(
+                            x,
+                            y,
+                            image::Rgb(c.map(|v| v.round().clamp(0.0, 255.0) as u8)),
+                        );
+                    }
+                }
+                let outp = undist_dir.join(&images[i].name);
+                und.save(&outp).map_err(|e| SfmError::ImageWrite {
+                    path: outp.clone(),
+                    msg: e.to_string(),
+                })?;
+            }
+            progress(
+                Stage::Output,
+                done.fetch_add(1, Ordering::Relaxed) + 1,
+                registered.len(),
+            );
+            Ok(out)
+        })
+        .collect();
+    let mut sum = vec![[0.0f64; 3]; model.points.len()];
+    let mut cnt = vec![0usize; model.points.len()];
+    for c in colours {
+        for (pid, rgb) in c? {
+            for k in 0..3 {
+                sum[pid][k] += rgb[k];
+            }
+            cnt[pid] += 1;
+        }
+    }
+    // Reprojection errors (distorted model, pixels).
+    let mut total_err = 0.0;
+    let mut nobs = 0;
+    let mut point_errs = Vec::with_capacity(model.points.len());
+    for p in &model.points {
+        let mut e = 0.0;
+        for &(i, k) in &p.track {
+            let cam = model.cameras[images[i as usize].camera];
+            let pose = model.poses[i as usize].expect("registered");
+            let r = cam.project(pose.apply(p.xyz)).map_or(f64::NAN, |q| {
+                (q - images[i as usize].keypoints[k as usize]).length()
+            });
+            e += r;
+        }
+        nobs += p.track.len();
+        let pe = e / p.track.len().max(1) as f64;
+        total_err += pe;
+        point_errs.push(pe);
+    }
+    let mean_err = total_err / model.points.len().max(1) as f64;
+    let build = |undistorted: bool| -> Result<Reconstruction, SfmError> {
+        let cameras = model
+            .cameras
+            .iter()
+            .enumerate()
+            .map(|(c, cam)| {
+                if undistorted {
+                    Ok(Camera::pinhole(
+                        c as u32 + 1,
+                        cam.width as u64,
+                        cam.height as u64,
+                        cam.f,
+                        cam.f,
+                        cam.cx,
+                        cam.cy,
+                    ))
+                } else {
+                    Camera::new(
+                        c as u32 + 1,
+                        CameraModel::SimpleRadial,
+                        cam.width as u64,
+                        cam.height as u64,
+                        vec![cam.f, cam.cx, cam.cy, cam.k],
+                    )
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let imgs = registered
+            .iter()
+            .map(|&i| {
+                let pose = model.poses[i].expect("registered");
+                let cam = model.cameras[images[i].camera];
+                colmap::Image {
+                    id: id_of(i),
+                    qvec: quat_of(&pose.r),
+                    tvec: pose.t.to_array(),
+                    camera_id: images[i].camera as u32 + 1,
+                    name: images[i].name.clone(),
+                    points2d: images[i]
+                        .keypoints
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &p)| {
+                            let xy = if undistorted {
+                                let n = cam.normalize(p);
+                                [cam.f * n.x + cam.cx, cam.f * n.y + cam.cy]
+                            } else {
+                                [p.x, p.y]
+                            };
+                            colmap::Point2D {
+                                xy,
+                                point3d_id: point_of[i][k],
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let points3d = model
+            .points
+            .iter()
+            .enumerate()
+            .map(|(pid, p)| colmap::Point3D {
+                id: pid as u64 + 1,
+                xyz: p.xyz.to_array(),
+                rgb: std::array::from_fn(|k| {
+                    (sum[pid][k] / cnt[pid].max(1) as f64)
+                        .round()
+                        .clamp(0.0, 255.0) as u8
+                }),
+                error: point_errs[pid],
+                track: p
+                    .track
+                    .iter()
+                    .map(|&(i, k)| (id_of(i as usize), k))
+                    .collect(),
+            })
+            .collect();
+        Ok(Reconstruction {
+            cameras,
+            images: imgs,
+            points3d,
+        })
+    };
+    let write = |rec: &Reconstruction, dir: PathBuf| -> Result<(), SfmError> {
+        std::fs::create_dir_all(&dir).map_err(|e| SfmError::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+        colmap::write_binary(&dir, rec)?;
+        if opt.write_text {
+            colmap::write_text(&dir, rec)?;
+        }
+        Ok(())
+    };
+    write(&build(true)?, out_dir.join("sparse").join("0"))?;
+    write(
+        &build(false)?,
+        out_dir.join("distorted").join("sparse").join("0"),
+    )?;
+    Ok((nobs, mean_err))
+}
