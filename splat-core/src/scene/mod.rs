@@ -368,14 +368,20 @@ impl ViewSource {
     }
 
     fn load(&self, options: &LoadOptions) -> Result<View, SceneError> {
-        let full = load_image(&self.image_path, options.background)?;
-        let k = self.resolve_intrinsics(full.width, full.height)?;
-        let undistorted = full.undistorted(k, self.distortion);
-        let (w, h) = options.downscale.target_size(full.width, full.height);
-        let image = undistorted.resize_area(w, h);
+        let mut image = load_image(&self.image_path, options.background)?;
+        let (full_w, full_h) = (image.width, image.height);
+        let k = self.resolve_intrinsics(full_w, full_h)?;
+        // Both steps allocate a new image, so they are skipped when they would copy it.
+        if !self.distortion.is_none() {
+            image = image.undistorted(k, self.distortion);
+        }
+        let (w, h) = options.downscale.target_size(full_w, full_h);
+        if (w, h) != (full_w, full_h) {
+            image = image.resize_area(w, h);
+        }
         let camera = Camera::new(
-            full.width,
-            full.height,
+            full_w,
+            full_h,
             k.fx,
             k.fy,
             k.cx,
