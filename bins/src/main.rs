@@ -1,5 +1,7 @@
 //! The `spaceport` command line.
 
+mod train_cmd;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -23,7 +25,7 @@ enum Command {
         /// Output PNG.
         #[arg(long, short, default_value = "render.png")]
         out: PathBuf,
-        /// Image width and height.
+        /// Image width.
         #[arg(long, default_value_t = 640)]
         width: u32,
         /// Image height.
@@ -33,15 +35,18 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         angle: f64,
     },
+    /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
+    Train(train_cmd::TrainArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Render { ply, out, width, height, angle } => cmd_render(ply.as_deref(), &out, width, height, angle),
+        Command::Render { ply, out, width, height, angle } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
+        Command::Train(args) => train_cmd::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -49,7 +54,8 @@ fn main() -> ExitCode {
     }
 }
 
-type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+/// Errors bins report: any library error, printed once.
+pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn cmd_render(ply: Option<&Path>, out: &Path, width: u32, height: u32, angle: f64) -> AnyResult<()> {
     let gaussians = match ply {
@@ -62,16 +68,8 @@ fn cmd_render(ply: Option<&Path>, out: &Path, width: u32, height: u32, angle: f6
     let opts = RenderOptions { background: [1.0; 3], ..Default::default() };
     let img = backend.render(&gaussians, &camera, &opts)?;
     let secs = started.elapsed().as_secs_f64();
-    write_png(out, width, height, &img.image)?;
+    let image = splat_core::scene::Image { width, height, data: img.image.iter().map(|v| v.clamp(0.0, 1.0)).collect() };
+    splat_core::scene::save_png(out, &image)?;
     println!("rendered {} Gaussians ({} visible) at {width}x{height} on {} in {:.3} s -> {}", gaussians.len(), img.n_visible(), backend.name(), secs, out.display());
-    Ok(())
-}
-
-/// Writes an RGB float image as an 8-bit PNG via a temporary file, so no partial file is left.
-fn write_png(path: &Path, width: u32, height: u32, rgb: &[f32]) -> AnyResult<()> {
-    let bytes: Vec<u8> = rgb.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8).collect();
-    let tmp = path.with_extension("png.partial");
-    image::save_buffer_with_format(&tmp, &bytes, width, height, image::ColorType::Rgb8, image::ImageFormat::Png).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), path.display()))?;
     Ok(())
 }

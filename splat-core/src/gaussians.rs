@@ -132,3 +132,62 @@ pub fn sigmoid<T: Float>(x: T) -> T {
 pub fn logit<T: Float>(p: T) -> T {
     (p / (T::one() - p)).ln()
 }
+
+impl<T: Float> Splats<T> {
+    /// All-zero buffers shaped like `self` (gradients, optimizer moments).
+    pub fn zeros_like(&self) -> Self {
+        let n = self.len();
+        Self {
+            means: vec![[T::zero(); 3]; n],
+            log_scales: vec![[T::zero(); 3]; n],
+            quats: vec![[T::zero(); 4]; n],
+            opacity_logits: vec![T::zero(); n],
+            sh: vec![T::zero(); self.sh.len()],
+            sh_degree: self.sh_degree,
+        }
+    }
+
+    /// Keeps the Gaussians whose `keep` flag is set, in order.
+    pub fn retain_mask(&mut self, keep: &[bool]) {
+        debug_assert_eq!(keep.len(), self.len());
+        let nsh = self.sh_coeffs() * 3;
+        let mut k = keep.iter();
+        self.means.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.log_scales.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.quats.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        self.opacity_logits.retain(|_| *k.next().unwrap_or(&false));
+        let mut out = Vec::with_capacity(self.means.len() * nsh);
+        for (i, chunk) in self.sh.chunks(nsh).enumerate() {
+            if keep[i] {
+                out.extend_from_slice(chunk);
+            }
+        }
+        self.sh = out;
+    }
+
+    /// Appends copies of the Gaussians at `indices` to the end.
+    pub fn append_copies(&mut self, indices: &[usize]) {
+        let nsh = self.sh_coeffs() * 3;
+        for &i in indices {
+            self.means.push(self.means[i]);
+            self.log_scales.push(self.log_scales[i]);
+            self.quats.push(self.quats[i]);
+            self.opacity_logits.push(self.opacity_logits[i]);
+            self.sh.extend_from_within(i * nsh..(i + 1) * nsh);
+        }
+    }
+
+    /// Appends `count` all-zero Gaussians (fresh optimizer state).
+    pub fn append_zeros(&mut self, count: usize) {
+        let nsh = self.sh_coeffs() * 3;
+        let z = T::zero();
+        self.means.extend(std::iter::repeat_n([z; 3], count));
+        self.log_scales.extend(std::iter::repeat_n([z; 3], count));
+        self.quats.extend(std::iter::repeat_n([z; 4], count));
+        self.opacity_logits.extend(std::iter::repeat_n(z, count));
+        self.sh.extend(std::iter::repeat_n(z, count * nsh));
+    }
+}

@@ -6,10 +6,13 @@ pub mod camera;
 pub mod demo;
 pub mod gaussians;
 pub mod init;
+pub mod loss;
+pub mod optim;
 pub mod ply;
 pub mod render;
 pub mod scene;
 pub mod sh;
+pub mod train;
 
 pub use backend::{Backend, BackendError, CpuBackend};
 pub use camera::Camera;

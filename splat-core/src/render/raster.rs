@@ -45,15 +45,15 @@ pub(crate) fn bin<T: Real>(proj: &[Projected<T>], tiles_x: u32, tiles_y: u32) ->
             }
         }
     }
+    // Positive depths compare as their bit patterns; (depth bits, index) keys make the order
+    // deterministic for equal depths.
+    let depth_bits: Vec<u32> = proj.iter().map(|p| p.depth.to_f32().unwrap_or(f32::MAX).to_bits()).collect();
     for_each_tile_slice(&offsets, &mut ids, |_, list| {
-        // Ties broken by index so that the order, and so the image, is deterministic.
-        list.sort_unstable_by(|&a, &b| {
-            proj[a as usize]
-                .depth
-                .partial_cmp(&proj[b as usize].depth)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.cmp(&b))
-        });
+        let mut keys: Vec<u64> = list.iter().map(|&g| (depth_bits[g as usize] as u64) << 32 | g as u64).collect();
+        keys.sort_unstable();
+        for (d, k) in list.iter_mut().zip(&keys) {
+            *d = *k as u32;
+        }
     });
     Bins { offsets, ids }
 }
@@ -88,20 +88,96 @@ struct Splat2d<T> {
     conic: [T; 3],
     opacity: T,
     color: [T; 3],
+    /// Below this exponent the alpha is surely under the threshold (checked before `exp`).
+    min_power: T,
+    /// Pixel-centre box outside which the alpha is below the threshold: [x0, y0, x1, y1].
+    bbox: [f32; 4],
 }
+
+/// Side of the pixel blocks a tile is divided into for finer culling.
+const BLOCK: u32 = 4;
 
 fn gather<T: Real>(proj: &[Projected<T>], list: &[u32]) -> Vec<Splat2d<T>> {
     list.iter()
         .map(|&g| {
             let p = &proj[g as usize];
-            Splat2d {
-                xy: p.mean2d,
-                conic: p.conic,
-                opacity: p.opacity,
-                color: p.color,
-            }
+            let o = p.opacity.to_f64().unwrap_or(0.0);
+            // alpha >= 1/255 needs dᵀ Q d <= k with k = 2 ln(255 o): an ellipse whose box has
+            // half-sides sqrt(k Σxx), sqrt(k Σyy), Σ = Q⁻¹. Margins keep the cull conservative
+            // so that the exact test in `eval` still decides every pair that could count.
+            let k = 2.0 * (o / MIN_ALPHA).ln();
+            let [a, b, c] = p.conic.map(|v| v.to_f64().unwrap_or(0.0));
+            let det = a * c - b * b;
+            let bbox = if k <= 0.0 || det <= 0.0 {
+                [1.0, 1.0, -1.0, -1.0]
+            } else {
+                let hx = (k * c / det).sqrt() * 1.001 + 1e-3;
+                let hy = (k * a / det).sqrt() * 1.001 + 1e-3;
+                let [x, y] = p.mean2d.map(|v| v.to_f64().unwrap_or(0.0));
+                [(x - hx) as f32, (y - hy) as f32, (x + hx) as f32, (y + hy) as f32]
+            };
+            let min_power = T::from(-(0.5 * k) - 1e-4).unwrap_or_else(T::neg_infinity);
+            Splat2d { xy: p.mean2d, conic: p.conic, opacity: p.opacity, color: p.color, min_power, bbox }
         })
         .collect()
+}
+
+/// Per-block lists (indices into the tile's splats, front to back) for a tile's pixel blocks.
+struct Blocks {
+    bx: u32,
+    offsets: Vec<usize>,
+    ids: Vec<u32>,
+}
+
+/// Blocks `first..=last` (of `n`) whose pixel centres the interval [lo, hi] reaches; None if none.
+fn block_span(lo: f32, hi: f32, origin: u32, n: u32) -> Option<(u32, u32)> {
+    // Block i holds pixel centres origin + BLOCK i + 0.5 ..= origin + BLOCK i + BLOCK - 0.5.
+    let b = BLOCK as f32;
+    let first = ((lo - origin as f32 - (b - 0.5)) / b).ceil().max(0.0);
+    let last = ((hi - origin as f32 - 0.5) / b).floor().min(n as f32 - 1.0);
+    (first <= last).then_some((first as u32, last as u32))
+}
+
+impl Blocks {
+    fn new<T>(splats: &[Splat2d<T>], x0: u32, y0: u32, x1: u32, y1: u32) -> Self {
+        let bx = (x1 - x0).div_ceil(BLOCK);
+        let by = (y1 - y0).div_ceil(BLOCK);
+        let nb = (bx * by) as usize;
+        let spans: Vec<Option<((u32, u32), (u32, u32))>> = splats
+            .iter()
+            .map(|s| Some((block_span(s.bbox[0], s.bbox[2], x0, bx)?, block_span(s.bbox[1], s.bbox[3], y0, by)?)))
+            .collect();
+        let mut offsets = vec![0usize; nb + 1];
+        for &((ax, bx1), (ay, by1)) in spans.iter().flatten() {
+            for y in ay..=by1 {
+                for x in ax..=bx1 {
+                    offsets[(y * bx + x) as usize + 1] += 1;
+                }
+            }
+        }
+        for i in 0..nb {
+            offsets[i + 1] += offsets[i];
+        }
+        let mut fill = offsets.clone();
+        let mut ids = vec![0u32; offsets[nb]];
+        for (j, span) in spans.iter().enumerate() {
+            let Some(((ax, bx1), (ay, by1))) = *span else { continue };
+            for y in ay..=by1 {
+                for x in ax..=bx1 {
+                    let b = (y * bx + x) as usize;
+                    ids[fill[b]] = j as u32;
+                    fill[b] += 1;
+                }
+            }
+        }
+        Blocks { bx, offsets, ids }
+    }
+
+    /// The list of the block holding pixel (x, y) of a tile whose origin is (x0, y0).
+    fn list(&self, x: u32, y: u32, x0: u32, y0: u32) -> &[u32] {
+        let b = (((y - y0) / BLOCK) * self.bx + (x - x0) / BLOCK) as usize;
+        &self.ids[self.offsets[b]..self.offsets[b + 1]]
+    }
 }
 
 fn c<T: Real>(v: f64) -> T {
@@ -123,7 +199,7 @@ fn eval<T: Real>(s: &Splat2d<T>, px: T, py: T, max_a: T, min_a: T) -> Option<(T,
     let dy = s.xy[1] - py;
     let half: T = c(0.5);
     let power = -half * (s.conic[0] * dx * dx + s.conic[2] * dy * dy) - s.conic[1] * dx * dy;
-    if power > T::zero() {
+    if power > T::zero() || power < s.min_power {
         return None;
     }
     let g = power.exp();
@@ -163,6 +239,7 @@ pub(crate) fn forward<T: Real>(
             let y0 = (t as u32 / tiles_x) * TILE_SIZE;
             let x1 = (x0 + TILE_SIZE).min(width);
             let y1 = (y0 + TILE_SIZE).min(height);
+            let blocks = Blocks::new(&splats, x0, y0, x1, y1);
             let npix = ((x1 - x0) * (y1 - y0)) as usize;
             let mut rgb = Vec::with_capacity(npix);
             let mut fin = Vec::with_capacity(npix);
@@ -176,7 +253,9 @@ pub(crate) fn forward<T: Real>(
                     let mut col = [T::zero(); 3];
                     let mut last = 0u32;
                     let mut h = 0u64;
-                    for (j, s) in splats.iter().enumerate() {
+                    for (pos, &j) in blocks.list(x, y, x0, y0).iter().enumerate() {
+                        let j = j as usize;
+                        let s = &splats[j];
                         let Some((alpha, _, clamped, _, _)) = eval(s, px, py, max_a, min_a) else {
                             continue;
                         };
@@ -191,7 +270,7 @@ pub(crate) fn forward<T: Real>(
                             col[k] = col[k] + s.color[k] * alpha * tr;
                         }
                         tr = next;
-                        last = j as u32 + 1;
+                        last = pos as u32 + 1;
                         if signature {
                             h = mix(h ^ (list[j] as u64) ^ ((clamped as u64) << 41));
                         }
@@ -256,6 +335,7 @@ pub(crate) fn backward<T: Real>(
         let y0 = (t as u32 / tiles_x) * TILE_SIZE;
         let x1 = (x0 + TILE_SIZE).min(width);
         let y1 = (y0 + TILE_SIZE).min(height);
+        let blocks = Blocks::new(&splats, x0, y0, x1, y1);
         for y in y0..y1 {
             for x in x0..x1 {
                 let p = y as usize * w + x as usize;
@@ -272,7 +352,9 @@ pub(crate) fn backward<T: Real>(
                 let mut behind = [T::zero(); 3];
                 let mut last_alpha = T::zero();
                 let mut last_color = [T::zero(); 3];
-                for j in (0..n).rev() {
+                let blist = blocks.list(x, y, x0, y0);
+                for &j in blist[..n].iter().rev() {
+                    let j = j as usize;
                     let s = &splats[j];
                     let Some((alpha, g, clamped, dx, dy)) = eval(s, px, py, max_a, min_a) else {
                         continue;

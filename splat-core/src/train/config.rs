@@ -1,0 +1,258 @@
+//! Every training knob in one YAML-serialisable structure; defaults are the original 3DGS recipe
+//! plus progressive resolution and PSNR-plateau stopping.
+
+use serde::{Deserialize, Serialize};
+
+/// The full training configuration (unknown keys are an error).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Maximum number of iterations.
+    pub iterations: usize,
+    /// Seed of every random choice (initialisation, view order, splits).
+    pub seed: u64,
+    /// Highest SH degree.
+    pub sh_degree: usize,
+    /// Iterations between SH degree increases.
+    pub sh_degree_interval: usize,
+    /// Weight of (1 - SSIM) in the loss; L1 gets the rest.
+    pub ssim_weight: f32,
+    /// Background colour; `null` takes the scene's.
+    pub background: Option<[f32; 3]>,
+    /// Learning rates.
+    pub lr: LrConfig,
+    /// Initial Gaussians.
+    pub init: InitConfig,
+    /// Adaptive density control.
+    pub densify: DensifyConfig,
+    /// Progressive resolution (and blur).
+    pub progressive: ProgressiveConfig,
+    /// PSNR-plateau stopping.
+    pub plateau: PlateauConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            iterations: 30_000,
+            seed: 0,
+            sh_degree: 3,
+            sh_degree_interval: 1000,
+            ssim_weight: 0.2,
+            background: None,
+            lr: LrConfig::default(),
+            init: InitConfig::default(),
+            densify: DensifyConfig::default(),
+            progressive: ProgressiveConfig::default(),
+            plateau: PlateauConfig::default(),
+        }
+    }
+}
+
+/// Learning rates per parameter group (Adam).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrConfig {
+    /// Initial position rate, times the scene extent.
+    pub means: f32,
+    /// Final position rate, times the scene extent (log-linear decay).
+    pub means_final: f32,
+    /// SH degree-0 rate.
+    pub sh_dc: f32,
+    /// Higher-SH rate.
+    pub sh_rest: f32,
+    /// Opacity-logit rate.
+    pub opacity: f32,
+    /// Log-scale rate.
+    pub scales: f32,
+    /// Quaternion rate.
+    pub rotations: f32,
+}
+
+impl Default for LrConfig {
+    fn default() -> Self {
+        Self { means: 1.6e-4, means_final: 1.6e-6, sh_dc: 2.5e-3, sh_rest: 2.5e-3 / 20.0, opacity: 0.05, scales: 5e-3, rotations: 1e-3 }
+    }
+}
+
+/// Where the initial Gaussians come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitMode {
+    /// SfM points when the scene has them, else random.
+    Auto,
+    /// The scene's SfM points (an error without them).
+    Sfm,
+    /// Uniform in a box.
+    Random,
+}
+
+/// Initial Gaussians.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InitConfig {
+    /// Source of the initial positions.
+    pub mode: InitMode,
+    /// Keep at most this many SfM points (random subsample).
+    pub max_points: Option<usize>,
+    /// Gaussians for random initialisation.
+    pub random_count: usize,
+    /// Half-side of the random box, in scene units; `null` uses the camera extent.
+    pub random_box: Option<f32>,
+    /// Initial opacity.
+    pub opacity: f32,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        Self { mode: InitMode::Auto, max_points: None, random_count: 100_000, random_box: None, opacity: 0.1 }
+    }
+}
+
+/// Adaptive density control (clone, split, prune, opacity reset).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DensifyConfig {
+    /// Mean view-space positional gradient (NDC units) above which a Gaussian grows.
+    pub grad_threshold: f32,
+    /// Gaussians larger than this fraction of the extent split; smaller ones clone.
+    pub percent_dense: f32,
+    /// Iterations between densification steps.
+    pub interval: usize,
+    /// First iteration that densifies (exclusive).
+    pub from: usize,
+    /// Densification stops at this iteration.
+    pub until: usize,
+    /// Iterations between opacity resets (0: never).
+    pub opacity_reset_interval: usize,
+    /// Prune below this opacity.
+    pub prune_opacity: f32,
+    /// After the first opacity reset, prune Gaussians larger than this fraction of the extent.
+    pub prune_world_size: f32,
+    /// After the first opacity reset, prune Gaussians whose screen radius exceeded this many
+    /// pixels (0: off, as gsplat's default).
+    pub prune_screen_size: u32,
+    /// Stop growing beyond this many Gaussians (0: no cap).
+    pub max_gaussians: usize,
+}
+
+impl Default for DensifyConfig {
+    fn default() -> Self {
+        Self { grad_threshold: 2e-4, percent_dense: 0.01, interval: 100, from: 500, until: 15_000, opacity_reset_interval: 3000, prune_opacity: 0.005, prune_world_size: 0.1, prune_screen_size: 0, max_gaussians: 0 }
+    }
+}
+
+/// Progressive resolution and blur.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProgressiveConfig {
+    /// Train at reduced size early on.
+    pub enabled: bool,
+    /// Size factor at the start.
+    pub start_scale: f32,
+    /// Full size is reached at min(this x iterations, densify.until).
+    pub ramp_fraction: f32,
+    /// Blur the ground truth early on.
+    pub blur: bool,
+    /// Blur sigma (pixels of the working size) at the start, falling to 0 along the ramp.
+    pub blur_start_sigma: f32,
+}
+
+impl Default for ProgressiveConfig {
+    fn default() -> Self {
+        Self { enabled: true, start_scale: 0.3, ramp_fraction: 0.7, blur: false, blur_start_sigma: 2.0 }
+    }
+}
+
+/// PSNR-plateau stopping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlateauConfig {
+    /// Stop on a plateau of the monitor PSNR.
+    pub enabled: bool,
+    /// Iterations between monitor evaluations.
+    pub interval: usize,
+    /// Training views in the monitor set (fixed, evenly spaced).
+    pub monitor_views: usize,
+    /// A plateau: the best PSNR improved by less than this over the last `patience` checks.
+    pub min_improvement_db: f32,
+    /// Checks that make up a plateau window.
+    pub patience: usize,
+    /// Stop as soon as the monitor PSNR reaches this.
+    pub target_psnr: Option<f32>,
+}
+
+impl Default for PlateauConfig {
+    fn default() -> Self {
+        Self { enabled: true, interval: 500, monitor_views: 16, min_improvement_db: 0.05, patience: 3, target_psnr: None }
+    }
+}
+
+/// Errors reading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or has unknown keys.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The parser's message, with the location.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid config value: {0}")]
+    Value(String),
+}
+
+impl TrainConfig {
+    /// Reads a YAML file; keys it leaves out keep their defaults.
+    pub fn from_yaml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        let cfg = Self::from_yaml_str(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses YAML text; keys it leaves out keep their defaults.
+    pub fn from_yaml_str(text: &str) -> Result<Self, ConfigError> {
+        let cfg: TrainConfig = if text.trim().is_empty() { TrainConfig::default() } else { serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: "<string>".into(), message: e.to_string() })? };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The configuration as YAML.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+
+    /// Checks ranges that would make training meaningless.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Value(m));
+        if self.sh_degree > 3 {
+            return bad(format!("sh_degree {} (at most 3)", self.sh_degree));
+        }
+        if !(0.0..=1.0).contains(&self.ssim_weight) {
+            return bad(format!("ssim_weight {} not in [0, 1]", self.ssim_weight));
+        }
+        if self.densify.interval == 0 || self.plateau.interval == 0 || self.sh_degree_interval == 0 {
+            return bad("densify.interval, plateau.interval and sh_degree_interval must be positive".into());
+        }
+        if !(self.progressive.start_scale > 0.0 && self.progressive.start_scale <= 1.0) {
+            return bad(format!("progressive.start_scale {} not in (0, 1]", self.progressive.start_scale));
+        }
+        if !(self.init.opacity > 0.0 && self.init.opacity < 1.0) {
+            return bad(format!("init.opacity {} not in (0, 1)", self.init.opacity));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,561 @@
+//! The training loop: the 3DGS recipe written against the [`Backend`] trait, with progressive
+//! resolution, PSNR-plateau stopping, evaluation, outputs and resumable checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod densify;
+pub mod schedule;
+pub mod sweep;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, BackendError};
+use crate::gaussians::Gaussians;
+use crate::init::{self, InitOptions};
+use crate::loss;
+use crate::optim::{Adam, GroupRates};
+use crate::render::RenderOptions;
+use crate::scene::{Image, Scene, View};
+pub use config::{ConfigError, TrainConfig};
+use config::InitMode;
+use densify::{DensifyReport, DensifyStats};
+use schedule::{PlateauAction, PlateauMonitor};
+
+/// Errors from training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The scene cannot be trained on.
+    #[error("scene {scene}: {reason}")]
+    Scene {
+        /// Scene name.
+        scene: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Initialisation failed.
+    #[error("initialisation: {0}")]
+    Init(#[from] init::InitError),
+    /// The compute backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// Reading or writing an output or checkpoint failed.
+    #[error("{}: {message}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Training diverged (non-finite loss).
+    #[error("training diverged at iteration {iteration}: the loss is not finite")]
+    Diverged {
+        /// The iteration.
+        iteration: usize,
+    },
+}
+
+/// Why training ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The configured number of iterations ran.
+    Iterations,
+    /// A second PSNR plateau.
+    Plateau,
+    /// The monitor PSNR reached the target.
+    TargetPsnr,
+    /// The user interrupted.
+    Interrupted,
+}
+
+/// Seconds spent per phase.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// Forward render.
+    pub render: f64,
+    /// Loss and its gradient.
+    pub loss: f64,
+    /// Render backward.
+    pub backward: f64,
+    /// Adam.
+    pub optimizer: f64,
+    /// Densification statistics and steps.
+    pub densify: f64,
+    /// Monitor evaluations.
+    pub monitor: f64,
+    /// Ground-truth resizing.
+    pub data: f64,
+}
+
+/// One step's figures, for progress displays.
+#[derive(Clone, Debug)]
+pub struct StepInfo {
+    /// Iterations done (1-based after the step).
+    pub iteration: usize,
+    /// Loss of this step.
+    pub loss: f64,
+    /// PSNR of this step's render against its ground truth.
+    pub psnr: f32,
+    /// Gaussians now.
+    pub gaussians: usize,
+    /// Working image size.
+    pub size: (u32, u32),
+    /// Densification done after this step, if any.
+    pub densified: Option<DensifyReport>,
+    /// Monitor PSNR, when a check ran.
+    pub monitor_psnr: Option<f32>,
+}
+
+/// A monitor check, as recorded in the metrics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MonitorCheck {
+    /// Iteration of the check.
+    pub iteration: usize,
+    /// Mean PSNR of the monitor views at full size.
+    pub psnr: f32,
+    /// What the plateau rule decided.
+    pub action: PlateauAction,
+}
+
+/// Image quality on a set of views.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Mean PSNR (dB) over views, renders clamped to [0, 1].
+    pub psnr: f32,
+    /// Mean SSIM over views.
+    pub ssim: f32,
+    /// Per-view PSNR.
+    pub per_view_psnr: Vec<f32>,
+}
+
+/// Everything the trainer keeps between steps (what a checkpoint saves).
+#[derive(Clone, Debug)]
+pub struct TrainState {
+    /// Gaussian parameters.
+    pub params: Gaussians,
+    /// Optimizer state.
+    pub adam: Adam,
+    /// Densification statistics.
+    pub stats: DensifyStats,
+    /// Iterations done.
+    pub iteration: usize,
+    /// Random state.
+    pub rng: ChaCha8Rng,
+    /// The current epoch's view order and the position in it.
+    pub order: Vec<usize>,
+    /// Next position in `order`.
+    pub order_pos: usize,
+    /// Plateau rule state.
+    pub plateau: PlateauMonitor,
+    /// Whether the first plateau dropped the position learning rate.
+    pub lr_dropped: bool,
+    /// Monitor checks so far.
+    pub checks: Vec<MonitorCheck>,
+    /// Why training stopped early, if it did.
+    pub stop: Option<StopReason>,
+    /// Phase timings so far.
+    pub times: PhaseTimes,
+    /// Training seconds before this process (resumed runs).
+    pub prior_seconds: f64,
+}
+
+/// The 3DGS trainer.
+pub struct Trainer<'a> {
+    /// Configuration in force.
+    pub cfg: TrainConfig,
+    /// Training state.
+    pub state: TrainState,
+    scene: &'a Scene,
+    backend: Box<dyn Backend + 'a>,
+    /// Scene extent: 1.1 x the largest camera distance from the camera centroid.
+    pub extent: f32,
+    background: [f32; 3],
+    monitor: Vec<usize>,
+    gt_cache: HashMap<usize, ((u32, u32, u32), Vec<f32>)>,
+    started: Instant,
+}
+
+/// 1.1 x the largest distance of a camera centre from the centroid of all of them.
+pub fn scene_extent(views: &[View]) -> f32 {
+    if views.is_empty() {
+        return 1.0;
+    }
+    let centers: Vec<glam::DVec3> = views.iter().map(|v| v.camera.center()).collect();
+    let mean = centers.iter().copied().sum::<glam::DVec3>() / centers.len() as f64;
+    let max = centers.iter().map(|c| (*c - mean).length()).fold(0.0, f64::max);
+    let e = (1.1 * max) as f32;
+    if e > 0.0 && e.is_finite() {
+        e
+    } else {
+        1.0
+    }
+}
+
+/// Initial Gaussians for `scene` as the configuration asks.
+pub fn initial_gaussians(scene: &Scene, cfg: &TrainConfig, extent: f32) -> Result<Gaussians, TrainError> {
+    let opts = InitOptions { sh_degree: cfg.sh_degree, max_points: cfg.init.max_points, seed: cfg.seed, initial_opacity: cfg.init.opacity, ..Default::default() };
+    let use_sfm = match cfg.init.mode {
+        InitMode::Sfm => {
+            if scene.points.as_ref().is_none_or(|(p, _)| p.is_empty()) {
+                return Err(TrainError::Scene { scene: scene.name.clone(), reason: "init.mode is sfm but the scene has no SfM points".into() });
+            }
+            true
+        }
+        InitMode::Auto => scene.points.as_ref().is_some_and(|(p, _)| !p.is_empty()),
+        InitMode::Random => false,
+    };
+    if use_sfm {
+        let (pts, cols) = scene.points.as_ref().map(|(p, c)| (p.as_slice(), c.as_slice())).unwrap_or((&[], &[]));
+        Ok(init::from_points_u8(pts, cols, &opts)?)
+    } else {
+        // Without a box, 0.3 x extent: the [-1.3, 1.3] cube of 3DGS's synthetic scenes.
+        let h = cfg.init.random_box.unwrap_or(0.3 * extent);
+        Ok(init::random_in_box(cfg.init.random_count, [-h; 3], [h; 3], &opts)?)
+    }
+}
+
+/// Evenly spaced indices of at most `k` out of `n`.
+fn evenly_spaced(n: usize, k: usize) -> Vec<usize> {
+    if n == 0 || k == 0 {
+        return vec![];
+    }
+    let k = k.min(n);
+    (0..k).map(|i| i * n / k).collect()
+}
+
+/// Separable Gaussian blur of an RGB image (zero-padded edges renormalised).
+fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
+    let r = (3.0 * sigma).ceil() as isize;
+    let k: Vec<f32> = (-r..=r).map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
+        let mut out = vec![0f32; src.len()];
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let mut acc = [0f32; 3];
+                let mut wsum = 0f32;
+                for (j, kv) in k.iter().enumerate() {
+                    let d = j as isize - r;
+                    let (xx, yy) = if horizontal { (x + d, y) } else { (x, y + d) };
+                    if xx < 0 || yy < 0 || xx >= w as isize || yy >= h as isize {
+                        continue;
+                    }
+                    let p = (yy as usize * w + xx as usize) * 3;
+                    for c in 0..3 {
+                        acc[c] += kv * src[p + c];
+                    }
+                    wsum += kv;
+                }
+                let p = (y as usize * w + x as usize) * 3;
+                for c in 0..3 {
+                    out[p + c] = acc[c] / wsum;
+                }
+            }
+        }
+        out
+    };
+    pass(&pass(data, true), false)
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer for `scene`, with Gaussians initialised as configured.
+    pub fn new(scene: &'a Scene, cfg: TrainConfig, backend: Box<dyn Backend + 'a>) -> Result<Self, TrainError> {
+        cfg.validate()?;
+        if scene.train.is_empty() {
+            return Err(TrainError::Scene { scene: scene.name.clone(), reason: "no training views".into() });
+        }
+        let extent = scene_extent(&scene.train);
+        let params = initial_gaussians(scene, &cfg, extent)?;
+        Ok(Self::with_gaussians(scene, cfg, backend, params, extent))
+    }
+
+    /// A trainer starting from given Gaussians.
+    pub fn with_gaussians(scene: &'a Scene, cfg: TrainConfig, backend: Box<dyn Backend + 'a>, params: Gaussians, extent: f32) -> Self {
+        let adam = Adam::new(&params);
+        let stats = DensifyStats::new(params.len());
+        let background = cfg.background.unwrap_or(scene.background);
+        let monitor = evenly_spaced(scene.train.len(), cfg.plateau.monitor_views);
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
+        let state = TrainState {
+            params,
+            adam,
+            stats,
+            iteration: 0,
+            rng,
+            order: vec![],
+            order_pos: 0,
+            plateau: PlateauMonitor::default(),
+            lr_dropped: false,
+            checks: vec![],
+            stop: None,
+            times: PhaseTimes::default(),
+            prior_seconds: 0.0,
+        };
+        Self { cfg, state, scene, backend, extent, background, monitor, gt_cache: HashMap::new(), started: Instant::now() }
+    }
+
+    /// The backend's name.
+    pub fn backend_name(&self) -> String {
+        self.backend.name()
+    }
+
+    /// The scene being trained.
+    pub fn scene(&self) -> &Scene {
+        self.scene
+    }
+
+    /// Training seconds so far, across resumes.
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.state.prior_seconds + self.started.elapsed().as_secs_f64()
+    }
+
+    fn next_view(&mut self) -> usize {
+        let st = &mut self.state;
+        if st.order_pos >= st.order.len() {
+            st.order = (0..self.scene.train.len()).collect();
+            st.order.shuffle(&mut st.rng);
+            st.order_pos = 0;
+        }
+        st.order_pos += 1;
+        st.order[st.order_pos - 1]
+    }
+
+    /// Ground truth of training view `v` at the working size (antialiased) and blur.
+    fn ground_truth(&mut self, v: usize, w: u32, h: u32, sigma: f32) -> &[f32] {
+        let key = (w, h, sigma.to_bits());
+        let fresh = self.gt_cache.get(&v).is_none_or(|(k, _)| *k != key);
+        if fresh {
+            let img = &self.scene.train[v].image;
+            let resized: Image = if (w, h) == (img.width, img.height) { img.clone() } else { img.resize_area(w, h) };
+            let data = if sigma > 0.0 { blur_image(&resized.data, w as usize, h as usize, sigma) } else { resized.data };
+            self.gt_cache.insert(v, (key, data));
+        }
+        &self.gt_cache[&v].1
+    }
+
+    fn rates(&self) -> GroupRates {
+        let c = &self.cfg;
+        let total = c.iterations;
+        let decay_start = schedule::ramp_end(c);
+        let means = if self.state.lr_dropped { c.lr.means_final } else { schedule::position_lr(c, self.state.iteration, decay_start, total) };
+        GroupRates { means: means * self.extent, sh_dc: c.lr.sh_dc, sh_rest: c.lr.sh_rest, opacity: c.lr.opacity, scales: c.lr.scales, rotations: c.lr.rotations }
+    }
+
+    /// Whether training has finished (iterations done or stopped early).
+    pub fn finished(&self) -> bool {
+        self.state.stop.is_some() || self.state.iteration >= self.cfg.iterations
+    }
+
+    /// One training step: render a view, loss, backward, Adam, then densification and the
+    /// plateau check when due.
+    pub fn step(&mut self) -> Result<StepInfo, TrainError> {
+        let it = self.state.iteration;
+        let v = self.next_view();
+        let full = &self.scene.train[v].camera;
+        let scale = schedule::resolution_scale(&self.cfg, it);
+        let (w, h) = schedule::working_size(full.width, full.height, scale);
+        let cam = full.scaled_to(w, h);
+        let sigma = schedule::blur_sigma(&self.cfg, it);
+        let t0 = Instant::now();
+        let gt = self.ground_truth(v, w, h, sigma).to_vec();
+        let t1 = Instant::now();
+        let opts = RenderOptions { background: self.background, sh_degree: Some(schedule::sh_degree(&self.cfg, it)), ..Default::default() };
+        let out = self.backend.render(&self.state.params, &cam, &opts)?;
+        let t2 = Instant::now();
+        let l = loss::l1_ssim_loss(&out.image, &gt, w as usize, h as usize, self.cfg.ssim_weight);
+        if !l.loss.is_finite() {
+            return Err(TrainError::Diverged { iteration: it });
+        }
+        let psnr = loss::psnr(&out.image, &gt);
+        let t3 = Instant::now();
+        let grads = self.backend.render_backward(&self.state.params, &out, &l.grad)?;
+        let t4 = Instant::now();
+        let dcfg = self.cfg.densify.clone();
+        if it < dcfg.until {
+            self.state.stats.accumulate(&grads.means2d, &out.radii, w, h);
+        }
+        let t5 = Instant::now();
+        let rates = self.rates();
+        self.state.adam.step(&mut self.state.params, &grads.params, &rates);
+        let t6 = Instant::now();
+
+        // gsplat's schedule: densify when it > from, it % interval == 0, it < until; then reset.
+        let mut densified = None;
+        if it > dcfg.from && it % dcfg.interval == 0 && it < dcfg.until {
+            let prune_large = dcfg.opacity_reset_interval > 0 && it > dcfg.opacity_reset_interval;
+            let st = &mut self.state;
+            densified = Some(densify::densify(&mut st.params, &mut st.adam, &mut st.stats, &dcfg, self.extent, prune_large, &mut st.rng));
+        }
+        if dcfg.opacity_reset_interval > 0 && it > 0 && it % dcfg.opacity_reset_interval == 0 && it < dcfg.until {
+            densify::reset_opacity(&mut self.state.params, &mut self.state.adam, dcfg.prune_opacity);
+        }
+        let t7 = Instant::now();
+        self.state.iteration += 1;
+
+        let mut monitor_psnr = None;
+        let pc = self.cfg.plateau.clone();
+        if (pc.enabled || pc.target_psnr.is_some()) && self.state.iteration % pc.interval == 0 && self.state.iteration < self.cfg.iterations {
+            let p = self.monitor_psnr()?;
+            monitor_psnr = Some(p);
+            let eligible = self.state.iteration >= schedule::ramp_end(&self.cfg) && self.state.iteration >= dcfg.until;
+            let action = self.state.plateau.check(p, eligible, pc.min_improvement_db, pc.patience, pc.target_psnr, pc.enabled);
+            match action {
+                PlateauAction::DropPositionLr => self.state.lr_dropped = true,
+                PlateauAction::Stop => self.state.stop = Some(StopReason::Plateau),
+                PlateauAction::TargetReached => self.state.stop = Some(StopReason::TargetPsnr),
+                PlateauAction::Continue => {}
+            }
+            self.state.checks.push(MonitorCheck { iteration: self.state.iteration, psnr: p, action });
+        }
+        let t8 = Instant::now();
+        let tm = &mut self.state.times;
+        tm.data += (t1 - t0).as_secs_f64();
+        tm.render += (t2 - t1).as_secs_f64();
+        tm.loss += (t3 - t2).as_secs_f64();
+        tm.backward += (t4 - t3).as_secs_f64();
+        tm.densify += (t5 - t4).as_secs_f64() + (t7 - t6).as_secs_f64();
+        tm.optimizer += (t6 - t5).as_secs_f64();
+        tm.monitor += (t8 - t7).as_secs_f64();
+        Ok(StepInfo { iteration: self.state.iteration, loss: l.loss, psnr, gaussians: self.state.params.len(), size: (w, h), densified, monitor_psnr })
+    }
+
+    /// Mean PSNR of the monitor views at full size.
+    pub fn monitor_psnr(&mut self) -> Result<f32, TrainError> {
+        let views: Vec<&View> = self.monitor.iter().map(|&i| &self.scene.train[i]).collect();
+        let mut sum = 0.0;
+        for v in &views {
+            let out = self.backend.render(&self.state.params, &v.camera, &self.eval_options())?;
+            sum += loss::psnr(&out.image, &v.image.data);
+        }
+        Ok(sum / views.len().max(1) as f32)
+    }
+
+    fn eval_options(&self) -> RenderOptions {
+        RenderOptions { background: self.background, sh_degree: Some(schedule::sh_degree(&self.cfg, self.state.iteration)), ..Default::default() }
+    }
+
+    /// Trains until done, the stop flag is raised, or an error; `on_step` sees every step.
+    pub fn run(&mut self, stop: &AtomicBool, on_step: &mut dyn FnMut(&StepInfo, &Self)) -> Result<StopReason, TrainError> {
+        while !self.finished() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(StopReason::Interrupted);
+            }
+            let info = self.step()?;
+            on_step(&info, self);
+        }
+        Ok(self.state.stop.unwrap_or(StopReason::Iterations))
+    }
+
+    /// Renders `views` at full size and measures PSNR and SSIM; `save` receives each render.
+    pub fn evaluate(&mut self, views: &[View], save: &mut dyn FnMut(usize, &View, &Image) -> Result<(), TrainError>) -> Result<Evaluation, TrainError> {
+        let mut e = Evaluation::default();
+        let opts = self.eval_options();
+        for (i, v) in views.iter().enumerate() {
+            let out = self.backend.render(&self.state.params, &v.camera, &opts)?;
+            let img: Vec<f32> = out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect();
+            let p = loss::psnr(&img, &v.image.data);
+            let s = loss::ssim(&img, &v.image.data, v.camera.width as usize, v.camera.height as usize);
+            e.per_view_psnr.push(p);
+            e.psnr += p;
+            e.ssim += s;
+            save(i, v, &Image { width: out.width, height: out.height, data: img })?;
+        }
+        let n = views.len().max(1) as f32;
+        e.psnr /= n;
+        e.ssim /= n;
+        Ok(e)
+    }
+}
+
+/// The `metrics.json` of a training run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainMetrics {
+    /// Scene name.
+    pub scene: String,
+    /// Backend used.
+    pub backend: String,
+    /// Test-view quality.
+    pub test: Evaluation,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Why training ended.
+    pub stop_reason: StopReason,
+    /// Training wall time in seconds (without test evaluation).
+    pub train_seconds: f64,
+    /// Final Gaussian count.
+    pub gaussians: usize,
+    /// Per-phase seconds.
+    pub phases: PhaseTimes,
+    /// Monitor checks.
+    pub monitor: Vec<MonitorCheck>,
+    /// Scene extent used for learning rates and densification.
+    pub extent: f32,
+    /// Peak resident memory in bytes, where the OS reports it.
+    pub peak_memory_bytes: Option<u64>,
+    /// The configuration in force.
+    pub config: TrainConfig,
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), if known.
+pub fn peak_memory_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
+/// see a partial file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")));
+    let io = |e: std::io::Error| TrainError::Io { path: path.to_path_buf(), message: e.to_string() };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+impl Trainer<'_> {
+    /// Writes `point_cloud.ply`, test-view renders under `renders/` and `metrics.json` to `out`
+    /// (each file atomically) and returns the metrics.
+    pub fn write_outputs(&mut self, out: &Path, reason: StopReason) -> Result<TrainMetrics, TrainError> {
+        let train_seconds = self.elapsed_seconds();
+        let io = |p: &Path, e: String| TrainError::Io { path: p.to_path_buf(), message: e };
+        let renders = out.join("renders");
+        std::fs::create_dir_all(&renders).map_err(|e| io(&renders, e.to_string()))?;
+        let ply = out.join("point_cloud.ply");
+        crate::ply::write_ply(&ply, &self.state.params).map_err(|e| io(&ply, e.to_string()))?;
+        let test = self.scene.test.clone();
+        let test = self.evaluate(&test, &mut |i, v, img| {
+            let stem = Path::new(&v.name).file_stem().and_then(|s| s.to_str()).unwrap_or("view").to_string();
+            let p = renders.join(format!("{i:03}_{stem}.png"));
+            crate::scene::save_png(&p, img).map_err(|e| io(&p, e.to_string()))
+        })?;
+        let metrics = TrainMetrics {
+            scene: self.scene.name.clone(),
+            backend: self.backend_name(),
+            test,
+            iterations: self.state.iteration,
+            stop_reason: reason,
+            train_seconds,
+            gaussians: self.state.params.len(),
+            phases: self.state.times.clone(),
+            monitor: self.state.checks.clone(),
+            extent: self.extent,
+            peak_memory_bytes: peak_memory_bytes(),
+            config: self.cfg.clone(),
+        };
+        let p = out.join("metrics.json");
+        let json = serde_json::to_vec_pretty(&metrics).map_err(|e| io(&p, e.to_string()))?;
+        write_atomic(&p, &json)?;
+        Ok(metrics)
+    }
+}
