@@ -65,8 +65,12 @@ pub fn svd_right(a: &Mat) -> (Vec<f64>, Mat) {
     for i in 0..n {
         v[i * n + i] = 1.0;
     }
-    for _sweep in 0..60 {
-        let mut off = 0.0f64;
+    // Rotations below this absolute size change V by less than machine precision; without it,
+    // pairs of (numerically) null columns never meet the relative criterion.
+    let frob2: f64 = w.iter().map(|x| x * x).sum();
+    let abs_tol = 1e-17 * frob2;
+    for _sweep in 0..40 {
+        let mut rotated = false;
         for p in 0..n {
             for q in (p + 1)..n {
                 let (mut alpha, mut beta, mut gamma) = (0.0, 0.0, 0.0);
@@ -79,14 +83,10 @@ pub fn svd_right(a: &Mat) -> (Vec<f64>, Mat) {
                         gamma += cp[k] * cq[k];
                     }
                 }
-                if gamma == 0.0 {
+                if gamma.abs() <= abs_tol || gamma.abs() <= 1e-15 * (alpha * beta).sqrt() {
                     continue;
                 }
-                let conv = gamma.abs() / (alpha * beta).sqrt().max(f64::MIN_POSITIVE);
-                off = off.max(conv);
-                if conv < 1e-15 {
-                    continue;
-                }
+                rotated = true;
                 let zeta = (beta - alpha) / (2.0 * gamma);
                 let t = zeta.signum() / (zeta.abs() + (1.0 + zeta * zeta).sqrt());
                 let t = if zeta == 0.0 { 1.0 } else { t };
@@ -106,7 +106,7 @@ pub fn svd_right(a: &Mat) -> (Vec<f64>, Mat) {
                 }
             }
         }
-        if off < 1e-15 {
+        if !rotated {
             break;
         }
     }
@@ -429,11 +429,16 @@ pub fn real_roots(c: &[f64]) -> Vec<f64> {
         if flo.signum() == fhi.signum() {
             continue;
         }
-        for _ in 0..200 {
-            let mid = 0.5 * (lo + hi);
-            if mid <= lo || mid >= hi {
-                break;
-            }
+        // Illinois (modified regula falsi): superlinear, and the bracket always shrinks.
+        let mut fhi = fhi;
+        let mut side = 0i32;
+        for _ in 0..100 {
+            let mid = (lo * fhi - hi * flo) / (fhi - flo);
+            let mid = if mid > lo && mid < hi {
+                mid
+            } else {
+                0.5 * (lo + hi)
+            };
             let fm = poly_eval(c, mid);
             if fm == 0.0 {
                 lo = mid;
@@ -443,8 +448,20 @@ pub fn real_roots(c: &[f64]) -> Vec<f64> {
             if fm.signum() == flo.signum() {
                 lo = mid;
                 flo = fm;
+                if side == -1 {
+                    fhi *= 0.5;
+                }
+                side = -1;
             } else {
                 hi = mid;
+                fhi = fm;
+                if side == 1 {
+                    flo *= 0.5;
+                }
+                side = 1;
+            }
+            if (hi - lo) <= 1e-15 * (lo.abs() + hi.abs()).max(1e-300) {
+                break;
             }
         }
         roots.push(0.5 * (lo + hi));

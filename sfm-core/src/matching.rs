@@ -102,6 +102,61 @@ fn dot128(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum()
 }
 
+const TA: usize = 4;
+const TB: usize = 8;
+
+/// Scores of a 4 x 8 tile: rows of A against a transposed block of B (`bt[k * 8 + j]`).
+/// Broadcasting one A value against eight contiguous B values keeps all 32 accumulators in
+/// registers, which is what makes brute-force matching affordable.
+#[inline(always)]
+fn tile_kernel<const FMA: bool>(a: &[f32], bt: &[f32], out: &mut [[f32; TB]; TA]) {
+    let mut acc = [[0.0f32; TB]; TA];
+    let a = &a[..TA * 128];
+    let bt = &bt[..128 * TB];
+    for k in 0..128 {
+        let b: &[f32; TB] = bt[k * TB..k * TB + TB].try_into().expect("tile width");
+        for r in 0..TA {
+            let av = a[r * 128 + k];
+            for j in 0..TB {
+                acc[r][j] = if FMA {
+                    av.mul_add(b[j], acc[r][j])
+                } else {
+                    acc[r][j] + av * b[j]
+                };
+            }
+        }
+    }
+    *out = acc;
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_kernel_avx2(a: &[f32], bt: &[f32], out: &mut [[f32; TB]; TA]) {
+    tile_kernel::<true>(a, bt, out)
+}
+
+fn score_tile(a: &[f32], bt: &[f32], out: &mut [[f32; TB]; TA], avx2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: only called when the CPU reports AVX2 support.
+        unsafe { tile_kernel_avx2(a, bt, out) };
+        return;
+    }
+    let _ = avx2;
+    tile_kernel::<false>(a, bt, out)
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Matches descriptors of image A to image B; returns (index in A, index in B) pairs.
 pub fn match_descriptors(
     a: &DescriptorSet,
@@ -111,26 +166,54 @@ pub fn match_descriptors(
     if a.n == 0 || b.n < 2 {
         return Vec::new();
     }
+    let avx2 = has_avx2();
+    // A padded to a multiple of TA rows; B transposed per TB-column block (zero padded).
+    let na = a.n.div_ceil(TA) * TA;
+    let mut ap = a.data.clone();
+    ap.resize(na * 128, 0.0);
+    let nbb = b.n.div_ceil(TB);
+    let mut bt = vec![0.0f32; nbb * 128 * TB];
+    for j in 0..b.n {
+        let (blk, jj) = (j / TB, j % TB);
+        for k in 0..128 {
+            bt[blk * 128 * TB + k * TB + jj] = b.data[j * 128 + k];
+        }
+    }
     // Best and second-best similarity per row of A; best per column of B for the mutual check.
     let mut best_a = vec![(f32::MIN, f32::MIN, 0u32); a.n];
     let mut best_b = vec![(f32::MIN, 0u32); b.n];
-    const BLOCK: usize = 64;
-    for j0 in (0..b.n).step_by(BLOCK) {
-        let j1 = (j0 + BLOCK).min(b.n);
-        for i in 0..a.n {
-            let ra = a.row(i);
-            let ba = &mut best_a[i];
-            for j in j0..j1 {
-                let s = dot128(ra, b.row(j));
-                if s > ba.0 {
-                    ba.1 = ba.0;
-                    ba.0 = s;
-                    ba.2 = j as u32;
-                } else if s > ba.1 {
-                    ba.1 = s;
+    let mut tile = [[0.0f32; TB]; TA];
+    for i0 in (0..na).step_by(TA) {
+        let arows = &ap[i0 * 128..(i0 + TA) * 128];
+        for blk in 0..nbb {
+            score_tile(
+                arows,
+                &bt[blk * 128 * TB..(blk + 1) * 128 * TB],
+                &mut tile,
+                avx2,
+            );
+            for r in 0..TA {
+                let i = i0 + r;
+                if i >= a.n {
+                    break;
                 }
-                if s > best_b[j].0 {
-                    best_b[j] = (s, i as u32);
+                let ba = &mut best_a[i];
+                for jj in 0..TB {
+                    let j = blk * TB + jj;
+                    if j >= b.n {
+                        break;
+                    }
+                    let s = tile[r][jj];
+                    if s > ba.0 {
+                        ba.1 = ba.0;
+                        ba.0 = s;
+                        ba.2 = j as u32;
+                    } else if s > ba.1 {
+                        ba.1 = s;
+                    }
+                    if s > best_b[j].0 {
+                        best_b[j] = (s, i as u32);
+                    }
                 }
             }
         }

@@ -122,6 +122,10 @@ pub struct SfmReport {
     pub radial_k: Vec<f64>,
     /// Per-stage time and memory.
     pub stages: Vec<StageReport>,
+    /// Thread-seconds spent in descriptor matching (part of the matching stage).
+    pub descriptor_matching_cpu_seconds: f64,
+    /// Thread-seconds spent in geometric verification (part of the matching stage).
+    pub verification_cpu_seconds: f64,
     /// Total wall time (seconds).
     pub total_seconds: f64,
 }
@@ -392,10 +396,15 @@ pub fn run(
         .collect();
     let pairs = select_pairs(&opt.pairs, &descs, opt.seed);
     let done = AtomicUsize::new(0);
+    let match_us = AtomicUsize::new(0);
+    let verify_us = AtomicUsize::new(0);
     let verified: Vec<ImagePair> = pairs
         .par_iter()
         .filter_map(|&(i, j)| {
+            let t0 = Instant::now();
             let m = match_descriptors(&descs[i], &descs[j], &opt.matching);
+            match_us.fetch_add(t0.elapsed().as_micros() as usize, Ordering::Relaxed);
+            let t0 = Instant::now();
             let ci = cameras[cam_of(i)];
             let cj = cameras[cam_of(j)];
             let pi = PinholePrior {
@@ -418,6 +427,7 @@ pub fn run(
                 &opt.verify,
                 seed,
             );
+            verify_us.fetch_add(t0.elapsed().as_micros() as usize, Ordering::Relaxed);
             progress(
                 Stage::Matching,
                 done.fetch_add(1, Ordering::Relaxed) + 1,
@@ -471,6 +481,8 @@ pub fn run(
         focal_lengths: model.cameras.iter().map(|c| c.f).collect(),
         radial_k: model.cameras.iter().map(|c| c.k).collect(),
         stages: timer.stages,
+        descriptor_matching_cpu_seconds: match_us.load(Ordering::Relaxed) as f64 * 1e-6,
+        verification_cpu_seconds: verify_us.load(Ordering::Relaxed) as f64 * 1e-6,
         total_seconds: timer.start.elapsed().as_secs_f64(),
     };
     report.total_seconds = timer.start.elapsed().as_secs_f64();

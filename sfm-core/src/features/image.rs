@@ -87,23 +87,19 @@ impl Gray {
         k.iter_mut().for_each(|v| *v /= s);
         let (w, h) = (self.w as isize, self.h as isize);
         let mut tmp = Gray::new(self.w, self.h);
-        for y in 0..h {
-            let row = &self.data[(y * w) as usize..((y + 1) * w) as usize];
-            let out = &mut tmp.data[(y * w) as usize..((y + 1) * w) as usize];
-            for x in 0..w {
-                let mut acc = 0.0;
-                if x >= r && x + r < w {
-                    let base = (x - r) as usize;
-                    for (j, &kv) in k.iter().enumerate() {
-                        acc += kv * row[base + j];
-                    }
-                } else {
-                    for (j, &kv) in k.iter().enumerate() {
-                        let xx = (x + j as isize - r).clamp(0, w - 1) as usize;
-                        acc += kv * row[xx];
-                    }
+        // Horizontal pass on a border-padded copy of each row: one multiply-add sweep per tap
+        // over contiguous memory, which vectorises (a per-pixel dot product does not).
+        let mut padded = vec![0.0f32; self.w + 2 * r as usize];
+        for y in 0..h as usize {
+            let row = &self.data[y * self.w..(y + 1) * self.w];
+            for (i, p) in padded.iter_mut().enumerate() {
+                *p = row[(i as isize - r).clamp(0, w - 1) as usize];
+            }
+            let out = &mut tmp.data[y * self.w..(y + 1) * self.w];
+            for (j, &kv) in k.iter().enumerate() {
+                for (o, &p) in out.iter_mut().zip(&padded[j..j + self.w]) {
+                    *o += kv * p;
                 }
-                out[x as usize] = acc;
             }
         }
         let mut out = Gray::new(self.w, self.h);

@@ -1,12 +1,9 @@
 //! Five-point relative pose (Stewénius' action-matrix formulation) and essential-matrix
 //! decomposition with a cheirality check.
 
-use super::triangulation::triangulate_two_view;
 use super::{hom, Pose};
-use crate::linalg::{
-    char_poly, lu_solve, mat3_from_slice, null_space, real_roots, svd3, svd_right, Mat,
-};
-use glam::{DMat3, DVec2, DVec3};
+use crate::linalg::{char_poly, lu_solve, mat3_from_slice, null_space, real_roots, svd3, Mat};
+use glam::{DMat3, DVec2};
 
 /// Exponents (x, y, z) of the 20 monomials of degree <= 3: the ten cubics first, then the
 /// quotient-ring basis {x^2, xy, xz, y^2, yz, z^2, x, y, z, 1}.
@@ -117,7 +114,8 @@ pub fn five_point(x1: &[DVec2], x2: &[DVec2]) -> Vec<DMat3> {
         }
     }
     let ns = null_space(&a, 4);
-    let ring = PolyRing::new();
+    static RING: std::sync::OnceLock<PolyRing> = std::sync::OnceLock::new();
+    let ring = RING.get_or_init(PolyRing::new);
     // E(x, y, z) = x X + y Y + z Z + W, entries as degree-one polynomials.
     let mut e: [[Poly; 3]; 3] = [[[0.0; 20]; 3]; 3];
     for r in 0..3 {
@@ -196,15 +194,21 @@ pub fn five_point(x1: &[DVec2], x2: &[DVec2]) -> Vec<DMat3> {
     let roots = real_roots(&char_poly(&m));
     let mut out = Vec::new();
     for lambda in roots {
-        let mut shifted = m.clone();
-        for i in 0..10 {
-            *shifted.at_mut(i, i) -= lambda;
+        // Eigenvector with its last entry (the monomial 1) fixed to one: solve the first nine
+        // rows of (M - lambda I) v = 0, which is far cheaper than a null space per root.
+        let mut a9 = vec![0.0; 81];
+        let mut b9 = vec![0.0; 9];
+        for r in 0..9 {
+            for c in 0..9 {
+                a9[r * 9 + c] = m.at(r, c) - if r == c { lambda } else { 0.0 };
+            }
+            b9[r] = -m.at(r, 9);
         }
-        let (_, v) = svd_right(&shifted);
-        let vec = v.col(9);
-        if vec[9].abs() < 1e-12 {
+        if !lu_solve(&mut a9, 9, &mut b9, 1) {
             continue;
         }
+        let mut vec = b9;
+        vec.push(1.0);
         let (x, y, z) = (vec[6] / vec[9], vec[7] / vec[9], vec[8] / vec[9]);
         let mut ev = [0.0; 9];
         for k in 0..9 {
@@ -240,31 +244,43 @@ pub fn decompose(e: &DMat3) -> [Pose; 4] {
     ]
 }
 
+/// Depths of a correspondence along both rays (least squares on `d1 R a + t = d2 b`).
+#[inline]
+fn ray_depths(p: &Pose, x1: DVec2, x2: DVec2) -> Option<(f64, f64)> {
+    let ra = p.r * hom(x1);
+    let b = hom(x2);
+    // Columns u = Ra, v = -b; solve [u v] d = -t in the least-squares sense.
+    let (uu, uv, vv) = (ra.dot(ra), -ra.dot(b), b.dot(b));
+    let (ut, vt) = (-ra.dot(p.t), b.dot(p.t));
+    let det = uu * vv - uv * uv;
+    if det.abs() < 1e-14 * uu * vv {
+        return None;
+    }
+    Some(((vv * ut - uv * vt) / det, (uu * vt - uv * ut) / det))
+}
+
 /// Picks the factorisation of `e` that puts the most correspondences in front of both cameras.
 ///
-/// Returns the pose of camera 2 relative to camera 1 and the triangulated points (camera-1
-/// frame) of the correspondences that pass cheirality, as (index, point).
-pub fn pose_from_essential(
-    e: &DMat3,
-    x1: &[DVec2],
-    x2: &[DVec2],
-) -> Option<(Pose, Vec<(usize, DVec3)>)> {
-    let mut best: Option<(Pose, Vec<(usize, DVec3)>)> = None;
+/// Returns the pose of camera 2 relative to camera 1 and how many correspondences pass the
+/// cheirality test. At most 500 evenly spaced correspondences are checked: the vote is
+/// decided long before that, and callers pass thousands.
+pub fn pose_from_essential(e: &DMat3, x1: &[DVec2], x2: &[DVec2]) -> Option<(Pose, usize)> {
+    let step = (x1.len() / 500).max(1);
+    let mut best: Option<(Pose, usize)> = None;
     for cand in decompose(e) {
-        let mut pts = Vec::new();
-        for i in 0..x1.len() {
-            if let Some(x) = triangulate_two_view(&Pose::IDENTITY, &cand, x1[i], x2[i]) {
-                let d2 = cand.apply(x).z;
-                if x.z > 1e-12 && d2 > 1e-12 && x.length() < 1e6 {
-                    pts.push((i, x));
+        let mut n = 0;
+        for i in (0..x1.len()).step_by(step) {
+            if let Some((d1, d2)) = ray_depths(&cand, x1[i], x2[i]) {
+                if d1 > 0.0 && d2 > 0.0 {
+                    n += 1;
                 }
             }
         }
-        if best.as_ref().is_none_or(|b| pts.len() > b.1.len()) {
-            best = Some((cand, pts));
+        if best.as_ref().is_none_or(|b| n > b.1) {
+            best = Some((cand, n));
         }
     }
-    best.filter(|b| !b.1.is_empty())
+    best.filter(|b| b.1 > 0)
 }
 
 /// Essential matrix of a relative pose: `E = [t]_x R`.
