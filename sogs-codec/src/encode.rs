@@ -79,6 +79,8 @@ pub struct SogFiles {
     pub meta: MetaV2,
     /// `(file name, WebP bytes)` in bundle order.
     pub images: Vec<(String, Vec<u8>)>,
+    /// Texel -> input Gaussian: decoded Gaussian `t` came from input Gaussian `order[t]`.
+    pub order: Vec<u32>,
 }
 
 impl SogFiles {
@@ -334,5 +336,5 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
         sh0: CodebookMeta { codebook: dc_cb.values, files: vec!["sh0.webp".into()] },
         shN: sh_meta,
     };
-    Ok(SogFiles { meta, images })
+    Ok(SogFiles { meta, images, order })
 }
