@@ -345,24 +345,38 @@ impl<'a> Mapper<'a> {
 
     /// Unregistered images ranked by how many triangulated points they see.
     fn next_candidates(&self) -> Vec<(usize, usize)> {
-        let mut cands = Vec::new();
-        for i in 0..self.images.len() {
-            if self.poses[i].is_some() || self.reg_trials[i] >= 3 {
+        // Walk outwards from triangulated observations of registered images: proportional to
+        // the model's size rather than to every keypoint of every unregistered image.
+        let n = self.images.len();
+        let mut seen: Vec<Vec<bool>> = vec![Vec::new(); n];
+        let mut count = vec![0usize; n];
+        for j in 0..n {
+            if self.poses[j].is_none() {
                 continue;
             }
-            let mut seen = 0;
-            for k in 0..self.images[i].keypoints.len() {
-                if self.corr_of(i, k).iter().any(|&(j, b)| {
-                    self.poses[j as usize].is_some()
-                        && self.point_of[j as usize][b as usize] != NO_POINT
-                }) {
-                    seen += 1;
+            for (b, &pid) in self.point_of[j].iter().enumerate() {
+                if pid == NO_POINT {
+                    continue;
+                }
+                for &(i, k) in self.corr_of(j, b) {
+                    let i = i as usize;
+                    if self.poses[i].is_some() || self.reg_trials[i] >= 3 {
+                        continue;
+                    }
+                    if seen[i].is_empty() {
+                        seen[i] = vec![false; self.images[i].keypoints.len()];
+                    }
+                    if !seen[i][k as usize] {
+                        seen[i][k as usize] = true;
+                        count[i] += 1;
+                    }
                 }
             }
-            if seen >= self.opt.abs_pose_min_inliers {
-                cands.push((seen, i));
-            }
         }
+        let mut cands: Vec<(usize, usize)> = (0..n)
+            .filter(|&i| count[i] >= self.opt.abs_pose_min_inliers)
+            .map(|i| (count[i], i))
+            .collect();
         cands.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         cands.into_iter().map(|(s, i)| (i, s)).collect()
     }
@@ -727,16 +741,95 @@ impl<'a> Mapper<'a> {
         out
     }
 
-    fn global_refinement(&mut self) {
+    /// Extends tracks with correspondences that reproject well (completion) and fuses points
+    /// that the correspondence graph links and that agree geometrically (merging); both make
+    /// tracks longer, which is what constrains the poses in bundle adjustment.
+    fn complete_and_merge(&mut self) {
+        let maxe = self.opt.max_reproj_error;
+        for pid in 0..self.points.len() {
+            let Some(pt) = &self.points[pid] else {
+                continue;
+            };
+            let xyz = pt.xyz;
+            let mut add: Vec<(u32, u32)> = Vec::new();
+            let mut merge: Vec<u32> = Vec::new();
+            for &(i, k) in &pt.track {
+                for &(j, b) in self.corr_of(i as usize, k as usize) {
+                    if self.poses[j as usize].is_none() {
+                        continue;
+                    }
+                    let q = self.point_of[j as usize][b as usize];
+                    if q == NO_POINT {
+                        if !pt.track.iter().any(|&(ti, _)| ti == j)
+                            && !add.iter().any(|&(ai, _)| ai == j)
+                            && self.reproj_error(j as usize, b as usize, xyz) < maxe
+                        {
+                            add.push((j, b));
+                        }
+                    } else if q as usize != pid && !merge.contains(&q) {
+                        merge.push(q);
+                    }
+                }
+            }
+            for &(j, b) in &add {
+                self.point_of[j as usize][b as usize] = pid as u32;
+            }
+            if let Some(p) = self.points[pid].as_mut() {
+                p.track.extend(add);
+            }
+            for q in merge {
+                let Some(qp) = &self.points[q as usize] else {
+                    continue;
+                };
+                let Some(pp) = &self.points[pid] else { break };
+                let conflict = qp
+                    .track
+                    .iter()
+                    .any(|&(qi, _)| pp.track.iter().any(|&(pi, _)| pi == qi));
+                if conflict {
+                    continue;
+                }
+                let ok = qp
+                    .track
+                    .iter()
+                    .all(|&(i, k)| self.reproj_error(i as usize, k as usize, pp.xyz) < maxe);
+                if !ok {
+                    continue;
+                }
+                let moved = self.points[q as usize]
+                    .take()
+                    .map(|p| p.track)
+                    .unwrap_or_default();
+                for &(i, k) in &moved {
+                    self.point_of[i as usize][k as usize] = pid as u32;
+                }
+                if let Some(p) = self.points[pid].as_mut() {
+                    p.track.extend(moved);
+                }
+            }
+        }
+    }
+
+    /// Retriangulates, completes and merges tracks, then alternates global adjustment and
+    /// filtering until few observations change. Intermediate refinements run one short round:
+    /// local adjustments do most of the work while the model grows.
+    fn global_refinement(&mut self, final_round: bool) {
         let reg: Vec<usize> = (0..self.images.len())
             .filter(|&i| self.poses[i].is_some())
             .collect();
         for &i in &reg {
             self.triangulate_image(i);
         }
-        for _ in 0..3 {
-            self.adjust(None, true, self.opt.ba_max_iters);
+        self.complete_and_merge();
+        let (rounds, iters) = if final_round {
+            (3, self.opt.ba_max_iters)
+        } else {
+            (1, self.opt.ba_max_iters / 2)
+        };
+        for _ in 0..rounds {
+            self.adjust(None, true, iters);
             let removed = self.filter(None);
+            self.complete_and_merge();
             let total: usize = self.points.iter().flatten().map(|p| p.track.len()).sum();
             if (removed as f64) < 0.0005 * total as f64 {
                 break;
@@ -776,13 +869,13 @@ impl<'a> Mapper<'a> {
             if nr as f64 >= self.opt.global_ba_ratio * last_global_imgs as f64
                 || np as f64 >= self.opt.global_ba_ratio * last_global_pts as f64
             {
-                self.global_refinement();
+                self.global_refinement(false);
                 last_global_imgs = self.num_registered();
                 last_global_pts = self.num_points();
             }
             progress(self.num_registered(), n);
         }
-        self.global_refinement();
+        self.global_refinement(true);
         progress(self.num_registered(), n);
         Ok(())
     }
