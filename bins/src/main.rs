@@ -37,6 +37,14 @@ enum Command {
     },
     /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
     Train(train_cmd::TrainArgs),
+    /// Run a grid of training configurations on one scene (results.csv + chart.png).
+    Sweep {
+        /// Sweep description (YAML: scene, downscale, base, grid).
+        spec: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "sweep-out")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render { ply, out, width, height, angle } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train_cmd::run(args),
+        Command::Sweep { spec, out } => train_cmd::sweep(&spec, &out).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

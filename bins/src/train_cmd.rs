@@ -1,5 +1,6 @@
 //! `spaceport train`: the trainer with a progress bar, checkpoints and Ctrl-C handling.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,12 +127,18 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
     let started = Instant::now();
     let first = trainer.state.iteration;
     let mut ckpt_err: Option<String> = None;
+    // Without a terminal the bar is hidden; log a line now and then instead.
+    let log_lines = !std::io::stderr().is_terminal();
     let reason = trainer.run(&stop, &mut |info, t| {
         bar.set_position(info.iteration as u64);
         if info.iteration % 10 == 0 || info.monitor_psnr.is_some() {
             let rate = (info.iteration - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
             let mon = info.monitor_psnr.map(|p| format!(" monitor {p:.2} dB")).unwrap_or_default();
-            bar.set_message(format!("loss {:.4} psnr {:.2} | {} G | {}x{} | {:.1} it/s{mon}", info.loss, info.psnr, info.gaussians, info.size.0, info.size.1, rate));
+            let msg = format!("loss {:.4} psnr {:.2} | {} G | {}x{} | {:.1} it/s{mon}", info.loss, info.psnr, info.gaussians, info.size.0, info.size.1, rate);
+            if log_lines && (info.iteration % 100 == 0 || info.monitor_psnr.is_some()) {
+                eprintln!("[{}/{}] {msg}", info.iteration, t.cfg.iterations);
+            }
+            bar.set_message(msg);
         }
         if every > 0 && info.iteration % every == 0 {
             if let Err(e) = checkpoint::save(t, &ckpt) {
@@ -163,4 +170,29 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `spaceport sweep`.
+pub fn sweep(spec_path: &std::path::Path, out: &std::path::Path) -> AnyResult<()> {
+    let text = std::fs::read_to_string(spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
+    let mut spec: splat_core::train::sweep::SweepSpec = serde_yaml::from_str(&text).map_err(|e| format!("invalid sweep {}: {e}", spec_path.display()))?;
+    if spec.scene.is_relative() {
+        if let Some(dir) = spec_path.parent() {
+            spec.scene = dir.join(&spec.scene);
+        }
+    }
+    let total = splat_core::train::sweep::combinations(&spec.grid).len();
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} configurations {msg} [{elapsed_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let results = splat_core::train::sweep::run_sweep(&spec, out, &mut || Box::new(CpuBackend), &mut |i, _, r| {
+        bar.set_position(i as u64 + 1);
+        bar.set_message(format!("last: {:.2} dB in {:.0} s", r.psnr, r.seconds));
+    })?;
+    bar.finish();
+    for (i, r) in results.iter().enumerate() {
+        let vals: Vec<String> = r.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("{i}: {} -> {:.2} dB, SSIM {:.4}, {:.1} s, {} Gaussians", vals.join(" "), r.psnr, r.ssim, r.seconds, r.gaussians);
+    }
+    println!("results in {}", out.join("results.csv").display());
+    Ok(())
 }
