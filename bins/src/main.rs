@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use splat_core::{Backend, CpuBackend, RenderOptions};
 
 #[derive(Parser)]
-#[command(name = "spaceport", version, about = "Photos to a trained, compressed 3D Gaussian Splatting scene")]
+#[command(
+    name = "spaceport",
+    version,
+    about = "Photos to a trained, compressed 3D Gaussian Splatting scene"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +54,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Render { ply, out, width, height, angle } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
+        Command::Render {
+            ply,
+            out,
+            width,
+            height,
+            angle,
+        } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train_cmd::run(args),
         Command::Sweep { spec, out } => train_cmd::sweep(&spec, &out).map(|_| ExitCode::SUCCESS),
     };
@@ -66,7 +76,13 @@ fn main() -> ExitCode {
 /// Errors bins report: any library error, printed once.
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn cmd_render(ply: Option<&Path>, out: &Path, width: u32, height: u32, angle: f64) -> AnyResult<()> {
+fn cmd_render(
+    ply: Option<&Path>,
+    out: &Path,
+    width: u32,
+    height: u32,
+    angle: f64,
+) -> AnyResult<()> {
     let gaussians = match ply {
         Some(p) => splat_core::ply::read_ply(p)?,
         None => splat_core::demo::demo_gaussians(),
@@ -74,11 +90,25 @@ fn cmd_render(ply: Option<&Path>, out: &Path, width: u32, height: u32, angle: f6
     let camera = splat_core::demo::demo_camera(width, height, angle.to_radians());
     let started = std::time::Instant::now();
     let mut backend = CpuBackend;
-    let opts = RenderOptions { background: [1.0; 3], ..Default::default() };
+    let opts = RenderOptions {
+        background: [1.0; 3],
+        ..Default::default()
+    };
     let img = backend.render(&gaussians, &camera, &opts)?;
     let secs = started.elapsed().as_secs_f64();
-    let image = splat_core::scene::Image { width, height, data: img.image.iter().map(|v| v.clamp(0.0, 1.0)).collect() };
+    let image = splat_core::scene::Image {
+        width,
+        height,
+        data: img.image.iter().map(|v| v.clamp(0.0, 1.0)).collect(),
+    };
     splat_core::scene::save_png(out, &image)?;
-    println!("rendered {} Gaussians ({} visible) at {width}x{height} on {} in {:.3} s -> {}", gaussians.len(), img.n_visible(), backend.name(), secs, out.display());
+    println!(
+        "rendered {} Gaussians ({} visible) at {width}x{height} on {} in {:.3} s -> {}",
+        gaussians.len(),
+        img.n_visible(),
+        backend.name(),
+        secs,
+        out.display()
+    );
     Ok(())
 }

@@ -72,7 +72,12 @@ fn make_backend(device: Device) -> AnyResult<Box<dyn Backend>> {
             }
             Ok(Box::new(CpuBackend))
         }
-        Device::Cuda => Err(if splat_cuda::driver_present() { "the CUDA training backend is not available in this build yet" } else { "--device cuda: no CUDA driver found on this machine" }.into()),
+        Device::Cuda => Err(if splat_cuda::driver_present() {
+            "the CUDA training backend is not available in this build yet"
+        } else {
+            "--device cuda: no CUDA driver found on this machine"
+        }
+        .into()),
     }
 }
 
@@ -99,20 +104,39 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
     let backend = make_backend(args.device)?;
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
 
-    let load = LoadOptions { downscale: args.downscale.map(Downscale::Factor).unwrap_or_default(), background: cfg.background.unwrap_or([0.0; 3]), ..Default::default() };
+    let load = LoadOptions {
+        downscale: args.downscale.map(Downscale::Factor).unwrap_or_default(),
+        background: cfg.background.unwrap_or([0.0; 3]),
+        ..Default::default()
+    };
     let t = Instant::now();
     let scene = load_scene(&scene_path, &load)?;
-    eprintln!("loaded {}: {} training and {} test views in {:.1} s", scene.name, scene.train.len(), scene.test.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {}: {} training and {} test views in {:.1} s",
+        scene.name,
+        scene.train.len(),
+        scene.test.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     let ckpt = out.join("checkpoint.bin");
     let mut trainer = if args.resume {
         let t = checkpoint::load(&ckpt, &scene, backend)?;
-        eprintln!("resuming from {} at iteration {}", ckpt.display(), t.state.iteration);
+        eprintln!(
+            "resuming from {} at iteration {}",
+            ckpt.display(),
+            t.state.iteration
+        );
         t
     } else {
         Trainer::new(&scene, cfg, backend)?
     };
-    eprintln!("training on {} with {} Gaussians, extent {:.3}", trainer.backend_name(), trainer.state.params.len(), trainer.extent);
+    eprintln!(
+        "training on {} with {} Gaussians, extent {:.3}",
+        trainer.backend_name(),
+        trainer.state.params.len(),
+        trainer.extent
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -121,7 +145,12 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
     let bar = ProgressBar::new(trainer.cfg.iterations as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_position(trainer.state.iteration as u64);
     let every = args.checkpoint_every;
     let started = Instant::now();
@@ -133,8 +162,14 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         bar.set_position(info.iteration as u64);
         if info.iteration % 10 == 0 || info.monitor_psnr.is_some() {
             let rate = (info.iteration - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            let mon = info.monitor_psnr.map(|p| format!(" monitor {p:.2} dB")).unwrap_or_default();
-            let msg = format!("loss {:.4} psnr {:.2} | {} G | {}x{} | {:.1} it/s{mon}", info.loss, info.psnr, info.gaussians, info.size.0, info.size.1, rate);
+            let mon = info
+                .monitor_psnr
+                .map(|p| format!(" monitor {p:.2} dB"))
+                .unwrap_or_default();
+            let msg = format!(
+                "loss {:.4} psnr {:.2} | {} G | {}x{} | {:.1} it/s{mon}",
+                info.loss, info.psnr, info.gaussians, info.size.0, info.size.1, rate
+            );
             if log_lines && (info.iteration % 100 == 0 || info.monitor_psnr.is_some()) {
                 eprintln!("[{}/{}] {msg}", info.iteration, t.cfg.iterations);
             }
@@ -152,7 +187,11 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
     }
     if reason == StopReason::Interrupted {
         checkpoint::save(&trainer, &ckpt)?;
-        eprintln!("interrupted at iteration {}: checkpoint written to {} (continue with --resume)", trainer.state.iteration, ckpt.display());
+        eprintln!(
+            "interrupted at iteration {}: checkpoint written to {} (continue with --resume)",
+            trainer.state.iteration,
+            ckpt.display()
+        );
         return Ok(ExitCode::from(130));
     }
     if every > 0 {
@@ -174,8 +213,10 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
 
 /// Runs `spaceport sweep`.
 pub fn sweep(spec_path: &std::path::Path, out: &std::path::Path) -> AnyResult<()> {
-    let text = std::fs::read_to_string(spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
-    let mut spec: splat_core::train::sweep::SweepSpec = serde_yaml::from_str(&text).map_err(|e| format!("invalid sweep {}: {e}", spec_path.display()))?;
+    let text = std::fs::read_to_string(spec_path)
+        .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
+    let mut spec: splat_core::train::sweep::SweepSpec = serde_yaml::from_str(&text)
+        .map_err(|e| format!("invalid sweep {}: {e}", spec_path.display()))?;
     if spec.scene.is_relative() {
         if let Some(dir) = spec_path.parent() {
             spec.scene = dir.join(&spec.scene);
@@ -183,15 +224,32 @@ pub fn sweep(spec_path: &std::path::Path, out: &std::path::Path) -> AnyResult<()
     }
     let total = splat_core::train::sweep::combinations(&spec.grid).len();
     let bar = ProgressBar::new(total as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} configurations {msg} [{elapsed_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let results = splat_core::train::sweep::run_sweep(&spec, out, &mut || Box::new(CpuBackend), &mut |i, _, r| {
-        bar.set_position(i as u64 + 1);
-        bar.set_message(format!("last: {:.2} dB in {:.0} s", r.psnr, r.seconds));
-    })?;
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} configurations {msg} [{elapsed_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let results = splat_core::train::sweep::run_sweep(
+        &spec,
+        out,
+        &mut || Box::new(CpuBackend),
+        &mut |i, _, r| {
+            bar.set_position(i as u64 + 1);
+            bar.set_message(format!("last: {:.2} dB in {:.0} s", r.psnr, r.seconds));
+        },
+    )?;
     bar.finish();
     for (i, r) in results.iter().enumerate() {
         let vals: Vec<String> = r.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("{i}: {} -> {:.2} dB, SSIM {:.4}, {:.1} s, {} Gaussians", vals.join(" "), r.psnr, r.ssim, r.seconds, r.gaussians);
+        println!(
+            "{i}: {} -> {:.2} dB, SSIM {:.4}, {:.1} s, {} Gaussians",
+            vals.join(" "),
+            r.psnr,
+            r.ssim,
+            r.seconds,
+            r.gaussians
+        );
     }
     println!("results in {}", out.join("results.csv").display());
     Ok(())

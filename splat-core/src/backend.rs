@@ -92,6 +92,10 @@ impl Backend for CpuBackend {
         d_image: &[f32],
     ) -> Result<RenderGrads<f32>, BackendError> {
         check_input(gaussians, Some((d_image.len(), fwd.image.len())))?;
-        Ok(render::render_backward(gaussians, fwd, d_image))
+        render::try_render_backward(gaussians, fwd, d_image).ok_or_else(|| {
+            BackendError::InvalidInput(
+                "the render to differentiate was not made by the CPU backend".into(),
+            )
+        })
     }
 }

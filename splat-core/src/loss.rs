@@ -82,7 +82,13 @@ fn moments(x: &[f32], y: &[f32], width: usize, height: usize) -> Moments {
         syy[i] -= my[i] * my[i];
         sxy[i] -= mx[i] * my[i];
     }
-    Moments { mx, my, sxx, syy, sxy }
+    Moments {
+        mx,
+        my,
+        sxx,
+        syy,
+        sxy,
+    }
 }
 
 /// Mean SSIM of two images (the evaluation metric).
@@ -101,7 +107,12 @@ pub fn ssim(x: &[f32], y: &[f32], width: usize, height: usize) -> f32 {
 
 /// PSNR in dB of an image against its reference, with the render clamped to [0, 1].
 pub fn psnr(render: &[f32], reference: &[f32]) -> f32 {
-    let mse: f64 = render.iter().zip(reference).map(|(a, b)| ((a.clamp(0.0, 1.0) - b) as f64).powi(2)).sum::<f64>() / render.len().max(1) as f64;
+    let mse: f64 = render
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| ((a.clamp(0.0, 1.0) - b) as f64).powi(2))
+        .sum::<f64>()
+        / render.len().max(1) as f64;
     (-10.0 * mse.max(1e-20).log10()) as f32
 }
 
@@ -119,7 +130,13 @@ pub struct LossOutput {
 
 /// (1 - `ssim_weight`) L1 + `ssim_weight` (1 - SSIM) of `render` against `target`, with its
 /// gradient with respect to `render`.
-pub fn l1_ssim_loss(render: &[f32], target: &[f32], width: usize, height: usize, ssim_weight: f32) -> LossOutput {
+pub fn l1_ssim_loss(
+    render: &[f32],
+    target: &[f32],
+    width: usize,
+    height: usize,
+    ssim_weight: f32,
+) -> LossOutput {
     let n = render.len();
     let inv_n = 1.0 / n as f32;
     let m = moments(render, target, width, height);
@@ -168,7 +185,12 @@ pub fn l1_ssim_loss(render: &[f32], target: &[f32], width: usize, height: usize,
     let l1 = l1_sum / n as f64;
     let ssim = ssim_sum / n as f64;
     let lw = ssim_weight as f64;
-    LossOutput { loss: (1.0 - lw) * l1 + lw * (1.0 - ssim), l1, ssim, grad }
+    LossOutput {
+        loss: (1.0 - lw) * l1 + lw * (1.0 - ssim),
+        l1,
+        ssim,
+        grad,
+    }
 }
 
 #[cfg(test)]
@@ -185,7 +207,11 @@ mod tests {
     fn ssim_of_identical_images_is_one_and_drops_with_noise() {
         let a = random_image(23, 17, 1);
         assert!((ssim(&a, &a, 23, 17) - 1.0).abs() < 1e-5);
-        let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| v + if i % 2 == 0 { 0.3 } else { -0.3 }).collect();
+        let b: Vec<f32> = a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + if i % 2 == 0 { 0.3 } else { -0.3 })
+            .collect();
         let s = ssim(&a, &b, 23, 17);
         assert!(s < 0.8, "ssim {s}");
     }
@@ -214,9 +240,14 @@ mod tests {
             xp[i] += eps;
             let mut xm = x.clone();
             xm[i] -= eps;
-            let fd = (l1_ssim_loss(&xp, &y, w, h, 0.2).loss - l1_ssim_loss(&xm, &y, w, h, 0.2).loss) / (2.0 * eps as f64);
+            let fd = (l1_ssim_loss(&xp, &y, w, h, 0.2).loss
+                - l1_ssim_loss(&xm, &y, w, h, 0.2).loss)
+                / (2.0 * eps as f64);
             let an = out.grad[i] as f64;
-            assert!((fd - an).abs() < 1e-2 * an.abs() + 2e-6, "pixel value {i}: analytic {an:e} vs finite difference {fd:e}");
+            assert!(
+                (fd - an).abs() < 1e-2 * an.abs() + 2e-6,
+                "pixel value {i}: analytic {an:e} vs finite difference {fd:e}"
+            );
             checked += 1;
         }
         assert!(checked > 80);

@@ -42,7 +42,14 @@ pub struct Adam {
 impl Adam {
     /// Fresh state for `params` with 3DGS's constants (0.9, 0.999, 1e-15).
     pub fn new(params: &Gaussians) -> Self {
-        Self { m: params.zeros_like(), v: params.zeros_like(), step: 0, beta1: 0.9, beta2: 0.999, eps: 1e-15 }
+        Self {
+            m: params.zeros_like(),
+            v: params.zeros_like(),
+            step: 0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-15,
+        }
     }
 
     /// One update of `params` with gradients `grads`.
@@ -60,12 +67,43 @@ impl Adam {
                 p[i] -= step * m[i] / (v[i].sqrt() / sbc2 + eps);
             }
         };
-        update(params.means.as_flattened_mut(), grads.means.as_flattened(), self.m.means.as_flattened_mut(), self.v.means.as_flattened_mut(), lr.means);
-        update(params.log_scales.as_flattened_mut(), grads.log_scales.as_flattened(), self.m.log_scales.as_flattened_mut(), self.v.log_scales.as_flattened_mut(), lr.scales);
-        update(params.quats.as_flattened_mut(), grads.quats.as_flattened(), self.m.quats.as_flattened_mut(), self.v.quats.as_flattened_mut(), lr.rotations);
-        update(&mut params.opacity_logits, &grads.opacity_logits, &mut self.m.opacity_logits, &mut self.v.opacity_logits, lr.opacity);
+        update(
+            params.means.as_flattened_mut(),
+            grads.means.as_flattened(),
+            self.m.means.as_flattened_mut(),
+            self.v.means.as_flattened_mut(),
+            lr.means,
+        );
+        update(
+            params.log_scales.as_flattened_mut(),
+            grads.log_scales.as_flattened(),
+            self.m.log_scales.as_flattened_mut(),
+            self.v.log_scales.as_flattened_mut(),
+            lr.scales,
+        );
+        update(
+            params.quats.as_flattened_mut(),
+            grads.quats.as_flattened(),
+            self.m.quats.as_flattened_mut(),
+            self.v.quats.as_flattened_mut(),
+            lr.rotations,
+        );
+        update(
+            &mut params.opacity_logits,
+            &grads.opacity_logits,
+            &mut self.m.opacity_logits,
+            &mut self.v.opacity_logits,
+            lr.opacity,
+        );
         let nsh = params.sh_coeffs() * 3;
-        for ((((p, g), m), v), _) in params.sh.chunks_mut(nsh).zip(grads.sh.chunks(nsh)).zip(self.m.sh.chunks_mut(nsh)).zip(self.v.sh.chunks_mut(nsh)).zip(0..) {
+        for ((((p, g), m), v), _) in params
+            .sh
+            .chunks_mut(nsh)
+            .zip(grads.sh.chunks(nsh))
+            .zip(self.m.sh.chunks_mut(nsh))
+            .zip(self.v.sh.chunks_mut(nsh))
+            .zip(0..)
+        {
             let (pd, pr) = p.split_at_mut(3);
             let (md, mr) = m.split_at_mut(3);
             let (vd, vr) = v.split_at_mut(3);
@@ -100,9 +138,22 @@ mod tests {
     #[test]
     fn adam_minimises_a_quadratic_and_first_step_is_lr_sized() {
         let mut p = Gaussians::empty(0);
-        p.push([1.0, -2.0, 3.0], [0.5; 3], [1.0, 0.0, 0.0, 0.0], 0.3, &[0.2, 0.1, -0.1]);
+        p.push(
+            [1.0, -2.0, 3.0],
+            [0.5; 3],
+            [1.0, 0.0, 0.0, 0.0],
+            0.3,
+            &[0.2, 0.1, -0.1],
+        );
         let mut adam = Adam::new(&p);
-        let lr = GroupRates { means: 0.01, sh_dc: 0.01, sh_rest: 0.01, opacity: 0.01, scales: 0.01, rotations: 0.01 };
+        let lr = GroupRates {
+            means: 0.01,
+            sh_dc: 0.01,
+            sh_rest: 0.01,
+            opacity: 0.01,
+            scales: 0.01,
+            rotations: 0.01,
+        };
         let start = p.means[0];
         for it in 0..2000 {
             // Gradient of 0.5 |means|^2.
@@ -116,7 +167,11 @@ mod tests {
                 }
             }
         }
-        assert!(p.means[0].iter().all(|v| v.abs() < 0.02), "{:?}", p.means[0]);
+        assert!(
+            p.means[0].iter().all(|v| v.abs() < 0.02),
+            "{:?}",
+            p.means[0]
+        );
         // Parameters without gradient do not move.
         assert_eq!(p.opacity_logits[0], 0.3);
     }

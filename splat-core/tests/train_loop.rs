@@ -13,9 +13,23 @@ fn tiny_scene() -> Scene {
     for i in 0..6 {
         for j in 0..6 {
             for l in 0..3 {
-                let p = [i as f32 * 0.2 - 0.5, j as f32 * 0.2 - 0.5, l as f32 * 0.2 - 0.2];
-                let c = [(i as f32 / 5.0 - 0.5) * 3.0, (j as f32 / 5.0 - 0.5) * 3.0, (l as f32 - 1.0) * 1.5];
-                truth.push(p, [(0.09f32).ln(); 3], [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0], 2.0, &c);
+                let p = [
+                    i as f32 * 0.2 - 0.5,
+                    j as f32 * 0.2 - 0.5,
+                    l as f32 * 0.2 - 0.2,
+                ];
+                let c = [
+                    (i as f32 / 5.0 - 0.5) * 3.0,
+                    (j as f32 / 5.0 - 0.5) * 3.0,
+                    (l as f32 - 1.0) * 1.5,
+                ];
+                truth.push(
+                    p,
+                    [(0.09f32).ln(); 3],
+                    [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0],
+                    2.0,
+                    &c,
+                );
                 k += 1;
             }
         }
@@ -25,12 +39,38 @@ fn tiny_scene() -> Scene {
         let a = v as f64 / 12.0 * std::f64::consts::TAU;
         let eye = DVec3::new(2.5 * a.cos(), 2.5 * a.sin(), 0.8 + 0.3 * (v % 3) as f64);
         let cam = Camera::look_at(40, 32, 0.9, eye, DVec3::ZERO, DVec3::Z);
-        let out = render(&truth, &cam, &RenderOptions { background: [1.0; 3], ..Default::default() });
-        views.push(View { name: format!("v{v:02}.png"), camera: cam, image: Image { width: 40, height: 32, data: out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect() } });
+        let out = render(
+            &truth,
+            &cam,
+            &RenderOptions {
+                background: [1.0; 3],
+                ..Default::default()
+            },
+        );
+        views.push(View {
+            name: format!("v{v:02}.png"),
+            camera: cam,
+            image: Image {
+                width: 40,
+                height: 32,
+                data: out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect(),
+            },
+        });
     }
     let test = views.iter().step_by(4).cloned().collect();
-    let train = views.iter().enumerate().filter(|(i, _)| i % 4 != 0).map(|(_, v)| v.clone()).collect();
-    Scene { name: "tiny".into(), train, test, points: None, background: [1.0; 3] }
+    let train = views
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 4 != 0)
+        .map(|(_, v)| v.clone())
+        .collect();
+    Scene {
+        name: "tiny".into(),
+        train,
+        test,
+        points: None,
+        background: [1.0; 3],
+    }
 }
 
 fn config(iterations: usize) -> TrainConfig {
@@ -54,7 +94,10 @@ fn loss_falls_and_test_psnr_rises() {
     let scene = tiny_scene();
     let mut t = Trainer::new(&scene, config(300), Box::new(CpuBackend)).expect("trainer");
     let views = scene.test.clone();
-    let before = t.evaluate(&views, &mut |_, _, _| Ok(())).expect("eval").psnr;
+    let before = t
+        .evaluate(&views, &mut |_, _, _| Ok(()))
+        .expect("eval")
+        .psnr;
     let mut losses = Vec::new();
     let mut densified = 0;
     while !t.finished() {
@@ -67,7 +110,14 @@ fn loss_falls_and_test_psnr_rises() {
             t.state.params.check_lengths().expect("params");
             t.state.adam.m.check_lengths().expect("m");
             t.state.adam.v.check_lengths().expect("v");
-            assert_eq!((t.state.adam.m.len(), t.state.adam.v.len(), t.state.stats.len()), (n, n, n));
+            assert_eq!(
+                (
+                    t.state.adam.m.len(),
+                    t.state.adam.v.len(),
+                    t.state.stats.len()
+                ),
+                (n, n, n)
+            );
         }
     }
     // Iterations 100, 150 and 200: after `from` (exclusive), before `until`.
@@ -75,7 +125,10 @@ fn loss_falls_and_test_psnr_rises() {
     let first: f64 = losses[..20].iter().sum::<f64>() / 20.0;
     let last: f64 = losses[losses.len() - 20..].iter().sum::<f64>() / 20.0;
     assert!(last < 0.6 * first, "loss {first} -> {last}");
-    let after = t.evaluate(&views, &mut |_, _, _| Ok(())).expect("eval").psnr;
+    let after = t
+        .evaluate(&views, &mut |_, _, _| Ok(()))
+        .expect("eval")
+        .psnr;
     assert!(after > before + 5.0, "test PSNR {before} -> {after}");
 }
 
@@ -101,17 +154,26 @@ fn resume_gives_the_same_next_step() {
     // A truncated checkpoint is an error naming the file, not a panic.
     let bytes = std::fs::read(&ckpt).expect("read");
     std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).expect("write");
-    let err = checkpoint::load(&ckpt, &scene, Box::new(CpuBackend)).err().expect("truncated checkpoint must fail");
-    assert!(err.to_string().contains("checkpoint.bin") && err.to_string().contains("truncated"), "{err}");
+    let err = checkpoint::load(&ckpt, &scene, Box::new(CpuBackend))
+        .err()
+        .expect("truncated checkpoint must fail");
+    assert!(
+        err.to_string().contains("checkpoint.bin") && err.to_string().contains("truncated"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn config_rejects_unknown_keys_and_round_trips() {
-    let err = TrainConfig::from_yaml_str("densify: { grad_treshold: 0.001 }").expect_err("typo must be an error");
+    let err = TrainConfig::from_yaml_str("densify: { grad_treshold: 0.001 }")
+        .expect_err("typo must be an error");
     assert!(err.to_string().contains("grad_treshold"), "{err}");
     let d = TrainConfig::default();
-    assert_eq!(TrainConfig::from_yaml_str(&d.to_yaml()).expect("round trip"), d);
+    assert_eq!(
+        TrainConfig::from_yaml_str(&d.to_yaml()).expect("round trip"),
+        d
+    );
     assert_eq!(d.densify.grad_threshold, 2e-4);
     assert_eq!(d.lr.sh_rest, 2.5e-3 / 20.0);
 }

@@ -76,7 +76,9 @@ pub struct RenderOutput<T> {
     /// Hash of the discrete decisions, when requested in the options (else 0).
     pub signature: u64,
     /// State the backward pass reads.
-    pub state: ForwardState<T>,
+    /// State the backward pass reads: a [`ForwardState`] from the CPU renderer, or whatever
+    /// another backend keeps (device buffers).
+    pub state: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl<T: Real> RenderOutput<T> {
@@ -154,25 +156,26 @@ pub fn render<T: Real>(
         depths: proj.iter().map(|p| p.depth).collect(),
         n_intersections: bins.ids.len(),
         signature,
-        state: ForwardState {
+        state: Box::new(ForwardState {
             cam,
             proj,
             bins,
             pixels,
             sh_degree,
             bg,
-        },
+        }),
     }
 }
 
 /// Gradients of a loss given its gradient `d_image` with respect to the rendered image
-/// (`height x width x 3`).
-pub fn render_backward<T: Real>(
+/// (`height x width x 3`). `fwd` must come from [`render`]; another backend's output is
+/// refused (`None`).
+pub fn try_render_backward<T: Real>(
     splats: &Splats<T>,
     fwd: &RenderOutput<T>,
     d_image: &[T],
-) -> RenderGrads<T> {
-    let st = &fwd.state;
+) -> Option<RenderGrads<T>> {
+    let st = fwd.state.downcast_ref::<ForwardState<T>>()?;
     let (tiles_x, _) = st.cam.tiles();
     let screen = raster::backward(
         &st.proj,
@@ -225,10 +228,22 @@ pub fn render_backward<T: Real>(
             params.opacity_logits[i] = g.opacity_logit;
         }
     }
-    RenderGrads {
+    Some(RenderGrads {
         params,
         means2d: screen.iter().map(|s| s.mean2d).collect(),
-    }
+    })
+}
+
+/// [`try_render_backward`] for output known to come from [`render`].
+///
+/// # Panics
+/// If `fwd` was made by another backend (a programming error, not a data error).
+pub fn render_backward<T: Real>(
+    splats: &Splats<T>,
+    fwd: &RenderOutput<T>,
+    d_image: &[T],
+) -> RenderGrads<T> {
+    try_render_backward(splats, fwd, d_image).expect("render_backward needs the output of render()")
 }
 
 fn is_zero<T: Real>(a: &ScreenGrad<T>, z: &ScreenGrad<T>) -> bool {

@@ -47,9 +47,15 @@ pub(crate) fn bin<T: Real>(proj: &[Projected<T>], tiles_x: u32, tiles_y: u32) ->
     }
     // Positive depths compare as their bit patterns; (depth bits, index) keys make the order
     // deterministic for equal depths.
-    let depth_bits: Vec<u32> = proj.iter().map(|p| p.depth.to_f32().unwrap_or(f32::MAX).to_bits()).collect();
+    let depth_bits: Vec<u32> = proj
+        .iter()
+        .map(|p| p.depth.to_f32().unwrap_or(f32::MAX).to_bits())
+        .collect();
     for_each_tile_slice(&offsets, &mut ids, |_, list| {
-        let mut keys: Vec<u64> = list.iter().map(|&g| (depth_bits[g as usize] as u64) << 32 | g as u64).collect();
+        let mut keys: Vec<u64> = list
+            .iter()
+            .map(|&g| (depth_bits[g as usize] as u64) << 32 | g as u64)
+            .collect();
         keys.sort_unstable();
         for (d, k) in list.iter_mut().zip(&keys) {
             *d = *k as u32;
@@ -114,10 +120,22 @@ fn gather<T: Real>(proj: &[Projected<T>], list: &[u32]) -> Vec<Splat2d<T>> {
                 let hx = (k * c / det).sqrt() * 1.001 + 1e-3;
                 let hy = (k * a / det).sqrt() * 1.001 + 1e-3;
                 let [x, y] = p.mean2d.map(|v| v.to_f64().unwrap_or(0.0));
-                [(x - hx) as f32, (y - hy) as f32, (x + hx) as f32, (y + hy) as f32]
+                [
+                    (x - hx) as f32,
+                    (y - hy) as f32,
+                    (x + hx) as f32,
+                    (y + hy) as f32,
+                ]
             };
             let min_power = T::from(-(0.5 * k) - 1e-4).unwrap_or_else(T::neg_infinity);
-            Splat2d { xy: p.mean2d, conic: p.conic, opacity: p.opacity, color: p.color, min_power, bbox }
+            Splat2d {
+                xy: p.mean2d,
+                conic: p.conic,
+                opacity: p.opacity,
+                color: p.color,
+                min_power,
+                bbox,
+            }
         })
         .collect()
 }
@@ -145,7 +163,12 @@ impl Blocks {
         let nb = (bx * by) as usize;
         let spans: Vec<Option<((u32, u32), (u32, u32))>> = splats
             .iter()
-            .map(|s| Some((block_span(s.bbox[0], s.bbox[2], x0, bx)?, block_span(s.bbox[1], s.bbox[3], y0, by)?)))
+            .map(|s| {
+                Some((
+                    block_span(s.bbox[0], s.bbox[2], x0, bx)?,
+                    block_span(s.bbox[1], s.bbox[3], y0, by)?,
+                ))
+            })
             .collect();
         let mut offsets = vec![0usize; nb + 1];
         for &((ax, bx1), (ay, by1)) in spans.iter().flatten() {
@@ -161,7 +184,9 @@ impl Blocks {
         let mut fill = offsets.clone();
         let mut ids = vec![0u32; offsets[nb]];
         for (j, span) in spans.iter().enumerate() {
-            let Some(((ax, bx1), (ay, by1))) = *span else { continue };
+            let Some(((ax, bx1), (ay, by1))) = *span else {
+                continue;
+            };
             for y in ay..=by1 {
                 for x in ax..=bx1 {
                     let b = (y * bx + x) as usize;

@@ -42,7 +42,13 @@ struct Header {
 }
 
 fn push_splats(out: &mut Vec<u8>, g: &Gaussians) {
-    for s in [g.means.as_flattened(), g.log_scales.as_flattened(), g.quats.as_flattened(), &g.opacity_logits, &g.sh] {
+    for s in [
+        g.means.as_flattened(),
+        g.log_scales.as_flattened(),
+        g.quats.as_flattened(),
+        &g.opacity_logits,
+        &g.sh,
+    ] {
         for v in s {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -71,7 +77,10 @@ pub fn save(trainer: &Trainer, path: &Path) -> Result<(), TrainError> {
         times: st.times.clone(),
         seconds: trainer.elapsed_seconds(),
     };
-    let json = serde_json::to_vec(&header).map_err(|e| TrainError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+    let json = serde_json::to_vec(&header).map_err(|e| TrainError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut out = Vec::with_capacity(16 + json.len() + st.params.len() * 59 * 4 * 3);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
@@ -97,41 +106,80 @@ struct Reader<'b> {
 impl Reader<'_> {
     fn take(&mut self, n: usize, what: &str) -> Result<&[u8], TrainError> {
         if self.data.len() - self.pos < n {
-            return Err(TrainError::Io { path: self.path.to_path_buf(), message: format!("checkpoint truncated while reading {what}") });
+            return Err(TrainError::Io {
+                path: self.path.to_path_buf(),
+                message: format!("checkpoint truncated while reading {what}"),
+            });
         }
         self.pos += n;
         Ok(&self.data[self.pos - n..self.pos])
     }
 
     fn f32s(&mut self, n: usize, what: &str) -> Result<Vec<f32>, TrainError> {
-        Ok(self.take(n * 4, what)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(self
+            .take(n * 4, what)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     fn u32s(&mut self, n: usize, what: &str) -> Result<Vec<u32>, TrainError> {
-        Ok(self.take(n * 4, what)?.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(self
+            .take(n * 4, what)?
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     fn splats(&mut self, n: usize, degree: usize, what: &str) -> Result<Gaussians, TrainError> {
-        let to3 = |v: Vec<f32>| v.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect::<Vec<_>>();
+        let to3 = |v: Vec<f32>| {
+            v.chunks_exact(3)
+                .map(|c| [c[0], c[1], c[2]])
+                .collect::<Vec<_>>()
+        };
         let means = to3(self.f32s(n * 3, what)?);
         let log_scales = to3(self.f32s(n * 3, what)?);
-        let quats = self.f32s(n * 4, what)?.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let quats = self
+            .f32s(n * 4, what)?
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
         let opacity_logits = self.f32s(n, what)?;
         let sh = self.f32s(n * sh_coeffs_for_degree(degree) * 3, what)?;
-        Ok(Gaussians { means, log_scales, quats, opacity_logits, sh, sh_degree: degree })
+        Ok(Gaussians {
+            means,
+            log_scales,
+            quats,
+            opacity_logits,
+            sh,
+            sh_degree: degree,
+        })
     }
 }
 
 /// Reads a checkpoint and rebuilds the trainer over `scene` and `backend`.
-pub fn load<'a>(path: &Path, scene: &'a Scene, backend: Box<dyn Backend + 'a>) -> Result<Trainer<'a>, TrainError> {
-    let io = |m: String| TrainError::Io { path: path.to_path_buf(), message: m };
+pub fn load<'a>(
+    path: &Path,
+    scene: &'a Scene,
+    backend: Box<dyn Backend + 'a>,
+) -> Result<Trainer<'a>, TrainError> {
+    let io = |m: String| TrainError::Io {
+        path: path.to_path_buf(),
+        message: m,
+    };
     let data = std::fs::read(path).map_err(|e| io(e.to_string()))?;
-    let mut r = Reader { data: &data, pos: 0, path };
+    let mut r = Reader {
+        data: &data,
+        pos: 0,
+        path,
+    };
     if r.take(8, "the magic")? != MAGIC {
         return Err(io("not a spaceport checkpoint (bad magic)".into()));
     }
-    let len = u64::from_le_bytes(r.take(8, "the header length")?.try_into().unwrap_or([0; 8])) as usize;
-    let h: Header = serde_json::from_slice(r.take(len, "the header")?).map_err(|e| io(format!("bad checkpoint header: {e}")))?;
+    let len =
+        u64::from_le_bytes(r.take(8, "the header length")?.try_into().unwrap_or([0; 8])) as usize;
+    let h: Header = serde_json::from_slice(r.take(len, "the header")?)
+        .map_err(|e| io(format!("bad checkpoint header: {e}")))?;
     if h.sh_degree > 3 {
         return Err(io(format!("bad SH degree {}", h.sh_degree)));
     }
@@ -143,21 +191,44 @@ pub fn load<'a>(path: &Path, scene: &'a Scene, backend: Box<dyn Backend + 'a>) -
     let count = r.u32s(n, "statistics")?;
     let max_radius = r.u32s(n, "statistics")?;
     if r.pos != data.len() {
-        return Err(io(format!("{} unexpected bytes after the checkpoint data", data.len() - r.pos)));
+        return Err(io(format!(
+            "{} unexpected bytes after the checkpoint data",
+            data.len() - r.pos
+        )));
     }
     if h.order.iter().any(|&i| i >= scene.train.len()) || h.order_pos > h.order.len() {
-        return Err(io("checkpoint was made for a scene with more training views".into()));
+        return Err(io(
+            "checkpoint was made for a scene with more training views".into(),
+        ));
     }
-    let word_pos: u128 = h.rng_word_pos.parse().map_err(|_| io("bad random state".into()))?;
+    let word_pos: u128 = h
+        .rng_word_pos
+        .parse()
+        .map_err(|_| io("bad random state".into()))?;
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::from_seed(h.rng_seed);
     rng.set_stream(h.rng_stream);
     rng.set_word_pos(word_pos);
-    let mut t = Trainer::with_gaussians(scene, h.config, backend, Gaussians::empty(h.sh_degree), h.extent);
-    let adam = Adam { m, v, step: h.adam_step, ..Adam::new(&Gaussians::empty(h.sh_degree)) };
+    let mut t = Trainer::with_gaussians(
+        scene,
+        h.config,
+        backend,
+        Gaussians::empty(h.sh_degree),
+        h.extent,
+    );
+    let adam = Adam {
+        m,
+        v,
+        step: h.adam_step,
+        ..Adam::new(&Gaussians::empty(h.sh_degree))
+    };
     t.state = TrainState {
         params,
         adam,
-        stats: DensifyStats { grad_accum, count, max_radius },
+        stats: DensifyStats {
+            grad_accum,
+            count,
+            max_radius,
+        },
         iteration: h.iteration,
         rng,
         order: h.order,

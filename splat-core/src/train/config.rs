@@ -71,7 +71,15 @@ pub struct LrConfig {
 
 impl Default for LrConfig {
     fn default() -> Self {
-        Self { means: 1.6e-4, means_final: 1.6e-6, sh_dc: 2.5e-3, sh_rest: 2.5e-3 / 20.0, opacity: 0.05, scales: 5e-3, rotations: 1e-3 }
+        Self {
+            means: 1.6e-4,
+            means_final: 1.6e-6,
+            sh_dc: 2.5e-3,
+            sh_rest: 2.5e-3 / 20.0,
+            opacity: 0.05,
+            scales: 5e-3,
+            rotations: 1e-3,
+        }
     }
 }
 
@@ -105,7 +113,13 @@ pub struct InitConfig {
 
 impl Default for InitConfig {
     fn default() -> Self {
-        Self { mode: InitMode::Auto, max_points: None, random_count: 100_000, random_box: None, opacity: 0.1 }
+        Self {
+            mode: InitMode::Auto,
+            max_points: None,
+            random_count: 100_000,
+            random_box: None,
+            opacity: 0.1,
+        }
     }
 }
 
@@ -138,7 +152,18 @@ pub struct DensifyConfig {
 
 impl Default for DensifyConfig {
     fn default() -> Self {
-        Self { grad_threshold: 2e-4, percent_dense: 0.01, interval: 100, from: 500, until: 15_000, opacity_reset_interval: 3000, prune_opacity: 0.005, prune_world_size: 0.1, prune_screen_size: 0, max_gaussians: 0 }
+        Self {
+            grad_threshold: 2e-4,
+            percent_dense: 0.01,
+            interval: 100,
+            from: 500,
+            until: 15_000,
+            opacity_reset_interval: 3000,
+            prune_opacity: 0.005,
+            prune_world_size: 0.1,
+            prune_screen_size: 0,
+            max_gaussians: 0,
+        }
     }
 }
 
@@ -160,7 +185,13 @@ pub struct ProgressiveConfig {
 
 impl Default for ProgressiveConfig {
     fn default() -> Self {
-        Self { enabled: true, start_scale: 0.3, ramp_fraction: 0.7, blur: false, blur_start_sigma: 2.0 }
+        Self {
+            enabled: true,
+            start_scale: 0.3,
+            ramp_fraction: 0.7,
+            blur: false,
+            blur_start_sigma: 2.0,
+        }
     }
 }
 
@@ -184,7 +215,14 @@ pub struct PlateauConfig {
 
 impl Default for PlateauConfig {
     fn default() -> Self {
-        Self { enabled: true, interval: 500, monitor_views: 16, min_improvement_db: 0.05, patience: 3, target_psnr: None }
+        Self {
+            enabled: true,
+            interval: 500,
+            monitor_views: 16,
+            min_improvement_db: 0.05,
+            patience: 3,
+            target_psnr: None,
+        }
     }
 }
 
@@ -215,9 +253,15 @@ pub enum ConfigError {
 impl TrainConfig {
     /// Reads a YAML file; keys it leaves out keep their defaults.
     pub fn from_yaml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let cfg = Self::from_yaml_str(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_path_buf(), message },
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
             other => other,
         })?;
         Ok(cfg)
@@ -225,7 +269,14 @@ impl TrainConfig {
 
     /// Parses YAML text; keys it leaves out keep their defaults.
     pub fn from_yaml_str(text: &str) -> Result<Self, ConfigError> {
-        let cfg: TrainConfig = if text.trim().is_empty() { TrainConfig::default() } else { serde_yaml::from_str(text).map_err(|e| ConfigError::Parse { path: "<string>".into(), message: e.to_string() })? };
+        let cfg: TrainConfig = if text.trim().is_empty() {
+            TrainConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: "<string>".into(),
+                message: e.to_string(),
+            })?
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -244,11 +295,17 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.ssim_weight) {
             return bad(format!("ssim_weight {} not in [0, 1]", self.ssim_weight));
         }
-        if self.densify.interval == 0 || self.plateau.interval == 0 || self.sh_degree_interval == 0 {
-            return bad("densify.interval, plateau.interval and sh_degree_interval must be positive".into());
+        if self.densify.interval == 0 || self.plateau.interval == 0 || self.sh_degree_interval == 0
+        {
+            return bad(
+                "densify.interval, plateau.interval and sh_degree_interval must be positive".into(),
+            );
         }
         if !(self.progressive.start_scale > 0.0 && self.progressive.start_scale <= 1.0) {
-            return bad(format!("progressive.start_scale {} not in (0, 1]", self.progressive.start_scale));
+            return bad(format!(
+                "progressive.start_scale {} not in (0, 1]",
+                self.progressive.start_scale
+            ));
         }
         if !(self.init.opacity > 0.0 && self.init.opacity < 1.0) {
             return bad(format!("init.opacity {} not in (0, 1)", self.init.opacity));

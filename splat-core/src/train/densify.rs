@@ -24,11 +24,21 @@ pub struct DensifyStats {
 impl DensifyStats {
     /// Zeroed statistics for `n` Gaussians.
     pub fn new(n: usize) -> Self {
-        Self { grad_accum: vec![0.0; n], count: vec![0; n], max_radius: vec![0; n] }
+        Self {
+            grad_accum: vec![0.0; n],
+            count: vec![0; n],
+            max_radius: vec![0; n],
+        }
     }
 
     /// Adds one step: `means2d_grad` in pixels, converted to NDC with the working size.
-    pub fn accumulate(&mut self, means2d_grad: &[[f32; 2]], radii: &[u32], width: u32, height: u32) {
+    pub fn accumulate(
+        &mut self,
+        means2d_grad: &[[f32; 2]],
+        radii: &[u32],
+        width: u32,
+        height: u32,
+    ) {
         let (sx, sy) = (width as f32 * 0.5, height as f32 * 0.5);
         for (i, (g, &r)) in means2d_grad.iter().zip(radii).enumerate() {
             if r == 0 {
@@ -64,7 +74,9 @@ pub struct DensifyReport {
 }
 
 fn quat_rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
-    let n = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt().max(1e-12);
+    let n = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
+        .sqrt()
+        .max(1e-12);
     let glam_q = glam::Quat::from_xyzw(q[1] / n, q[2] / n, q[3] / n, q[0] / n);
     (glam_q * glam::Vec3::from_array(v)).to_array()
 }
@@ -79,13 +91,39 @@ fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
 /// Clones, splits and prunes (gsplat's order: clone, then split the originals, then prune), and
 /// resets the statistics. `prune_large` enables the world/screen size tests (after the first
 /// opacity reset).
-pub fn densify(params: &mut Gaussians, adam: &mut Adam, stats: &mut DensifyStats, cfg: &DensifyConfig, extent: f32, prune_large: bool, rng: &mut ChaCha8Rng) -> DensifyReport {
+pub fn densify(
+    params: &mut Gaussians,
+    adam: &mut Adam,
+    stats: &mut DensifyStats,
+    cfg: &DensifyConfig,
+    extent: f32,
+    prune_large: bool,
+    rng: &mut ChaCha8Rng,
+) -> DensifyReport {
     let n = params.len();
     let mut report = DensifyReport::default();
-    let avg: Vec<f32> = (0..n).map(|i| if stats.count[i] > 0 { stats.grad_accum[i] / stats.count[i] as f32 } else { 0.0 }).collect();
-    let max_scale = |p: &Gaussians, i: usize| p.log_scales[i].iter().cloned().fold(f32::NEG_INFINITY, f32::max).exp();
+    let avg: Vec<f32> = (0..n)
+        .map(|i| {
+            if stats.count[i] > 0 {
+                stats.grad_accum[i] / stats.count[i] as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let max_scale = |p: &Gaussians, i: usize| {
+        p.log_scales[i]
+            .iter()
+            .cloned()
+            .fold(f32::NEG_INFINITY, f32::max)
+            .exp()
+    };
     let split_limit = cfg.percent_dense * extent;
-    let room = if cfg.max_gaussians == 0 { usize::MAX } else { cfg.max_gaussians.saturating_sub(n) };
+    let room = if cfg.max_gaussians == 0 {
+        usize::MAX
+    } else {
+        cfg.max_gaussians.saturating_sub(n)
+    };
     let mut clones = Vec::new();
     let mut splits = Vec::new();
     for i in 0..n {
@@ -124,7 +162,13 @@ pub fn densify(params: &mut Gaussians, adam: &mut Adam, stats: &mut DensifyStats
             let m = params.means[i];
             let ls = params.log_scales[i].map(|v| v - 1.6f32.ln());
             let sh: Vec<f32> = params.sh[i * nsh..(i + 1) * nsh].to_vec();
-            params.push([m[0] + off[0], m[1] + off[1], m[2] + off[2]], ls, q, params.opacity_logits[i], &sh);
+            params.push(
+                [m[0] + off[0], m[1] + off[1], m[2] + off[2]],
+                ls,
+                q,
+                params.opacity_logits[i],
+                &sh,
+            );
         }
     }
     adam.append_zeros(2 * splits.len());
@@ -165,7 +209,10 @@ pub fn densify(params: &mut Gaussians, adam: &mut Adam, stats: &mut DensifyStats
 /// Caps every opacity at twice the prune threshold and zeroes its optimizer moments.
 pub fn reset_opacity(params: &mut Gaussians, adam: &mut Adam, prune_opacity: f32) {
     let cap = logit(2.0 * prune_opacity);
-    params.opacity_logits.iter_mut().for_each(|v| *v = v.min(cap));
+    params
+        .opacity_logits
+        .iter_mut()
+        .for_each(|v| *v = v.min(cap));
     adam.reset_opacity();
 }
 
@@ -179,10 +226,34 @@ mod tests {
         let sh = [0.1f32; 12];
         // 0: small, high gradient -> clone; 1: large, high gradient -> split;
         // 2: transparent -> prune; 3: untouched; 4: huge -> pruned when large pruning is on.
-        g.push([0.0; 3], [(0.001f32).ln(); 3], [1.0, 0.0, 0.0, 0.0], 0.0, &sh);
-        g.push([1.0; 3], [(0.5f32).ln(), (0.1f32).ln(), (0.1f32).ln()], [0.9, 0.1, 0.0, 0.2], 0.5, &sh);
-        g.push([2.0; 3], [(0.01f32).ln(); 3], [1.0, 0.0, 0.0, 0.0], logit(0.001), &sh);
-        g.push([3.0; 3], [(0.01f32).ln(); 3], [1.0, 0.0, 0.0, 0.0], 1.0, &sh);
+        g.push(
+            [0.0; 3],
+            [(0.001f32).ln(); 3],
+            [1.0, 0.0, 0.0, 0.0],
+            0.0,
+            &sh,
+        );
+        g.push(
+            [1.0; 3],
+            [(0.5f32).ln(), (0.1f32).ln(), (0.1f32).ln()],
+            [0.9, 0.1, 0.0, 0.2],
+            0.5,
+            &sh,
+        );
+        g.push(
+            [2.0; 3],
+            [(0.01f32).ln(); 3],
+            [1.0, 0.0, 0.0, 0.0],
+            logit(0.001),
+            &sh,
+        );
+        g.push(
+            [3.0; 3],
+            [(0.01f32).ln(); 3],
+            [1.0, 0.0, 0.0, 0.0],
+            1.0,
+            &sh,
+        );
         g.push([4.0; 3], [(5.0f32).ln(); 3], [1.0, 0.0, 0.0, 0.0], 1.0, &sh);
         g
     }
@@ -193,7 +264,12 @@ mod tests {
         let mut adam = Adam::new(&g);
         adam.m.opacity_logits = vec![1.0, 2.0, 3.0, 4.0, 5.0];
         let mut stats = DensifyStats::new(5);
-        stats.accumulate(&[[1e-3, 0.0], [1e-3, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], &[3, 3, 3, 3, 3], 200, 200);
+        stats.accumulate(
+            &[[1e-3, 0.0], [1e-3, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+            &[3, 3, 3, 3, 3],
+            200,
+            200,
+        );
         let cfg = DensifyConfig::default();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let r = densify(&mut g, &mut adam, &mut stats, &cfg, 10.0, true, &mut rng);
@@ -231,9 +307,25 @@ mod tests {
         let mut g = scene();
         let mut adam = Adam::new(&g);
         let mut stats = DensifyStats::new(5);
-        stats.accumulate(&[[1e-3, 0.0], [2e-3, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], &[3; 5], 200, 200);
-        let cfg = DensifyConfig { max_gaussians: 6, ..Default::default() };
-        let r = densify(&mut g, &mut adam, &mut stats, &cfg, 1.0, false, &mut ChaCha8Rng::seed_from_u64(0));
+        stats.accumulate(
+            &[[1e-3, 0.0], [2e-3, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+            &[3; 5],
+            200,
+            200,
+        );
+        let cfg = DensifyConfig {
+            max_gaussians: 6,
+            ..Default::default()
+        };
+        let r = densify(
+            &mut g,
+            &mut adam,
+            &mut stats,
+            &cfg,
+            1.0,
+            false,
+            &mut ChaCha8Rng::seed_from_u64(0),
+        );
         // Room for one: the higher gradient (the split) wins.
         assert_eq!((r.cloned, r.split), (0, 1));
     }

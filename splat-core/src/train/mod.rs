@@ -24,8 +24,8 @@ use crate::loss;
 use crate::optim::{Adam, GroupRates};
 use crate::render::RenderOptions;
 use crate::scene::{Image, Scene, View};
-pub use config::{ConfigError, TrainConfig};
 use config::InitMode;
+pub use config::{ConfigError, TrainConfig};
 use densify::{DensifyReport, DensifyStats};
 use schedule::{PlateauAction, PlateauMonitor};
 
@@ -193,7 +193,10 @@ pub fn scene_extent(views: &[View]) -> f32 {
     }
     let centers: Vec<glam::DVec3> = views.iter().map(|v| v.camera.center()).collect();
     let mean = centers.iter().copied().sum::<glam::DVec3>() / centers.len() as f64;
-    let max = centers.iter().map(|c| (*c - mean).length()).fold(0.0, f64::max);
+    let max = centers
+        .iter()
+        .map(|c| (*c - mean).length())
+        .fold(0.0, f64::max);
     let e = (1.1 * max) as f32;
     if e > 0.0 && e.is_finite() {
         e
@@ -203,12 +206,25 @@ pub fn scene_extent(views: &[View]) -> f32 {
 }
 
 /// Initial Gaussians for `scene` as the configuration asks.
-pub fn initial_gaussians(scene: &Scene, cfg: &TrainConfig, extent: f32) -> Result<Gaussians, TrainError> {
-    let opts = InitOptions { sh_degree: cfg.sh_degree, max_points: cfg.init.max_points, seed: cfg.seed, initial_opacity: cfg.init.opacity, ..Default::default() };
+pub fn initial_gaussians(
+    scene: &Scene,
+    cfg: &TrainConfig,
+    extent: f32,
+) -> Result<Gaussians, TrainError> {
+    let opts = InitOptions {
+        sh_degree: cfg.sh_degree,
+        max_points: cfg.init.max_points,
+        seed: cfg.seed,
+        initial_opacity: cfg.init.opacity,
+        ..Default::default()
+    };
     let use_sfm = match cfg.init.mode {
         InitMode::Sfm => {
             if scene.points.as_ref().is_none_or(|(p, _)| p.is_empty()) {
-                return Err(TrainError::Scene { scene: scene.name.clone(), reason: "init.mode is sfm but the scene has no SfM points".into() });
+                return Err(TrainError::Scene {
+                    scene: scene.name.clone(),
+                    reason: "init.mode is sfm but the scene has no SfM points".into(),
+                });
             }
             true
         }
@@ -216,12 +232,21 @@ pub fn initial_gaussians(scene: &Scene, cfg: &TrainConfig, extent: f32) -> Resul
         InitMode::Random => false,
     };
     if use_sfm {
-        let (pts, cols) = scene.points.as_ref().map(|(p, c)| (p.as_slice(), c.as_slice())).unwrap_or((&[], &[]));
+        let (pts, cols) = scene
+            .points
+            .as_ref()
+            .map(|(p, c)| (p.as_slice(), c.as_slice()))
+            .unwrap_or((&[], &[]));
         Ok(init::from_points_u8(pts, cols, &opts)?)
     } else {
         // Without a box, 0.3 x extent: the [-1.3, 1.3] cube of 3DGS's synthetic scenes.
         let h = cfg.init.random_box.unwrap_or(0.3 * extent);
-        Ok(init::random_in_box(cfg.init.random_count, [-h; 3], [h; 3], &opts)?)
+        Ok(init::random_in_box(
+            cfg.init.random_count,
+            [-h; 3],
+            [h; 3],
+            &opts,
+        )?)
     }
 }
 
@@ -237,7 +262,9 @@ fn evenly_spaced(n: usize, k: usize) -> Vec<usize> {
 /// Separable Gaussian blur of an RGB image (zero-padded edges renormalised).
 fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
     let r = (3.0 * sigma).ceil() as isize;
-    let k: Vec<f32> = (-r..=r).map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let k: Vec<f32> = (-r..=r)
+        .map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
         let mut out = vec![0f32; src.len()];
         for y in 0..h as isize {
@@ -269,10 +296,17 @@ fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
 
 impl<'a> Trainer<'a> {
     /// A trainer for `scene`, with Gaussians initialised as configured.
-    pub fn new(scene: &'a Scene, cfg: TrainConfig, backend: Box<dyn Backend + 'a>) -> Result<Self, TrainError> {
+    pub fn new(
+        scene: &'a Scene,
+        cfg: TrainConfig,
+        backend: Box<dyn Backend + 'a>,
+    ) -> Result<Self, TrainError> {
         cfg.validate()?;
         if scene.train.is_empty() {
-            return Err(TrainError::Scene { scene: scene.name.clone(), reason: "no training views".into() });
+            return Err(TrainError::Scene {
+                scene: scene.name.clone(),
+                reason: "no training views".into(),
+            });
         }
         let extent = scene_extent(&scene.train);
         let params = initial_gaussians(scene, &cfg, extent)?;
@@ -280,7 +314,13 @@ impl<'a> Trainer<'a> {
     }
 
     /// A trainer starting from given Gaussians.
-    pub fn with_gaussians(scene: &'a Scene, cfg: TrainConfig, backend: Box<dyn Backend + 'a>, params: Gaussians, extent: f32) -> Self {
+    pub fn with_gaussians(
+        scene: &'a Scene,
+        cfg: TrainConfig,
+        backend: Box<dyn Backend + 'a>,
+        params: Gaussians,
+        extent: f32,
+    ) -> Self {
         let adam = Adam::new(&params);
         let stats = DensifyStats::new(params.len());
         let background = cfg.background.unwrap_or(scene.background);
@@ -301,7 +341,17 @@ impl<'a> Trainer<'a> {
             times: PhaseTimes::default(),
             prior_seconds: 0.0,
         };
-        Self { cfg, state, scene, backend, extent, background, monitor, gt_cache: HashMap::new(), started: Instant::now() }
+        Self {
+            cfg,
+            state,
+            scene,
+            backend,
+            extent,
+            background,
+            monitor,
+            gt_cache: HashMap::new(),
+            started: Instant::now(),
+        }
     }
 
     /// The backend's name.
@@ -336,8 +386,16 @@ impl<'a> Trainer<'a> {
         let fresh = self.gt_cache.get(&v).is_none_or(|(k, _)| *k != key);
         if fresh {
             let img = &self.scene.train[v].image;
-            let resized: Image = if (w, h) == (img.width, img.height) { img.clone() } else { img.resize_area(w, h) };
-            let data = if sigma > 0.0 { blur_image(&resized.data, w as usize, h as usize, sigma) } else { resized.data };
+            let resized: Image = if (w, h) == (img.width, img.height) {
+                img.clone()
+            } else {
+                img.resize_area(w, h)
+            };
+            let data = if sigma > 0.0 {
+                blur_image(&resized.data, w as usize, h as usize, sigma)
+            } else {
+                resized.data
+            };
             self.gt_cache.insert(v, (key, data));
         }
         &self.gt_cache[&v].1
@@ -347,8 +405,19 @@ impl<'a> Trainer<'a> {
         let c = &self.cfg;
         let total = c.iterations;
         let decay_start = schedule::ramp_end(c);
-        let means = if self.state.lr_dropped { c.lr.means_final } else { schedule::position_lr(c, self.state.iteration, decay_start, total) };
-        GroupRates { means: means * self.extent, sh_dc: c.lr.sh_dc, sh_rest: c.lr.sh_rest, opacity: c.lr.opacity, scales: c.lr.scales, rotations: c.lr.rotations }
+        let means = if self.state.lr_dropped {
+            c.lr.means_final
+        } else {
+            schedule::position_lr(c, self.state.iteration, decay_start, total)
+        };
+        GroupRates {
+            means: means * self.extent,
+            sh_dc: c.lr.sh_dc,
+            sh_rest: c.lr.sh_rest,
+            opacity: c.lr.opacity,
+            scales: c.lr.scales,
+            rotations: c.lr.rotations,
+        }
     }
 
     /// Whether training has finished (iterations done or stopped early).
@@ -369,24 +438,40 @@ impl<'a> Trainer<'a> {
         let t0 = Instant::now();
         let gt = self.ground_truth(v, w, h, sigma).to_vec();
         let t1 = Instant::now();
-        let opts = RenderOptions { background: self.background, sh_degree: Some(schedule::sh_degree(&self.cfg, it)), ..Default::default() };
+        let opts = RenderOptions {
+            background: self.background,
+            sh_degree: Some(schedule::sh_degree(&self.cfg, it)),
+            ..Default::default()
+        };
         let out = self.backend.render(&self.state.params, &cam, &opts)?;
         let t2 = Instant::now();
-        let l = loss::l1_ssim_loss(&out.image, &gt, w as usize, h as usize, self.cfg.ssim_weight);
+        let l = loss::l1_ssim_loss(
+            &out.image,
+            &gt,
+            w as usize,
+            h as usize,
+            self.cfg.ssim_weight,
+        );
         if !l.loss.is_finite() {
             return Err(TrainError::Diverged { iteration: it });
         }
         let psnr = loss::psnr(&out.image, &gt);
         let t3 = Instant::now();
-        let grads = self.backend.render_backward(&self.state.params, &out, &l.grad)?;
+        let grads = self
+            .backend
+            .render_backward(&self.state.params, &out, &l.grad)?;
         let t4 = Instant::now();
         let dcfg = self.cfg.densify.clone();
         if it < dcfg.until {
-            self.state.stats.accumulate(&grads.means2d, &out.radii, w, h);
+            self.state
+                .stats
+                .accumulate(&grads.means2d, &out.radii, w, h);
         }
         let t5 = Instant::now();
         let rates = self.rates();
-        self.state.adam.step(&mut self.state.params, &grads.params, &rates);
+        self.state
+            .adam
+            .step(&mut self.state.params, &grads.params, &rates);
         let t6 = Instant::now();
 
         // gsplat's schedule: densify when it > from, it % interval == 0, it < until; then reset.
@@ -394,28 +479,59 @@ impl<'a> Trainer<'a> {
         if it > dcfg.from && it % dcfg.interval == 0 && it < dcfg.until {
             let prune_large = dcfg.opacity_reset_interval > 0 && it > dcfg.opacity_reset_interval;
             let st = &mut self.state;
-            densified = Some(densify::densify(&mut st.params, &mut st.adam, &mut st.stats, &dcfg, self.extent, prune_large, &mut st.rng));
+            densified = Some(densify::densify(
+                &mut st.params,
+                &mut st.adam,
+                &mut st.stats,
+                &dcfg,
+                self.extent,
+                prune_large,
+                &mut st.rng,
+            ));
         }
-        if dcfg.opacity_reset_interval > 0 && it > 0 && it % dcfg.opacity_reset_interval == 0 && it < dcfg.until {
-            densify::reset_opacity(&mut self.state.params, &mut self.state.adam, dcfg.prune_opacity);
+        if dcfg.opacity_reset_interval > 0
+            && it > 0
+            && it % dcfg.opacity_reset_interval == 0
+            && it < dcfg.until
+        {
+            densify::reset_opacity(
+                &mut self.state.params,
+                &mut self.state.adam,
+                dcfg.prune_opacity,
+            );
         }
         let t7 = Instant::now();
         self.state.iteration += 1;
 
         let mut monitor_psnr = None;
         let pc = self.cfg.plateau.clone();
-        if (pc.enabled || pc.target_psnr.is_some()) && self.state.iteration % pc.interval == 0 && self.state.iteration < self.cfg.iterations {
+        if (pc.enabled || pc.target_psnr.is_some())
+            && self.state.iteration % pc.interval == 0
+            && self.state.iteration < self.cfg.iterations
+        {
             let p = self.monitor_psnr()?;
             monitor_psnr = Some(p);
-            let eligible = self.state.iteration >= schedule::ramp_end(&self.cfg) && self.state.iteration >= dcfg.until;
-            let action = self.state.plateau.check(p, eligible, pc.min_improvement_db, pc.patience, pc.target_psnr, pc.enabled);
+            let eligible = self.state.iteration >= schedule::ramp_end(&self.cfg)
+                && self.state.iteration >= dcfg.until;
+            let action = self.state.plateau.check(
+                p,
+                eligible,
+                pc.min_improvement_db,
+                pc.patience,
+                pc.target_psnr,
+                pc.enabled,
+            );
             match action {
                 PlateauAction::DropPositionLr => self.state.lr_dropped = true,
                 PlateauAction::Stop => self.state.stop = Some(StopReason::Plateau),
                 PlateauAction::TargetReached => self.state.stop = Some(StopReason::TargetPsnr),
                 PlateauAction::Continue => {}
             }
-            self.state.checks.push(MonitorCheck { iteration: self.state.iteration, psnr: p, action });
+            self.state.checks.push(MonitorCheck {
+                iteration: self.state.iteration,
+                psnr: p,
+                action,
+            });
         }
         let t8 = Instant::now();
         let tm = &mut self.state.times;
@@ -426,7 +542,15 @@ impl<'a> Trainer<'a> {
         tm.densify += (t5 - t4).as_secs_f64() + (t7 - t6).as_secs_f64();
         tm.optimizer += (t6 - t5).as_secs_f64();
         tm.monitor += (t8 - t7).as_secs_f64();
-        Ok(StepInfo { iteration: self.state.iteration, loss: l.loss, psnr, gaussians: self.state.params.len(), size: (w, h), densified, monitor_psnr })
+        Ok(StepInfo {
+            iteration: self.state.iteration,
+            loss: l.loss,
+            psnr,
+            gaussians: self.state.params.len(),
+            size: (w, h),
+            densified,
+            monitor_psnr,
+        })
     }
 
     /// Mean PSNR of the monitor views at full size.
@@ -434,18 +558,28 @@ impl<'a> Trainer<'a> {
         let views: Vec<&View> = self.monitor.iter().map(|&i| &self.scene.train[i]).collect();
         let mut sum = 0.0;
         for v in &views {
-            let out = self.backend.render(&self.state.params, &v.camera, &self.eval_options())?;
+            let out = self
+                .backend
+                .render(&self.state.params, &v.camera, &self.eval_options())?;
             sum += loss::psnr(&out.image, &v.image.data);
         }
         Ok(sum / views.len().max(1) as f32)
     }
 
     fn eval_options(&self) -> RenderOptions {
-        RenderOptions { background: self.background, sh_degree: Some(schedule::sh_degree(&self.cfg, self.state.iteration)), ..Default::default() }
+        RenderOptions {
+            background: self.background,
+            sh_degree: Some(schedule::sh_degree(&self.cfg, self.state.iteration)),
+            ..Default::default()
+        }
     }
 
     /// Trains until done, the stop flag is raised, or an error; `on_step` sees every step.
-    pub fn run(&mut self, stop: &AtomicBool, on_step: &mut dyn FnMut(&StepInfo, &Self)) -> Result<StopReason, TrainError> {
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        on_step: &mut dyn FnMut(&StepInfo, &Self),
+    ) -> Result<StopReason, TrainError> {
         while !self.finished() {
             if stop.load(Ordering::Relaxed) {
                 return Ok(StopReason::Interrupted);
@@ -457,18 +591,35 @@ impl<'a> Trainer<'a> {
     }
 
     /// Renders `views` at full size and measures PSNR and SSIM; `save` receives each render.
-    pub fn evaluate(&mut self, views: &[View], save: &mut dyn FnMut(usize, &View, &Image) -> Result<(), TrainError>) -> Result<Evaluation, TrainError> {
+    pub fn evaluate(
+        &mut self,
+        views: &[View],
+        save: &mut dyn FnMut(usize, &View, &Image) -> Result<(), TrainError>,
+    ) -> Result<Evaluation, TrainError> {
         let mut e = Evaluation::default();
         let opts = self.eval_options();
         for (i, v) in views.iter().enumerate() {
             let out = self.backend.render(&self.state.params, &v.camera, &opts)?;
             let img: Vec<f32> = out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect();
             let p = loss::psnr(&img, &v.image.data);
-            let s = loss::ssim(&img, &v.image.data, v.camera.width as usize, v.camera.height as usize);
+            let s = loss::ssim(
+                &img,
+                &v.image.data,
+                v.camera.width as usize,
+                v.camera.height as usize,
+            );
             e.per_view_psnr.push(p);
             e.psnr += p;
             e.ssim += s;
-            save(i, v, &Image { width: out.width, height: out.height, data: img })?;
+            save(
+                i,
+                v,
+                &Image {
+                    width: out.width,
+                    height: out.height,
+                    data: img,
+                },
+            )?;
         }
         let n = views.len().max(1) as f32;
         e.psnr /= n;
@@ -517,8 +668,14 @@ pub fn peak_memory_bytes() -> Option<u64> {
 /// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
 /// see a partial file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension(format!("{}.partial", path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")));
-    let io = |e: std::io::Error| TrainError::Io { path: path.to_path_buf(), message: e.to_string() };
+    let tmp = path.with_extension(format!(
+        "{}.partial",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")
+    ));
+    let io = |e: std::io::Error| TrainError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
@@ -526,16 +683,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
 impl Trainer<'_> {
     /// Writes `point_cloud.ply`, test-view renders under `renders/` and `metrics.json` to `out`
     /// (each file atomically) and returns the metrics.
-    pub fn write_outputs(&mut self, out: &Path, reason: StopReason) -> Result<TrainMetrics, TrainError> {
+    pub fn write_outputs(
+        &mut self,
+        out: &Path,
+        reason: StopReason,
+    ) -> Result<TrainMetrics, TrainError> {
         let train_seconds = self.elapsed_seconds();
-        let io = |p: &Path, e: String| TrainError::Io { path: p.to_path_buf(), message: e };
+        let io = |p: &Path, e: String| TrainError::Io {
+            path: p.to_path_buf(),
+            message: e,
+        };
         let renders = out.join("renders");
         std::fs::create_dir_all(&renders).map_err(|e| io(&renders, e.to_string()))?;
         let ply = out.join("point_cloud.ply");
         crate::ply::write_ply(&ply, &self.state.params).map_err(|e| io(&ply, e.to_string()))?;
         let test = self.scene.test.clone();
         let test = self.evaluate(&test, &mut |i, v, img| {
-            let stem = Path::new(&v.name).file_stem().and_then(|s| s.to_str()).unwrap_or("view").to_string();
+            let stem = Path::new(&v.name)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("view")
+                .to_string();
             let p = renders.join(format!("{i:03}_{stem}.png"));
             crate::scene::save_png(&p, img).map_err(|e| io(&p, e.to_string()))
         })?;

@@ -14,7 +14,11 @@ pub fn position_lr(cfg: &TrainConfig, iter: usize, decay_start: usize, total: us
     if iter <= decay_start || total <= decay_start {
         return cfg.lr.means;
     }
-    log_lerp(cfg.lr.means, cfg.lr.means_final, (iter - decay_start) as f32 / (total - decay_start) as f32)
+    log_lerp(
+        cfg.lr.means,
+        cfg.lr.means_final,
+        (iter - decay_start) as f32 / (total - decay_start) as f32,
+    )
 }
 
 /// Active SH degree at `iter`.
@@ -50,7 +54,10 @@ pub fn working_size(width: u32, height: u32, s: f32) -> (u32, u32) {
     if s >= 1.0 {
         return (width, height);
     }
-    (((width as f32 * s).round() as u32).max(1), ((height as f32 * s).round() as u32).max(1))
+    (
+        ((width as f32 * s).round() as u32).max(1),
+        ((height as f32 * s).round() as u32).max(1),
+    )
 }
 
 /// Ground-truth blur sigma (working pixels) at `iter`: falls with the resolution ramp.
@@ -99,7 +106,15 @@ pub struct PlateauMonitor {
 impl PlateauMonitor {
     /// Records a check; `eligible` is false before full size and the end of densification,
     /// when values are not comparable.
-    pub fn check(&mut self, psnr: f32, eligible: bool, min_improvement: f32, patience: usize, target: Option<f32>, plateau_enabled: bool) -> PlateauAction {
+    pub fn check(
+        &mut self,
+        psnr: f32,
+        eligible: bool,
+        min_improvement: f32,
+        patience: usize,
+        target: Option<f32>,
+        plateau_enabled: bool,
+    ) -> PlateauAction {
         if let Some(t) = target {
             if psnr >= t {
                 return PlateauAction::TargetReached;
@@ -113,8 +128,15 @@ impl PlateauMonitor {
         if n <= patience {
             return PlateauAction::Continue;
         }
-        let best_before = self.history[..n - patience].iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let best_now = self.history.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let best_before = self.history[..n - patience]
+            .iter()
+            .cloned()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let best_now = self
+            .history
+            .iter()
+            .cloned()
+            .fold(f32::NEG_INFINITY, f32::max);
         if best_now - best_before >= min_improvement {
             return PlateauAction::Continue;
         }
@@ -148,13 +170,19 @@ mod tests {
     #[test]
     fn sh_degree_rises_every_interval_to_the_maximum() {
         let cfg = TrainConfig::default();
-        let d: Vec<usize> = [0, 999, 1000, 2500, 3000, 9000].iter().map(|&i| sh_degree(&cfg, i)).collect();
+        let d: Vec<usize> = [0, 999, 1000, 2500, 3000, 9000]
+            .iter()
+            .map(|&i| sh_degree(&cfg, i))
+            .collect();
         assert_eq!(d, vec![0, 0, 1, 2, 3, 3]);
     }
 
     #[test]
     fn resolution_ramp_starts_low_ends_full_and_changes_only_at_boundaries() {
-        let cfg = TrainConfig { iterations: 3000, ..Default::default() };
+        let cfg = TrainConfig {
+            iterations: 3000,
+            ..Default::default()
+        };
         assert_eq!(ramp_end(&cfg), 2100);
         assert!((resolution_scale(&cfg, 0) - 0.3).abs() < 1e-6);
         assert_eq!(resolution_scale(&cfg, 2100), 1.0);
@@ -169,16 +197,28 @@ mod tests {
             last = s;
         }
         // Long runs: full size by the end of densification.
-        let long = TrainConfig { iterations: 30_000, ..Default::default() };
+        let long = TrainConfig {
+            iterations: 30_000,
+            ..Default::default()
+        };
         assert_eq!(ramp_end(&long), 15_000);
-        let off = TrainConfig { progressive: ProgressiveConfig { enabled: false, ..Default::default() }, ..Default::default() };
+        let off = TrainConfig {
+            progressive: ProgressiveConfig {
+                enabled: false,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         assert_eq!(resolution_scale(&off, 0), 1.0);
         assert_eq!(working_size(200, 100, 0.3), (60, 30));
     }
 
     #[test]
     fn blur_falls_to_zero_with_the_ramp() {
-        let mut cfg = TrainConfig { iterations: 3000, ..Default::default() };
+        let mut cfg = TrainConfig {
+            iterations: 3000,
+            ..Default::default()
+        };
         assert_eq!(blur_sigma(&cfg, 0), 0.0);
         cfg.progressive.blur = true;
         assert!((blur_sigma(&cfg, 0) - 2.0).abs() < 1e-6);
@@ -190,7 +230,10 @@ mod tests {
         let mut m = PlateauMonitor::default();
         let step = |m: &mut PlateauMonitor, v: f32| m.check(v, true, 0.05, 3, None, true);
         // Not eligible: ignored.
-        assert_eq!(m.check(10.0, false, 0.05, 3, None, true), PlateauAction::Continue);
+        assert_eq!(
+            m.check(10.0, false, 0.05, 3, None, true),
+            PlateauAction::Continue
+        );
         for v in [20.0, 21.0, 22.0, 23.0] {
             assert_eq!(step(&mut m, v), PlateauAction::Continue);
         }
@@ -208,6 +251,9 @@ mod tests {
         assert_eq!(step(&mut m, 23.52), PlateauAction::Stop);
         // The target stops at once, eligible or not.
         let mut t = PlateauMonitor::default();
-        assert_eq!(t.check(31.0, false, 0.05, 3, Some(30.0), true), PlateauAction::TargetReached);
+        assert_eq!(
+            t.check(31.0, false, 0.05, 3, Some(30.0), true),
+            PlateauAction::TargetReached
+        );
     }
 }

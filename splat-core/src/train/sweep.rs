@@ -46,7 +46,10 @@ pub struct SweepResult {
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
-    TrainError::Io { path: path.to_path_buf(), message: e.to_string() }
+    TrainError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
 }
 
 /// Sets `value` at a dotted `key` inside a YAML mapping, creating mappings on the way.
@@ -60,13 +63,17 @@ pub fn set_dotted(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Va
             Some(m) => m,
             None => return,
         };
-        cur = map.entry(serde_yaml::Value::String(part.to_string())).or_insert(serde_yaml::Value::Null);
+        cur = map
+            .entry(serde_yaml::Value::String(part.to_string()))
+            .or_insert(serde_yaml::Value::Null);
     }
     *cur = value;
 }
 
 /// Every combination of the grid, as lists of (key, value).
-pub fn combinations(grid: &BTreeMap<String, Vec<serde_yaml::Value>>) -> Vec<Vec<(String, serde_yaml::Value)>> {
+pub fn combinations(
+    grid: &BTreeMap<String, Vec<serde_yaml::Value>>,
+) -> Vec<Vec<(String, serde_yaml::Value)>> {
     let mut out: Vec<Vec<(String, serde_yaml::Value)>> = vec![vec![]];
     for (k, vals) in grid {
         let mut next = Vec::with_capacity(out.len() * vals.len());
@@ -83,8 +90,15 @@ pub fn combinations(grid: &BTreeMap<String, Vec<serde_yaml::Value>>) -> Vec<Vec<
 }
 
 /// The configuration for one grid point (unknown keys are an error, as in config files).
-pub fn config_for(base: &serde_yaml::Value, point: &[(String, serde_yaml::Value)]) -> Result<TrainConfig, TrainError> {
-    let mut v = if base.is_null() { serde_yaml::Value::Mapping(Default::default()) } else { base.clone() };
+pub fn config_for(
+    base: &serde_yaml::Value,
+    point: &[(String, serde_yaml::Value)],
+) -> Result<TrainConfig, TrainError> {
+    let mut v = if base.is_null() {
+        serde_yaml::Value::Mapping(Default::default())
+    } else {
+        base.clone()
+    };
     for (k, val) in point {
         set_dotted(&mut v, k, val.clone());
     }
@@ -93,18 +107,35 @@ pub fn config_for(base: &serde_yaml::Value, point: &[(String, serde_yaml::Value)
 }
 
 fn yaml_scalar(v: &serde_yaml::Value) -> String {
-    serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_default()
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Runs the sweep, writing `results.csv` and `chart.png` into `out`; `make_backend` gives each
 /// run its backend and `on_run` reports each finished configuration.
-pub fn run_sweep(spec: &SweepSpec, out: &Path, make_backend: &mut dyn FnMut() -> Box<dyn Backend>, on_run: &mut dyn FnMut(usize, usize, &SweepResult)) -> Result<Vec<SweepResult>, TrainError> {
+pub fn run_sweep(
+    spec: &SweepSpec,
+    out: &Path,
+    make_backend: &mut dyn FnMut() -> Box<dyn Backend>,
+    on_run: &mut dyn FnMut(usize, usize, &SweepResult),
+) -> Result<Vec<SweepResult>, TrainError> {
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
     let points = combinations(&spec.grid);
     // Check every configuration before spending time on any.
-    let configs: Vec<TrainConfig> = points.iter().map(|p| config_for(&spec.base, p)).collect::<Result<_, _>>()?;
-    let background = configs.first().and_then(|c| c.background).unwrap_or([0.0; 3]);
-    let load = LoadOptions { downscale: spec.downscale.map(Downscale::Factor).unwrap_or_default(), background, ..Default::default() };
+    let configs: Vec<TrainConfig> = points
+        .iter()
+        .map(|p| config_for(&spec.base, p))
+        .collect::<Result<_, _>>()?;
+    let background = configs
+        .first()
+        .and_then(|c| c.background)
+        .unwrap_or([0.0; 3]);
+    let load = LoadOptions {
+        downscale: spec.downscale.map(Downscale::Factor).unwrap_or_default(),
+        background,
+        ..Default::default()
+    };
     let scene = load_scene(&spec.scene, &load).map_err(|e| io_err(&spec.scene, e))?;
     let stop = AtomicBool::new(false);
     let mut results = Vec::new();
@@ -114,17 +145,32 @@ pub fn run_sweep(spec: &SweepSpec, out: &Path, make_backend: &mut dyn FnMut() ->
         let seconds = t.elapsed_seconds();
         let test = scene.test.clone();
         let e = t.evaluate(&test, &mut |_, _, _| Ok(()))?;
-        let r = SweepResult { values: point.iter().map(|(k, v)| (k.clone(), yaml_scalar(v))).collect(), psnr: e.psnr, ssim: e.ssim, seconds, iterations: t.state.iteration, gaussians: t.state.params.len() };
+        let r = SweepResult {
+            values: point
+                .iter()
+                .map(|(k, v)| (k.clone(), yaml_scalar(v)))
+                .collect(),
+            psnr: e.psnr,
+            ssim: e.ssim,
+            seconds,
+            iterations: t.state.iteration,
+            gaussians: t.state.params.len(),
+        };
         on_run(i, points.len(), &r);
         results.push(r);
         write_csv(&out.join("results.csv"), &spec.grid, &results)?;
     }
     let chart = plot_psnr_vs_time(&results);
-    crate::scene::save_png(out.join("chart.png"), &chart).map_err(|e| io_err(&out.join("chart.png"), e))?;
+    crate::scene::save_png(out.join("chart.png"), &chart)
+        .map_err(|e| io_err(&out.join("chart.png"), e))?;
     Ok(results)
 }
 
-fn write_csv(path: &Path, grid: &BTreeMap<String, Vec<serde_yaml::Value>>, results: &[SweepResult]) -> Result<(), TrainError> {
+fn write_csv(
+    path: &Path,
+    grid: &BTreeMap<String, Vec<serde_yaml::Value>>,
+    results: &[SweepResult],
+) -> Result<(), TrainError> {
     let mut s = String::new();
     for k in grid.keys() {
         s.push_str(k);
@@ -136,7 +182,10 @@ fn write_csv(path: &Path, grid: &BTreeMap<String, Vec<serde_yaml::Value>>, resul
             s.push_str(&v.replace(',', ";"));
             s.push(',');
         }
-        s.push_str(&format!("{:.3},{:.4},{:.2},{},{}\n", r.psnr, r.ssim, r.seconds, r.iterations, r.gaussians));
+        s.push_str(&format!(
+            "{:.3},{:.4},{:.2},{},{}\n",
+            r.psnr, r.ssim, r.seconds, r.iterations, r.gaussians
+        ));
     }
     super::write_atomic(path, s.as_bytes())
 }
@@ -178,7 +227,11 @@ fn draw_text(img: &mut Image, x: i32, y: i32, text: &str, scale: i32, rgb: [f32;
                         for dx in 0..scale {
                             let px = x + (ci as i32 * 4 + col) * scale + dx;
                             let py = y + row as i32 * scale + dy;
-                            if px >= 0 && py >= 0 && (px as u32) < img.width && (py as u32) < img.height {
+                            if px >= 0
+                                && py >= 0
+                                && (px as u32) < img.width
+                                && (py as u32) < img.height
+                            {
                                 img.set_pixel(px as u32, py as u32, rgb);
                             }
                         }
@@ -213,16 +266,36 @@ pub fn plot_psnr_vs_time(results: &[SweepResult]) -> Image {
         y0 = y0.min(res.psnr as f64);
         y1 = y1.max(res.psnr as f64);
     }
-    let pad = |a: f64, b: f64| if b - a < 1e-6 { (a - 0.5, b + 0.5) } else { (a - 0.08 * (b - a), b + 0.08 * (b - a)) };
+    let pad = |a: f64, b: f64| {
+        if b - a < 1e-6 {
+            (a - 0.5, b + 0.5)
+        } else {
+            (a - 0.08 * (b - a), b + 0.08 * (b - a))
+        }
+    };
     let (x0, x1) = pad(x0, x1);
     let (y0, y1) = pad(y0, y1);
     let px = |v: f64| l + ((v - x0) / (x1 - x0) * (w as i32 - l - r) as f64) as i32;
     let py = |v: f64| (h as i32 - b) - ((v - y0) / (y1 - y0) * (h as i32 - b - t) as f64) as i32;
     draw_text(&mut img, 4, t, &format!("{y1:.2}"), 2, black);
-    draw_text(&mut img, 4, h as i32 - b - 10, &format!("{y0:.2}"), 2, black);
+    draw_text(
+        &mut img,
+        4,
+        h as i32 - b - 10,
+        &format!("{y0:.2}"),
+        2,
+        black,
+    );
     draw_text(&mut img, 4, h as i32 / 2, "PSNR dB", 2, black);
     draw_text(&mut img, l, h as i32 - b + 8, &format!("{x0:.1}"), 2, black);
-    draw_text(&mut img, w as i32 - r - 60, h as i32 - b + 8, &format!("{x1:.1}"), 2, black);
+    draw_text(
+        &mut img,
+        w as i32 - r - 60,
+        h as i32 - b + 8,
+        &format!("{x1:.1}"),
+        2,
+        black,
+    );
     draw_text(&mut img, w as i32 / 2 - 10, h as i32 - 20, "s", 2, black);
     for (i, res) in results.iter().enumerate() {
         let (cx, cy) = (px(res.seconds), py(res.psnr as f64));
@@ -230,7 +303,12 @@ pub fn plot_psnr_vs_time(results: &[SweepResult]) -> Image {
         let col = [0.8 * (1.0 - hue), 0.2, 0.8 * hue];
         for dy in -4..=4 {
             for dx in -4..=4 {
-                if dx * dx + dy * dy <= 16 && cx + dx >= 0 && cy + dy >= 0 && ((cx + dx) as u32) < w && ((cy + dy) as u32) < h {
+                if dx * dx + dy * dy <= 16
+                    && cx + dx >= 0
+                    && cy + dy >= 0
+                    && ((cx + dx) as u32) < w
+                    && ((cy + dy) as u32) < h
+                {
                     img.set_pixel((cx + dx) as u32, (cy + dy) as u32, col);
                 }
             }
@@ -259,15 +337,33 @@ mod tests {
         let pts = combinations(&spec.grid);
         assert_eq!(pts.len(), 6);
         let c = config_for(&spec.base, &pts[5]).expect("config");
-        assert_eq!((c.iterations, c.densify.interval, c.densify.grad_threshold, c.densify.percent_dense), (100, 50, 0.0004, 0.02));
+        assert_eq!(
+            (
+                c.iterations,
+                c.densify.interval,
+                c.densify.grad_threshold,
+                c.densify.percent_dense
+            ),
+            (100, 50, 0.0004, 0.02)
+        );
         // A misspelt key fails before anything runs.
-        let bad = config_for(&spec.base, &[("densify.grad_treshold".into(), serde_yaml::Value::from(1.0))]);
+        let bad = config_for(
+            &spec.base,
+            &[("densify.grad_treshold".into(), serde_yaml::Value::from(1.0))],
+        );
         assert!(bad.is_err());
     }
 
     #[test]
     fn chart_marks_each_result() {
-        let r = |s: f64, p: f32| SweepResult { values: vec![], psnr: p, ssim: 0.9, seconds: s, iterations: 1, gaussians: 1 };
+        let r = |s: f64, p: f32| SweepResult {
+            values: vec![],
+            psnr: p,
+            ssim: 0.9,
+            seconds: s,
+            iterations: 1,
+            gaussians: 1,
+        };
         let img = plot_psnr_vs_time(&[r(10.0, 25.0), r(20.0, 27.0)]);
         let coloured = img.data.chunks(3).filter(|p| p[1] == 0.2).count();
         assert!(coloured > 2 * 40, "both dots drawn");
