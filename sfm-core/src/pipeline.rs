@@ -98,8 +98,10 @@ pub struct SfmReport {
     pub num_images: usize,
     /// Images registered in the model.
     pub registered_images: usize,
-    /// Names of images that could not be registered.
+    /// Names of images that could not be registered in the kept (largest) model.
     pub unregistered: Vec<String>,
+    /// Smaller disconnected models that were reconstructed and dropped, by image names.
+    pub other_models: Vec<Vec<String>>,
     /// Files that could not be decoded, with the reason.
     pub unreadable: Vec<String>,
     /// Mean features per image.
@@ -468,6 +470,11 @@ pub fn run(
             .zip(&model.poses)
             .filter(|(_, p)| p.is_none())
             .map(|(m, _)| m.name.clone())
+            .collect(),
+        other_models: model
+            .other_models
+            .iter()
+            .map(|m| m.iter().map(|&i| mimages[i].name.clone()).collect())
             .collect(),
         unreadable,
         mean_features: decoded.iter().map(|d| d.features.len()).sum::<usize>() as f64

@@ -127,3 +127,35 @@ fn too_few_images_is_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn images_that_share_no_view_are_a_clear_error() {
+    // A fountain photo and a bonsai photo: features match only by accident, nothing verifies
+    // into a two-view model that can start a reconstruction.
+    let dir = out_dir("disjoint");
+    std::fs::create_dir_all(&dir).unwrap();
+    let srcs = [
+        Path::new(DATA).join("strecha/fountain-P11/images/0000.jpg"),
+        Path::new(DATA).join("mipnerf360_bonsai_800/images/DSCF5565.JPG"),
+    ];
+    for (k, src) in srcs.iter().enumerate() {
+        let img = image::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        img.resize(480, 480, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .save(dir.join(format!("{k}.jpg")))
+            .unwrap();
+    }
+    let err = run(
+        &SfmOptions::default(),
+        &dir,
+        &dir.join("out"),
+        &|_, _, _| {},
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("share") || msg.contains("initial"),
+        "unexpected error: {msg}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

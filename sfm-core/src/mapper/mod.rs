@@ -105,6 +105,8 @@ pub struct SparseModel {
     pub poses: Vec<Option<Pose>>,
     /// Points with their tracks.
     pub points: Vec<Track3D>,
+    /// Images of the smaller disconnected models that were found and dropped.
+    pub other_models: Vec<Vec<usize>>,
 }
 
 /// Why mapping failed.
@@ -893,11 +895,16 @@ impl<'a> Mapper<'a> {
                     track: p.track,
                 })
                 .collect(),
+            other_models: Vec::new(),
         }
     }
 }
 
 /// Runs incremental mapping; `progress(registered, total)` is called as images register.
+///
+/// When images remain that the model could not register but that are linked among
+/// themselves, further models are started from them (up to `max_models` in all); the largest
+/// is returned and the others are listed in `other_models`.
 pub fn reconstruct(
     images: &[MapperImage],
     cameras: Vec<RadialCamera>,
@@ -905,7 +912,47 @@ pub fn reconstruct(
     opt: &MapperOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SparseModel, MapperError> {
-    let mut m = Mapper::new(images, cameras, pairs, opt);
-    m.run(progress)?;
-    Ok(m.into_model())
+    const MAX_MODELS: usize = 5;
+    let n = images.len();
+    let mut taken = vec![false; n];
+    let mut models: Vec<SparseModel> = Vec::new();
+    let mut first_err = None;
+    while models.len() < MAX_MODELS {
+        let sub: Vec<ImagePair> = pairs
+            .iter()
+            .filter(|p| !taken[p.i] && !taken[p.j])
+            .cloned()
+            .collect();
+        if sub.is_empty() {
+            break;
+        }
+        let mut m = Mapper::new(images, cameras.clone(), &sub, opt);
+        if let Err(e) = m.run(progress) {
+            first_err.get_or_insert(e);
+            break;
+        }
+        let model = m.into_model();
+        let reg: Vec<usize> = (0..n).filter(|&i| model.poses[i].is_some()).collect();
+        if reg.len() < 2 {
+            break;
+        }
+        reg.iter().for_each(|&i| taken[i] = true);
+        models.push(model);
+    }
+    if models.is_empty() {
+        return Err(first_err.unwrap_or(MapperError::NoInitialPair));
+    }
+    let size = |m: &SparseModel| m.poses.iter().filter(|p| p.is_some()).count();
+    let best = (0..models.len())
+        .max_by_key(|&k| (size(&models[k]), std::cmp::Reverse(k)))
+        .unwrap_or(0);
+    let others: Vec<Vec<usize>> = models
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| k != best)
+        .map(|(_, m)| (0..n).filter(|&i| m.poses[i].is_some()).collect())
+        .collect();
+    let mut out = models.swap_remove(best);
+    out.other_models = others;
+    Ok(out)
 }
