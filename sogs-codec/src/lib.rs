@@ -69,7 +69,8 @@ pub fn write_sog_dir(files: &SogFiles, dir: impl AsRef<Path>) -> Result<(), SogE
     }
     let tmp = temp_sibling(dir)?;
     let r = (|| {
-        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        // Not create_dir_all: a missing parent is the caller's mistake, reported rather than papered over.
+        std::fs::create_dir(&tmp).map_err(|e| io_err(&tmp, e))?;
         for (name, bytes) in &entries {
             std::fs::write(tmp.join(name), bytes).map_err(|e| io_err(tmp.join(name), e))?;
         }

@@ -111,3 +111,40 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgba, SogError> {
     }
     Ok(Rgba { width: w, height: h, data })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(w: usize, h: usize) -> Rgba {
+        let data = (0..w * h * 4).map(|i| ((i * 37 + i / 7) % 256) as u8).collect();
+        Rgba { width: w, height: h, data }
+    }
+
+    #[test]
+    fn lossless_round_trip_keeps_rgb_under_zero_alpha() {
+        let mut img = pattern(37, 11);
+        for px in img.data.chunks_exact_mut(4).step_by(3) {
+            px[3] = 0;
+        }
+        let bytes = encode_lossless("t.webp", &img, 4).unwrap();
+        let back = decode(Path::new("t.webp"), &bytes).unwrap();
+        assert_eq!(back, img);
+    }
+
+    #[test]
+    fn lossy_and_oversized_images_are_refused() {
+        let img = pattern(16, 16);
+        let mut out: *mut u8 = std::ptr::null_mut();
+        // SAFETY: the buffer holds 16x16 RGBA; libwebp allocates `out`, freed below.
+        let lossy = unsafe {
+            let n = sys::WebPEncodeRGBA(img.data.as_ptr(), 16, 16, 64, 50.0, &mut out);
+            let v = std::slice::from_raw_parts(out, n).to_vec();
+            sys::WebPFree(out.cast());
+            v
+        };
+        let e = decode(Path::new("lossy.webp"), &lossy).unwrap_err();
+        assert!(e.to_string().contains("lossy"), "{e}");
+        assert!(encode_lossless("big", &Rgba::zeroed(MAX_SIDE + 1, 1), 0).is_err());
+    }
+}
