@@ -1,6 +1,9 @@
 //! Small dense linear algebra for the geometry solvers: Jacobi SVD, Cholesky,
 //! Hessenberg characteristic polynomials and real polynomial roots.
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use glam::{DMat3, DVec3};
 
 /// Row-major dense matrix of f64.

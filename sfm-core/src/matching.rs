@@ -2,6 +2,9 @@
 //! check) and the choice of image pairs to match: exhaustive, sequential window, or retrieval
 //! by VLAD similarity for large unordered sets.
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use crate::features::Features;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;

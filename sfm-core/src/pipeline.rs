@@ -539,7 +539,8 @@ fn write_outputs(
         })?;
     }
     // Decode each registered image once: sample colours and write its undistorted copy.
-    let colours: Vec<Result<Vec<(usize, [f64; 3])>, SfmError>> = registered
+    type Samples = Result<Vec<(usize, [f64; 3])>, SfmError>;
+    let colours: Vec<Samples> = registered
         .par_iter()
         .map(|&i| {
             let path = images_dir.join(&images[i].name);

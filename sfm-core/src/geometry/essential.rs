@@ -1,6 +1,9 @@
 //! Five-point relative pose (Stewénius' action-matrix formulation) and essential-matrix
 //! decomposition with a cheirality check.
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::{hom, Pose};
 use crate::linalg::{char_poly, lu_solve, mat3_from_slice, null_space, real_roots, svd3, Mat};
 use glam::{DMat3, DVec2};

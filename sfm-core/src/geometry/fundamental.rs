@@ -1,5 +1,8 @@
 //! Fundamental matrix from seven (minimal) or eight and more (normalised linear) correspondences.
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::{hom, normalize_points};
 use crate::linalg::{lu_solve, mat3_from_slice, null_space, real_roots, svd3, Mat};
 use glam::{DMat3, DVec2};

@@ -1,5 +1,8 @@
 //! Homography `x2 ~ H x1` from four or more correspondences (normalised DLT).
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::{hom, normalize_points};
 use crate::linalg::{mat3_from_slice, null_space, Mat};
 use glam::{DMat3, DVec2};

@@ -1,5 +1,8 @@
 //! Non-linear refinement of a single camera pose from 2D-3D correspondences.
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::Pose;
 use crate::linalg::{cholesky_solve, rodrigues, skew};
 use glam::{DVec2, DVec3};

@@ -1,6 +1,9 @@
 //! Bundle adjustment: Levenberg-Marquardt on reprojection errors with a Cauchy loss, points
 //! eliminated by the Schur complement, a dense Cholesky solve of the reduced camera system.
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 use super::camera::RadialCamera;
 use crate::geometry::Pose;
 use crate::linalg::{cholesky_solve, rodrigues, skew};

@@ -1,6 +1,9 @@
 //! Incremental mapper: initial pair, PnP registration, triangulation, local and global bundle
 //! adjustment, filtering and retriangulation (COLMAP's recipe, simplified to one model).
 
+// Index loops mirror the matrix formulas they implement; iterator chains would hide them.
+#![allow(clippy::needless_range_loop)]
+
 pub mod bundle;
 pub mod camera;
 
@@ -390,9 +393,7 @@ impl<'a> Mapper<'a> {
         let mut pts3 = Vec::new();
         for k in 0..self.images[img].keypoints.len() {
             let hit = self.corr_of(img, k).iter().find_map(|&(j, b)| {
-                if self.poses[j as usize].is_none() {
-                    return None;
-                }
+                self.poses[j as usize]?;
                 let p = self.point_of[j as usize][b as usize];
                 (p != NO_POINT).then_some(p)
             });
