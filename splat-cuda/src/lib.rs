@@ -1,6 +1,13 @@
 //! CUDA backend for splat-core. Kernels are CUDA C in `kernels/`, compiled to PTX with NVRTC,
 //! committed, embedded and loaded through cudarc's driver API at run time.
 
+mod backend;
+mod device;
+pub mod ptx;
+
+pub use backend::{CudaBackend, DeviceFrame, DeviceGrads, DeviceSplats};
+pub use device::CamParams;
+
 /// Whether a CUDA driver library can be loaded on this machine (never panics).
 pub fn driver_present() -> bool {
     // SAFETY: only probes for the shared library; it does not call into the driver.

@@ -1,0 +1,217 @@
+// Front-to-back compositing per 16x16 tile, forward and backward, with the CPU reference's
+// conventions: pixel centres at +0.5, alpha = min(0.99, o * exp(power)) skipped below 1/255, a
+// pixel stops before the Gaussian that would take its transmittance under 1e-4.
+
+#define TILE 16
+#define BLOCK (TILE * TILE)
+// Constants converted from double like the reference's T::from(f64).
+#define MAX_ALPHA ((float)0.99)
+#define MIN_ALPHA ((float)(1.0 / 255.0))
+#define MIN_T ((float)1e-4)
+#define SG_STRIDE 9
+
+// Shared by both passes: the alpha of a Gaussian at a pixel offset (dx, dy) = mean - pixel.
+// Returns false when skipped; `g` is exp(power), `clamped` whether the 0.99 clamp is active.
+__device__ __forceinline__ bool eval_alpha(float4 co, float dx, float dy, float* alpha, float* g,
+                                           bool* clamped) {
+    float power = -0.5f * (co.x * dx * dx + co.z * dy * dy) - co.y * dx * dy;
+    if (power > 0.0f) return false;
+    float e = expf(power);
+    float raw = co.w * e;
+    *clamped = raw > MAX_ALPHA;
+    float a = *clamped ? MAX_ALPHA : raw;
+    if (a < MIN_ALPHA) return false;
+    *alpha = a;
+    *g = e;
+    return true;
+}
+
+// One block per tile, one thread per pixel; Gaussians stream through shared memory in
+// batches of 256. Writes the image (background composited), final transmittance and the
+// count of tile-list entries walked up to the last blended one.
+extern "C" __global__ void __launch_bounds__(BLOCK)
+raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, float bg_b,
+           const uint2* __restrict__ ranges, const unsigned int* __restrict__ ids,
+           const float2* __restrict__ xy, const float4* __restrict__ conic_opacity,
+           const float* __restrict__ color, float* __restrict__ image,
+           float* __restrict__ final_t, unsigned int* __restrict__ n_contrib) {
+    __shared__ float2 s_xy[BLOCK];
+    __shared__ float4 s_co[BLOCK];
+    __shared__ float3 s_col[BLOCK];
+    unsigned int tiles_x = gridDim.x;
+    unsigned int tile = blockIdx.y * tiles_x + blockIdx.x;
+    unsigned int px = blockIdx.x * TILE + threadIdx.x % TILE;
+    unsigned int py = blockIdx.y * TILE + threadIdx.x / TILE;
+    bool inside = px < width && py < height;
+    bool done = !inside;
+    float fx = (float)px + 0.5f, fy = (float)py + 0.5f;
+    uint2 range = ranges[tile];
+    float t = 1.0f;
+    float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f;
+    unsigned int last = 0;
+    for (unsigned int start = range.x; start < range.y; start += BLOCK) {
+        if (__syncthreads_count(done) == BLOCK) break;
+        unsigned int idx = start + threadIdx.x;
+        if (idx < range.y) {
+            unsigned int gid = ids[idx];
+            s_xy[threadIdx.x] = xy[gid];
+            s_co[threadIdx.x] = conic_opacity[gid];
+            s_col[threadIdx.x] = make_float3(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2]);
+        }
+        __syncthreads();
+        unsigned int count = min(BLOCK, range.y - start);
+        for (unsigned int j = 0; !done && j < count; j++) {
+            float2 m = s_xy[j];
+            float alpha, g;
+            bool clamped;
+            if (!eval_alpha(s_co[j], m.x - fx, m.y - fy, &alpha, &g, &clamped)) continue;
+            float next = t * (1.0f - alpha);
+            if (next < MIN_T) {
+                done = true;
+                break;
+            }
+            float3 c = s_col[j];
+            c0 = c0 + c.x * alpha * t;
+            c1 = c1 + c.y * alpha * t;
+            c2 = c2 + c.z * alpha * t;
+            t = next;
+            last = start + j - range.x + 1;
+        }
+    }
+    if (inside) {
+        unsigned int p = py * width + px;
+        image[p * 3] = c0 + t * bg_r;
+        image[p * 3 + 1] = c1 + t * bg_g;
+        image[p * 3 + 2] = c2 + t * bg_b;
+        final_t[p] = t;
+        n_contrib[p] = last;
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Backward of raster_fwd, back to front over each tile's list. Each pixel's gradient with
+// respect to a Gaussian's screen parameters is summed over the warp first, and one lane adds
+// the warp's sum to the Gaussian's accumulator: one set of atomics per (Gaussian, warp), not
+// per (Gaussian, pixel).
+extern "C" __global__ void __launch_bounds__(BLOCK)
+raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, float bg_b,
+           const uint2* __restrict__ ranges, const unsigned int* __restrict__ ids,
+           const float2* __restrict__ xy, const float4* __restrict__ conic_opacity,
+           const float* __restrict__ color, const float* __restrict__ final_t,
+           const unsigned int* __restrict__ n_contrib, const float* __restrict__ d_image,
+           float* __restrict__ screen) {
+    __shared__ unsigned int s_id[BLOCK];
+    __shared__ float2 s_xy[BLOCK];
+    __shared__ float4 s_co[BLOCK];
+    __shared__ float3 s_col[BLOCK];
+    unsigned int tiles_x = gridDim.x;
+    unsigned int tile = blockIdx.y * tiles_x + blockIdx.x;
+    unsigned int px = blockIdx.x * TILE + threadIdx.x % TILE;
+    unsigned int py = blockIdx.y * TILE + threadIdx.x / TILE;
+    bool inside = px < width && py < height;
+    float fx = (float)px + 0.5f, fy = (float)py + 0.5f;
+    uint2 range = ranges[tile];
+    unsigned int p = inside ? py * width + px : 0;
+    unsigned int last = inside ? n_contrib[p] : 0;
+    float t_final = inside ? final_t[p] : 1.0f;
+    float dl0 = inside ? d_image[p * 3] : 0.0f;
+    float dl1 = inside ? d_image[p * 3 + 1] : 0.0f;
+    float dl2 = inside ? d_image[p * 3 + 2] : 0.0f;
+    float bg_dot = bg_r * dl0 + bg_g * dl1 + bg_b * dl2;
+    float t = t_final;
+    float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f;     // colour behind, accumulated back to front
+    float la = 0.0f, lc0 = 0.0f, lc1 = 0.0f, lc2 = 0.0f;  // the last (nearer-behind) Gaussian
+    // Highest tile-list position any pixel of the block needs.
+    __shared__ unsigned int s_max_last;
+    if (threadIdx.x == 0) s_max_last = 0;
+    __syncthreads();
+    atomicMax(&s_max_last, last);
+    __syncthreads();
+    unsigned int end = range.x + s_max_last;
+    unsigned int lane = threadIdx.x & 31;
+    for (int bstart = (int)end - BLOCK; bstart + BLOCK > (int)range.x; bstart -= BLOCK) {
+        // This batch holds positions [lo, hi) of the list, walked from hi - 1 down.
+        unsigned int lo = max(bstart, (int)range.x), hi = bstart + BLOCK;
+        __syncthreads();
+        unsigned int idx = lo + threadIdx.x;
+        if (idx < hi) {
+            unsigned int gid = ids[idx];
+            unsigned int k = idx - lo;
+            s_id[k] = gid;
+            s_xy[k] = xy[gid];
+            s_co[k] = conic_opacity[gid];
+            s_col[k] = make_float3(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2]);
+        }
+        __syncthreads();
+        for (int k = (int)(hi - lo) - 1; k >= 0; k--) {
+            unsigned int pos = lo + k - range.x;
+            float4 co = s_co[k];
+            float2 m = s_xy[k];
+            float dx = m.x - fx, dy = m.y - fy;
+            float alpha = 0.0f, g = 0.0f;
+            bool clamped = false;
+            bool contrib = pos < last && eval_alpha(co, dx, dy, &alpha, &g, &clamped);
+            float gm0 = 0.0f, gm1 = 0.0f, gc0 = 0.0f, gc1 = 0.0f, gc2 = 0.0f, go = 0.0f;
+            float gr = 0.0f, gg = 0.0f, gb = 0.0f;
+            if (contrib) {
+                float3 c = s_col[k];
+                float one_m = 1.0f - alpha;
+                t = t / one_m;
+                float wgt = alpha * t;
+                b0 = la * lc0 + (1.0f - la) * b0;
+                b1 = la * lc1 + (1.0f - la) * b1;
+                b2 = la * lc2 + (1.0f - la) * b2;
+                lc0 = c.x;
+                lc1 = c.y;
+                lc2 = c.z;
+                float d_alpha = 0.0f;
+                d_alpha = d_alpha + (c.x - b0) * dl0;
+                d_alpha = d_alpha + (c.y - b1) * dl1;
+                d_alpha = d_alpha + (c.z - b2) * dl2;
+                gr = wgt * dl0;
+                gg = wgt * dl1;
+                gb = wgt * dl2;
+                d_alpha = d_alpha * t - t_final / one_m * bg_dot;
+                la = alpha;
+                if (!clamped) {
+                    // alpha = MAX_ALPHA does not depend on the Gaussian, hence no gradient there.
+                    go = g * d_alpha;
+                    float d_g = co.w * d_alpha * g;
+                    gm0 = d_g * (-co.x * dx - co.y * dy);
+                    gm1 = d_g * (-co.z * dy - co.y * dx);
+                    gc0 = -0.5f * d_g * dx * dx;
+                    gc1 = -d_g * dx * dy;
+                    gc2 = -0.5f * d_g * dy * dy;
+                }
+            }
+            if (__any_sync(0xffffffffu, contrib)) {
+                gm0 = warp_sum(gm0);
+                gm1 = warp_sum(gm1);
+                gc0 = warp_sum(gc0);
+                gc1 = warp_sum(gc1);
+                gc2 = warp_sum(gc2);
+                go = warp_sum(go);
+                gr = warp_sum(gr);
+                gg = warp_sum(gg);
+                gb = warp_sum(gb);
+                if (lane == 0) {
+                    float* s = screen + (size_t)s_id[k] * SG_STRIDE;
+                    atomicAdd(s, gm0);
+                    atomicAdd(s + 1, gm1);
+                    atomicAdd(s + 2, gc0);
+                    atomicAdd(s + 3, gc1);
+                    atomicAdd(s + 4, gc2);
+                    atomicAdd(s + 5, go);
+                    atomicAdd(s + 6, gr);
+                    atomicAdd(s + 7, gg);
+                    atomicAdd(s + 8, gb);
+                }
+            }
+        }
+    }
+}

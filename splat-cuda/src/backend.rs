@@ -1,0 +1,737 @@
+//! `CudaBackend`: splat-core's `Backend` on an NVIDIA GPU.
+//!
+//! A forward keeps its device buffers (uploaded parameters, projected Gaussians, sorted tile
+//! lists, per-pixel state) in the render output's `state`, so the backward reads them back
+//! without recomputing the forward or re-uploading the Gaussians.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
+use splat_core::camera::Camera;
+use splat_core::gaussians::{Gaussians, Splats};
+use splat_core::render::{RenderGrads, RenderOptions, RenderOutput, TILE_SIZE};
+use splat_core::{Backend, BackendError};
+
+use crate::device::{launch, ptr, uninit, zeros, Arg, CamParams, Job, Kernels};
+
+/// Relative guard band beyond the image for the Jacobian clamp (the CPU reference's value).
+const GUARD_BAND: f64 = 0.3;
+/// Threads per block of the per-Gaussian kernels.
+const THREADS: u32 = 256;
+/// Elements one scan block handles (kernels/sort.cu: SCAN_TILE).
+const SCAN_TILE: usize = 1024;
+/// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
+const SORT_TILE: usize = 4096;
+/// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
+const SG_STRIDE: usize = 9;
+
+/// The CUDA backend: one context and stream on device 0, with the kernels loaded.
+pub struct CudaBackend {
+    // Field order matters for drop: kernels (modules) go before the context.
+    kernels: Kernels,
+    stream: Arc<CudaStream>,
+    ctx: Arc<CudaContext>,
+    name: String,
+}
+
+/// Gaussian parameters on the device, laid out like [`Splats`].
+pub struct DeviceSplats {
+    n: usize,
+    sh_degree: usize,
+    means: CudaSlice<f32>,
+    log_scales: CudaSlice<f32>,
+    quats: CudaSlice<f32>,
+    opacity_logits: CudaSlice<f32>,
+    sh: CudaSlice<f32>,
+}
+
+impl DeviceSplats {
+    /// Number of Gaussians.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// Everything one forward leaves on the device.
+pub struct DeviceFrame {
+    cam: CamParams,
+    bg: [f32; 3],
+    n: usize,
+    n_isect: usize,
+    xy: CudaSlice<f32>,
+    conic_opacity: CudaSlice<f32>,
+    color: CudaSlice<f32>,
+    depth: CudaSlice<f32>,
+    radius: CudaSlice<u32>,
+    flags: CudaSlice<u32>,
+    ranges: CudaSlice<u32>,
+    ids: CudaSlice<u32>,
+    image: CudaSlice<f32>,
+    final_t: CudaSlice<f32>,
+    n_contrib: CudaSlice<u32>,
+}
+
+impl DeviceFrame {
+    /// Number of (Gaussian, tile) pairs.
+    pub fn n_intersections(&self) -> usize {
+        self.n_isect
+    }
+
+    /// The rendered image on the device (`height x width x 3`).
+    pub fn image(&self) -> &CudaSlice<f32> {
+        &self.image
+    }
+}
+
+/// Gradients on the device, laid out like [`Splats`], plus the screen-space ones
+/// (9 per Gaussian: mean2d, conic, opacity, colour).
+pub struct DeviceGrads {
+    means: CudaSlice<f32>,
+    log_scales: CudaSlice<f32>,
+    quats: CudaSlice<f32>,
+    opacity_logits: CudaSlice<f32>,
+    sh: CudaSlice<f32>,
+    screen: CudaSlice<f32>,
+}
+
+/// What a `CudaBackend` render keeps in `RenderOutput::state` for its backward.
+struct CudaState {
+    splats: DeviceSplats,
+    frame: DeviceFrame,
+    /// Identifies the context so that another backend's output is refused.
+    ctx_id: usize,
+}
+
+fn cam_params(c: &Camera, opts: &RenderOptions, sh_degree: usize, sh_coeffs: usize) -> CamParams {
+    // The same f64 -> f32 conversions as the CPU reference's Cam::new.
+    let f = |v: f64| v as f32;
+    let r = c.rotation;
+    let mut w = [0f32; 9];
+    for i in 0..3 {
+        for j in 0..3 {
+            w[i * 3 + j] = f(r.col(j)[i]);
+        }
+    }
+    let ctr = c.center();
+    let (tx, ty) = c.tan_half_fov();
+    let lim = [
+        f(-(c.cx / c.fx + GUARD_BAND * tx)),
+        f((c.width as f64 - c.cx) / c.fx + GUARD_BAND * tx),
+        f(-(c.cy / c.fy + GUARD_BAND * ty)),
+        f((c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty),
+    ];
+    CamParams {
+        w,
+        t: c.translation.to_array().map(f),
+        center: ctr.to_array().map(f),
+        fx: f(c.fx),
+        fy: f(c.fy),
+        cx: f(c.cx),
+        cy: f(c.cy),
+        lim,
+        width: c.width,
+        height: c.height,
+        tiles_x: c.width.div_ceil(TILE_SIZE),
+        tiles_y: c.height.div_ceil(TILE_SIZE),
+        near: opts.near,
+        sh_degree: sh_degree as i32,
+        sh_coeffs: sh_coeffs as i32,
+        pad: 0,
+    }
+}
+
+fn blocks(n: usize, per: usize) -> u32 {
+    n.div_ceil(per) as u32
+}
+
+impl CudaBackend {
+    /// Opens device 0; `BackendError::Unavailable` when there is no driver or no device.
+    pub fn new() -> Result<Self, BackendError> {
+        if !crate::driver_present() {
+            return Err(BackendError::Unavailable(
+                "no CUDA driver library (libcuda.so) on this machine".into(),
+            ));
+        }
+        let ctx = CudaContext::new(0)
+            .map_err(|e| BackendError::Unavailable(format!("no usable CUDA device: {e:?}")))?;
+        // One stream orders every use of every buffer, so cudarc's per-buffer events are
+        // pure overhead.
+        // SAFETY: no buffer of this context exists yet, and all work goes to one stream.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| BackendError::Device(format!("creating a stream: {e:?}")))?;
+        let kernels = Kernels::load(&ctx)?;
+        let dev_name = ctx.name().unwrap_or_else(|_| "unknown device".into());
+        let name = format!("cuda:{} {}", ctx.ordinal(), dev_name);
+        Ok(CudaBackend {
+            kernels,
+            stream,
+            ctx,
+            name,
+        })
+    }
+
+    fn ctx_id(&self) -> usize {
+        Arc::as_ptr(&self.ctx) as usize
+    }
+
+    fn bind(&self) -> Result<(), BackendError> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| BackendError::Device(format!("binding context: {e:?}")))
+    }
+
+    /// The stream every kernel of this backend runs on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Copies Gaussians to the device.
+    pub fn upload(&self, g: &Gaussians) -> Result<DeviceSplats, BackendError> {
+        g.check_lengths().map_err(BackendError::InvalidInput)?;
+        if g.sh_degree > 3 {
+            return Err(BackendError::InvalidInput(format!(
+                "SH degree {} (at most 3)",
+                g.sh_degree
+            )));
+        }
+        self.bind()?;
+        let job = Job {
+            gaussians: g.len(),
+            width: 0,
+            height: 0,
+        };
+        let up = |v: &[f32]| -> Result<CudaSlice<f32>, BackendError> {
+            let mut d = uninit::<f32>(&self.stream, v.len()).map_err(job.err("upload"))?;
+            if !v.is_empty() {
+                self.stream
+                    .memcpy_htod(v, &mut d)
+                    .map_err(job.err("upload"))?;
+            }
+            Ok(d)
+        };
+        Ok(DeviceSplats {
+            n: g.len(),
+            sh_degree: g.sh_degree,
+            means: up(bytemuck::cast_slice(&g.means))?,
+            log_scales: up(bytemuck::cast_slice(&g.log_scales))?,
+            quats: up(bytemuck::cast_slice(&g.quats))?,
+            opacity_logits: up(&g.opacity_logits)?,
+            sh: up(&g.sh)?,
+        })
+    }
+
+    /// Exclusive prefix sum of `len` u32 from `input` into `out` (may alias).
+    fn scan(
+        &self,
+        input: &CudaSlice<u32>,
+        out: &mut CudaSlice<u32>,
+        len: usize,
+        job: Job,
+    ) -> Result<(), BackendError> {
+        let nb = len.div_ceil(SCAN_TILE);
+        let s = &self.stream;
+        let mut sums = uninit::<u32>(s, nb).map_err(job.err("scan"))?;
+        launch(
+            s,
+            self.kernels.scan_blocks,
+            (nb as u32, 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(len as i32),
+                ptr(input, s),
+                ptr(out, s),
+                ptr(&sums, s),
+            ],
+        )
+        .map_err(job.err("scan_blocks"))?;
+        if nb > 1 {
+            let copy = sums.clone();
+            self.scan(&copy, &mut sums, nb, job)?;
+            launch(
+                s,
+                self.kernels.scan_add,
+                (nb as u32, 1, 1),
+                THREADS,
+                vec![Arg::I32(len as i32), ptr(out, s), ptr(&sums, s)],
+            )
+            .map_err(job.err("scan_add"))?;
+        }
+        Ok(())
+    }
+
+    /// Stable LSD radix sort of `m` (key, value) pairs by the low `bits` bits of the keys.
+    /// Returns whether the result ended in the second buffer pair.
+    fn sort_pairs(
+        &self,
+        keys: [&mut CudaSlice<u64>; 2],
+        vals: [&mut CudaSlice<u32>; 2],
+        m: usize,
+        bits: u32,
+        job: Job,
+    ) -> Result<bool, BackendError> {
+        let s = &self.stream;
+        let nb = m.div_ceil(SORT_TILE);
+        let mut hist = uninit::<u32>(s, 256 * nb).map_err(job.err("sort"))?;
+        let passes = bits.div_ceil(8);
+        let [k0, k1] = keys;
+        let [v0, v1] = vals;
+        for pass in 0..passes {
+            let (src_k, src_v, dst_k, dst_v) = if pass % 2 == 0 {
+                (&*k0, &*v0, &*k1, &*v1)
+            } else {
+                (&*k1, &*v1, &*k0, &*v0)
+            };
+            let shift = (8 * pass) as i32;
+            launch(
+                s,
+                self.kernels.radix_histogram,
+                (nb as u32, 1, 1),
+                THREADS,
+                vec![
+                    Arg::I32(m as i32),
+                    Arg::I32(shift),
+                    ptr(src_k, s),
+                    ptr(&hist, s),
+                ],
+            )
+            .map_err(job.err("radix_histogram"))?;
+            let copy = hist.clone();
+            self.scan(&copy, &mut hist, 256 * nb, job)?;
+            launch(
+                s,
+                self.kernels.radix_scatter,
+                (nb as u32, 1, 1),
+                THREADS,
+                vec![
+                    Arg::I32(m as i32),
+                    Arg::I32(shift),
+                    ptr(src_k, s),
+                    ptr(src_v, s),
+                    ptr(dst_k, s),
+                    ptr(dst_v, s),
+                    ptr(&hist, s),
+                ],
+            )
+            .map_err(job.err("radix_scatter"))?;
+        }
+        Ok(passes % 2 == 1)
+    }
+
+    /// Sorts (key, value) pairs on the device by the low `key_bits` bits of the keys, stably;
+    /// a host round trip for tests and tools.
+    pub fn sort_pairs_host(
+        &mut self,
+        keys: &[u64],
+        vals: &[u32],
+        key_bits: u32,
+    ) -> Result<(Vec<u64>, Vec<u32>), BackendError> {
+        if keys.len() != vals.len() || key_bits > 64 {
+            return Err(BackendError::InvalidInput(
+                "keys and values differ in length, or more than 64 key bits".into(),
+            ));
+        }
+        if keys.is_empty() {
+            return Ok((vec![], vec![]));
+        }
+        self.bind()?;
+        let m = keys.len();
+        let job = Job {
+            gaussians: m,
+            width: 0,
+            height: 0,
+        };
+        let s = &self.stream;
+        let mut k0 = uninit::<u64>(s, m).map_err(job.err("sort"))?;
+        let mut k1 = uninit::<u64>(s, m).map_err(job.err("sort"))?;
+        let mut v0 = uninit::<u32>(s, m).map_err(job.err("sort"))?;
+        let mut v1 = uninit::<u32>(s, m).map_err(job.err("sort"))?;
+        s.memcpy_htod(keys, &mut k0).map_err(job.err("sort"))?;
+        s.memcpy_htod(vals, &mut v0).map_err(job.err("sort"))?;
+        let second = self.sort_pairs([&mut k0, &mut k1], [&mut v0, &mut v1], m, key_bits, job)?;
+        let (k, v) = if second { (&k1, &v1) } else { (&k0, &v0) };
+        let ko = s.clone_dtoh(k).map_err(job.err("sort"))?;
+        let vo = s.clone_dtoh(v).map_err(job.err("sort"))?;
+        Ok((ko, vo))
+    }
+
+    /// Renders on the device; the only host synchronisation is reading the intersection count.
+    pub fn forward_device(
+        &self,
+        g: &DeviceSplats,
+        camera: &Camera,
+        opts: &RenderOptions,
+    ) -> Result<DeviceFrame, BackendError> {
+        if camera.width == 0 || camera.height == 0 {
+            return Err(BackendError::InvalidInput("empty image".into()));
+        }
+        self.bind()?;
+        let n = g.n;
+        let job = Job {
+            gaussians: n,
+            width: camera.width,
+            height: camera.height,
+        };
+        let sh_degree = opts.sh_degree.unwrap_or(g.sh_degree).min(g.sh_degree);
+        let cam = cam_params(
+            camera,
+            opts,
+            sh_degree,
+            (g.sh_degree + 1) * (g.sh_degree + 1),
+        );
+        let s = &self.stream;
+        let e = |w: &'static str| job.err(w);
+        let xy = uninit::<f32>(s, 2 * n).map_err(e("alloc"))?;
+        let conic_opacity = uninit::<f32>(s, 4 * n).map_err(e("alloc"))?;
+        let color = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
+        let depth = uninit::<f32>(s, n).map_err(e("alloc"))?;
+        let radius = uninit::<u32>(s, n).map_err(e("alloc"))?;
+        let rect = uninit::<u32>(s, 4 * n).map_err(e("alloc"))?;
+        // One extra zero so that the exclusive scan's last entry is the total.
+        let touched = zeros::<u32>(s, n + 1).map_err(e("alloc"))?;
+        let flags = uninit::<u32>(s, n).map_err(e("alloc"))?;
+        launch(
+            s,
+            self.kernels.project_fwd,
+            (blocks(n, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                Arg::Cam(cam),
+                ptr(&g.means, s),
+                ptr(&g.log_scales, s),
+                ptr(&g.quats, s),
+                ptr(&g.opacity_logits, s),
+                ptr(&g.sh, s),
+                ptr(&xy, s),
+                ptr(&conic_opacity, s),
+                ptr(&color, s),
+                ptr(&depth, s),
+                ptr(&radius, s),
+                ptr(&rect, s),
+                ptr(&touched, s),
+                ptr(&flags, s),
+            ],
+        )
+        .map_err(e("project_fwd"))?;
+        let mut offsets = uninit::<u32>(s, n + 1).map_err(e("alloc"))?;
+        self.scan(&touched, &mut offsets, n + 1, job)?;
+        let total = s
+            .clone_dtoh(&offsets.slice(n..n + 1))
+            .map_err(e("reading the intersection count"))?;
+        let m = total.first().copied().unwrap_or(0) as usize;
+
+        let n_tiles = (cam.tiles_x * cam.tiles_y) as usize;
+        let ranges = zeros::<u32>(s, 2 * n_tiles).map_err(e("alloc"))?;
+        let mut ids = uninit::<u32>(s, m).map_err(e("alloc"))?;
+        if m > 0 {
+            let mut k0 = uninit::<u64>(s, m).map_err(e("alloc"))?;
+            let mut k1 = uninit::<u64>(s, m).map_err(e("alloc"))?;
+            let mut v1 = uninit::<u32>(s, m).map_err(e("alloc"))?;
+            launch(
+                s,
+                self.kernels.emit_keys,
+                (blocks(n, THREADS as usize), 1, 1),
+                THREADS,
+                vec![
+                    Arg::I32(n as i32),
+                    Arg::U32(cam.tiles_x),
+                    ptr(&rect, s),
+                    ptr(&offsets, s),
+                    ptr(&touched, s),
+                    ptr(&depth, s),
+                    ptr(&k0, s),
+                    ptr(&ids, s),
+                ],
+            )
+            .map_err(e("emit_keys"))?;
+            // Only the bits in use: 32 of depth and enough for the largest tile id.
+            let tile_bits = 32 - (n_tiles.max(1) as u32 - 1).leading_zeros();
+            let second = self.sort_pairs(
+                [&mut k0, &mut k1],
+                [&mut ids, &mut v1],
+                m,
+                32 + tile_bits,
+                job,
+            )?;
+            let keys = if second {
+                ids = v1;
+                k1
+            } else {
+                k0
+            };
+            launch(
+                s,
+                self.kernels.tile_ranges,
+                (blocks(m, THREADS as usize), 1, 1),
+                THREADS,
+                vec![Arg::I32(m as i32), ptr(&keys, s), ptr(&ranges, s)],
+            )
+            .map_err(e("tile_ranges"))?;
+        }
+        let npix = (camera.width * camera.height) as usize;
+        let image = uninit::<f32>(s, 3 * npix).map_err(e("alloc"))?;
+        let final_t = uninit::<f32>(s, npix).map_err(e("alloc"))?;
+        let n_contrib = uninit::<u32>(s, npix).map_err(e("alloc"))?;
+        let bg = opts.background;
+        launch(
+            s,
+            self.kernels.raster_fwd,
+            (cam.tiles_x, cam.tiles_y, 1),
+            TILE_SIZE * TILE_SIZE,
+            vec![
+                Arg::U32(camera.width),
+                Arg::U32(camera.height),
+                Arg::F32(bg[0]),
+                Arg::F32(bg[1]),
+                Arg::F32(bg[2]),
+                ptr(&ranges, s),
+                ptr(&ids, s),
+                ptr(&xy, s),
+                ptr(&conic_opacity, s),
+                ptr(&color, s),
+                ptr(&image, s),
+                ptr(&final_t, s),
+                ptr(&n_contrib, s),
+            ],
+        )
+        .map_err(e("raster_fwd"))?;
+        Ok(DeviceFrame {
+            cam,
+            bg,
+            n,
+            n_isect: m,
+            xy,
+            conic_opacity,
+            color,
+            depth,
+            radius,
+            flags,
+            ranges,
+            ids,
+            image,
+            final_t,
+            n_contrib,
+        })
+    }
+
+    /// Backward on the device, given dL/dimage on the device (`height x width x 3`).
+    pub fn backward_device(
+        &self,
+        g: &DeviceSplats,
+        f: &DeviceFrame,
+        d_image: &CudaSlice<f32>,
+    ) -> Result<DeviceGrads, BackendError> {
+        self.bind()?;
+        let n = g.n;
+        let job = Job {
+            gaussians: n,
+            width: f.cam.width,
+            height: f.cam.height,
+        };
+        let e = |w: &'static str| job.err(w);
+        let s = &self.stream;
+        if d_image.len() < (3 * f.cam.width * f.cam.height) as usize || g.n != f.n {
+            return Err(BackendError::InvalidInput(
+                "image gradient or Gaussians do not match the render".into(),
+            ));
+        }
+        let screen = zeros::<f32>(s, SG_STRIDE * n).map_err(e("alloc"))?;
+        launch(
+            s,
+            self.kernels.raster_bwd,
+            (f.cam.tiles_x, f.cam.tiles_y, 1),
+            TILE_SIZE * TILE_SIZE,
+            vec![
+                Arg::U32(f.cam.width),
+                Arg::U32(f.cam.height),
+                Arg::F32(f.bg[0]),
+                Arg::F32(f.bg[1]),
+                Arg::F32(f.bg[2]),
+                ptr(&f.ranges, s),
+                ptr(&f.ids, s),
+                ptr(&f.xy, s),
+                ptr(&f.conic_opacity, s),
+                ptr(&f.color, s),
+                ptr(&f.final_t, s),
+                ptr(&f.n_contrib, s),
+                ptr(d_image, s),
+                ptr(&screen, s),
+            ],
+        )
+        .map_err(e("raster_bwd"))?;
+        let nsh = (g.sh_degree + 1) * (g.sh_degree + 1) * 3;
+        let means = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
+        let log_scales = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
+        let quats = uninit::<f32>(s, 4 * n).map_err(e("alloc"))?;
+        let opacity_logits = uninit::<f32>(s, n).map_err(e("alloc"))?;
+        let sh = uninit::<f32>(s, nsh * n).map_err(e("alloc"))?;
+        launch(
+            s,
+            self.kernels.project_bwd,
+            (blocks(n, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                Arg::Cam(f.cam),
+                ptr(&g.means, s),
+                ptr(&g.log_scales, s),
+                ptr(&g.quats, s),
+                ptr(&g.sh, s),
+                ptr(&f.conic_opacity, s),
+                ptr(&f.flags, s),
+                ptr(&screen, s),
+                ptr(&means, s),
+                ptr(&log_scales, s),
+                ptr(&quats, s),
+                ptr(&opacity_logits, s),
+                ptr(&sh, s),
+            ],
+        )
+        .map_err(e("project_bwd"))?;
+        Ok(DeviceGrads {
+            means,
+            log_scales,
+            quats,
+            opacity_logits,
+            sh,
+            screen,
+        })
+    }
+
+    /// Waits for all queued work; reports a failed kernel.
+    pub fn synchronize(&self) -> Result<(), BackendError> {
+        self.stream
+            .synchronize()
+            .map_err(|e| BackendError::Device(format!("kernel failure: {e:?}")))
+    }
+}
+
+fn download<T: cudarc::driver::DeviceRepr + Default + Clone>(
+    s: &Arc<CudaStream>,
+    d: &CudaSlice<T>,
+    len: usize,
+    job: Job,
+) -> Result<Vec<T>, BackendError> {
+    if len == 0 {
+        return Ok(vec![]);
+    }
+    s.clone_dtoh(&d.slice(0..len)).map_err(job.err("download"))
+}
+
+fn chunks<const K: usize>(v: Vec<f32>) -> Vec<[f32; K]> {
+    v.chunks_exact(K)
+        .map(|c| {
+            let mut a = [0f32; K];
+            a.copy_from_slice(c);
+            a
+        })
+        .collect()
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn render(
+        &mut self,
+        gaussians: &Gaussians,
+        camera: &Camera,
+        opts: &RenderOptions,
+    ) -> Result<RenderOutput<f32>, BackendError> {
+        let splats = self.upload(gaussians)?;
+        let frame = self.forward_device(&splats, camera, opts)?;
+        let n = splats.n;
+        let npix = (camera.width * camera.height) as usize;
+        let job = Job {
+            gaussians: n,
+            width: camera.width,
+            height: camera.height,
+        };
+        let s = &self.stream;
+        let image = download(s, &frame.image, 3 * npix, job)?;
+        let final_t = download(s, &frame.final_t, npix, job)?;
+        let means2d = chunks::<2>(download(s, &frame.xy, 2 * n, job)?);
+        let radii = download(s, &frame.radius, n, job)?;
+        let depths = download(s, &frame.depth, n, job)?;
+        Ok(RenderOutput {
+            width: camera.width,
+            height: camera.height,
+            image,
+            alpha: final_t.iter().map(|t| 1.0 - t).collect(),
+            means2d,
+            radii,
+            depths,
+            n_intersections: frame.n_isect,
+            signature: 0,
+            state: Box::new(CudaState {
+                splats,
+                frame,
+                ctx_id: self.ctx_id(),
+            }),
+        })
+    }
+
+    fn render_backward(
+        &mut self,
+        gaussians: &Gaussians,
+        fwd: &RenderOutput<f32>,
+        d_image: &[f32],
+    ) -> Result<RenderGrads<f32>, BackendError> {
+        let st = fwd
+            .state
+            .downcast_ref::<CudaState>()
+            .filter(|st| st.ctx_id == self.ctx_id())
+            .ok_or_else(|| {
+                BackendError::InvalidInput(
+                    "the render to differentiate was not made by this CUDA backend".into(),
+                )
+            })?;
+        if d_image.len() != fwd.image.len() {
+            return Err(BackendError::InvalidInput(format!(
+                "image gradient has {} values, the render has {}",
+                d_image.len(),
+                fwd.image.len()
+            )));
+        }
+        if gaussians.len() != st.splats.n || gaussians.sh_degree != st.splats.sh_degree {
+            return Err(BackendError::InvalidInput(
+                "the Gaussians differ from those rendered".into(),
+            ));
+        }
+        self.bind()?;
+        let n = st.splats.n;
+        let job = Job {
+            gaussians: n,
+            width: fwd.width,
+            height: fwd.height,
+        };
+        let s = &self.stream;
+        let mut dd = uninit::<f32>(s, d_image.len()).map_err(job.err("alloc"))?;
+        s.memcpy_htod(d_image, &mut dd).map_err(job.err("upload"))?;
+        let gr = self.backward_device(&st.splats, &st.frame, &dd)?;
+        let nsh = (st.splats.sh_degree + 1) * (st.splats.sh_degree + 1) * 3;
+        let screen = download(s, &gr.screen, SG_STRIDE * n, job)?;
+        Ok(RenderGrads {
+            params: Splats {
+                means: chunks::<3>(download(s, &gr.means, 3 * n, job)?),
+                log_scales: chunks::<3>(download(s, &gr.log_scales, 3 * n, job)?),
+                quats: chunks::<4>(download(s, &gr.quats, 4 * n, job)?),
+                opacity_logits: download(s, &gr.opacity_logits, n, job)?,
+                sh: download(s, &gr.sh, nsh * n, job)?,
+                sh_degree: st.splats.sh_degree,
+            },
+            means2d: screen
+                .chunks_exact(SG_STRIDE)
+                .map(|c| [c[0], c[1]])
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,199 @@
+//! Thin layer over cudarc's driver API: PTX modules loaded without NVRTC, raw kernel launches
+//! with typed arguments, and allocation helpers that map driver errors to backend errors.
+
+use std::ffi::{c_void, CString};
+use std::sync::Arc;
+
+use cudarc::driver::result::{self, DriverError};
+use cudarc::driver::sys;
+use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use splat_core::BackendError;
+
+use crate::ptx::MODULES;
+
+/// Camera constants as the kernels take them; mirrors `struct Cam` in kernels/project.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CamParams {
+    /// World-to-camera rotation, row-major.
+    pub w: [f32; 9],
+    /// World-to-camera translation.
+    pub t: [f32; 3],
+    /// Camera centre in world coordinates.
+    pub center: [f32; 3],
+    /// Focal lengths and principal point, pixels.
+    pub fx: f32,
+    /// Focal length along y.
+    pub fy: f32,
+    /// Principal point x.
+    pub cx: f32,
+    /// Principal point y.
+    pub cy: f32,
+    /// Guard-band limits of x/z and y/z for the Jacobian clamp.
+    pub lim: [f32; 4],
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// Tiles across.
+    pub tiles_x: u32,
+    /// Tiles down.
+    pub tiles_y: u32,
+    /// Near plane (camera-space z).
+    pub near: f32,
+    /// SH degree evaluated.
+    pub sh_degree: i32,
+    /// SH coefficients per channel stored per Gaussian.
+    pub sh_coeffs: i32,
+    /// Padding to a multiple of 8 bytes.
+    pub pad: i32,
+}
+
+/// One kernel argument, kept alive in a vector while the launch reads it.
+pub(crate) enum Arg {
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Ptr(sys::CUdeviceptr),
+    Cam(CamParams),
+}
+
+/// Where the launch of a failing call came from, for error messages.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Job {
+    pub gaussians: usize,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Job {
+    /// Maps a driver error: out of memory names the work, anything else says what failed.
+    pub fn err(self, what: &str) -> impl Fn(DriverError) -> BackendError + '_ {
+        move |e: DriverError| {
+            if e.0 == sys::cudaError_enum::CUDA_ERROR_OUT_OF_MEMORY {
+                BackendError::OutOfMemory {
+                    gaussians: self.gaussians,
+                    width: self.width,
+                    height: self.height,
+                }
+            } else {
+                BackendError::Device(format!("{what}: {e:?}"))
+            }
+        }
+    }
+}
+
+/// The loaded modules and the kernels the backend launches.
+pub(crate) struct Kernels {
+    modules: Vec<sys::CUmodule>,
+    pub project_fwd: sys::CUfunction,
+    pub project_bwd: sys::CUfunction,
+    pub emit_keys: sys::CUfunction,
+    pub tile_ranges: sys::CUfunction,
+    pub scan_blocks: sys::CUfunction,
+    pub scan_add: sys::CUfunction,
+    pub radix_histogram: sys::CUfunction,
+    pub radix_scatter: sys::CUfunction,
+    pub raster_fwd: sys::CUfunction,
+    pub raster_bwd: sys::CUfunction,
+}
+
+// SAFETY: module and function handles are plain driver handles valid in the context they were
+// loaded in; the backend binds that context to the calling thread before each use.
+unsafe impl Send for Kernels {}
+
+impl Kernels {
+    /// Loads every embedded PTX into the current context and looks up the kernels.
+    pub fn load(ctx: &Arc<CudaContext>) -> Result<Self, BackendError> {
+        ctx.bind_to_thread()
+            .map_err(|e| BackendError::Device(format!("binding context: {e:?}")))?;
+        let mut modules = Vec::new();
+        for m in MODULES {
+            let src = CString::new(m.ptx)
+                .map_err(|_| BackendError::Device(format!("PTX of {} holds a NUL byte", m.name)))?;
+            // SAFETY: a NUL-terminated PTX image; the driver copies what it needs.
+            let module = unsafe { result::module::load_data(src.as_ptr() as *const c_void) }
+                .map_err(|e| BackendError::Device(format!("loading PTX {}: {e:?}", m.name)))?;
+            modules.push(module);
+        }
+        let get = |mi: usize, name: &str| -> Result<sys::CUfunction, BackendError> {
+            let cname = CString::new(name)
+                .map_err(|_| BackendError::Device(format!("kernel name {name}")))?;
+            // SAFETY: the module was loaded above and is still alive.
+            unsafe { result::module::get_function(modules[mi], cname) }
+                .map_err(|e| BackendError::Device(format!("kernel {name}: {e:?}")))
+        };
+        Ok(Kernels {
+            project_fwd: get(0, "project_fwd")?,
+            project_bwd: get(0, "project_bwd")?,
+            emit_keys: get(1, "emit_keys")?,
+            tile_ranges: get(1, "tile_ranges")?,
+            scan_blocks: get(2, "scan_blocks")?,
+            scan_add: get(2, "scan_add")?,
+            radix_histogram: get(2, "radix_histogram")?,
+            radix_scatter: get(2, "radix_scatter")?,
+            raster_fwd: get(3, "raster_fwd")?,
+            raster_bwd: get(3, "raster_bwd")?,
+            modules,
+        })
+    }
+}
+
+impl Drop for Kernels {
+    fn drop(&mut self) {
+        for &m in &self.modules {
+            // SAFETY: each module was loaded once and is unloaded once; errors at teardown
+            // cannot be acted on.
+            let _ = unsafe { result::module::unload(m) };
+        }
+    }
+}
+
+/// Launches `f` on `stream` with `args`.
+pub(crate) fn launch(
+    stream: &CudaStream,
+    f: sys::CUfunction,
+    grid: (u32, u32, u32),
+    block: u32,
+    mut args: Vec<Arg>,
+) -> Result<(), DriverError> {
+    let mut ptrs: Vec<*mut c_void> = args
+        .iter_mut()
+        .map(|a| match a {
+            Arg::U32(v) => v as *mut u32 as *mut c_void,
+            Arg::I32(v) => v as *mut i32 as *mut c_void,
+            Arg::F32(v) => v as *mut f32 as *mut c_void,
+            Arg::Ptr(v) => v as *mut sys::CUdeviceptr as *mut c_void,
+            Arg::Cam(v) => v as *mut CamParams as *mut c_void,
+        })
+        .collect();
+    if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
+        return Ok(());
+    }
+    // SAFETY: the argument list matches the kernel's signature (each call site mirrors the
+    // .cu prototype) and every pointer refers to a live allocation on this context.
+    unsafe { result::launch_kernel(f, grid, (block, 1, 1), 0, stream.cu_stream(), &mut ptrs) }
+}
+
+/// The raw device address of a buffer (event tracking is off, so nothing is recorded).
+pub(crate) fn ptr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> Arg {
+    let (p, _sync) = s.device_ptr(stream);
+    Arg::Ptr(p)
+}
+
+/// Zero-filled device buffer of at least one element (the driver refuses empty allocations).
+pub(crate) fn zeros<T: DeviceRepr + ValidAsZeroBits>(
+    stream: &Arc<CudaStream>,
+    len: usize,
+) -> Result<CudaSlice<T>, DriverError> {
+    stream.alloc_zeros::<T>(len.max(1))
+}
+
+/// Uninitialised device buffer of at least one element, for outputs a kernel fully writes.
+pub(crate) fn uninit<T: DeviceRepr>(
+    stream: &Arc<CudaStream>,
+    len: usize,
+) -> Result<CudaSlice<T>, DriverError> {
+    // SAFETY: callers only read elements after a kernel has written them.
+    unsafe { stream.alloc::<T>(len.max(1)) }
+}

@@ -1,0 +1,61 @@
+//! The committed PTX must be what the committed kernel sources compile to.
+
+use splat_cuda::ptx::{committed_text, parse_header, source_hash, ARCH, MODULES, NVRTC_OPTIONS};
+
+#[test]
+fn every_ptx_header_names_its_current_source() {
+    for m in MODULES {
+        let (hash, _) = parse_header(m.ptx)
+            .unwrap_or_else(|| panic!("ptx/{}.ptx has no provenance header", m.name));
+        assert_eq!(
+            hash,
+            source_hash(m.source),
+            "ptx/{}.ptx is stale: run `cargo run -p splat-cuda --features nvrtc --bin build-ptx`",
+            m.name
+        );
+        assert!(
+            m.ptx.contains(".entry"),
+            "ptx/{}.ptx holds no kernel",
+            m.name
+        );
+    }
+}
+
+#[test]
+fn ptx_recompiles_identically_where_nvrtc_exists() {
+    // SAFETY: only probes for the shared library.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        eprintln!("NOTICE: NVRTC (libnvrtc.so) not found; skipping the recompile-and-compare check of the committed PTX");
+        return;
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: the library is present; valid out-pointers.
+    unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .expect("nvrtcVersion");
+    for m in MODULES {
+        let (_, ver) = parse_header(m.ptx).expect("header");
+        if ver != (major, minor) {
+            eprintln!(
+                "NOTICE: ptx/{}.ptx was made by NVRTC {}.{}, this one is {major}.{minor}; output may differ between versions, so only the source hash is checked",
+                m.name, ver.0, ver.1
+            );
+            continue;
+        }
+        let opts = cudarc::nvrtc::CompileOptions {
+            arch: Some(ARCH),
+            options: NVRTC_OPTIONS.iter().map(|s| s.to_string()).collect(),
+            name: Some(format!("{}.cu", m.name)),
+            ..Default::default()
+        };
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(m.source, opts)
+            .unwrap_or_else(|e| panic!("{} does not compile: {e}", m.name));
+        let fresh = committed_text(m.name, m.source, &ptx.to_src(), (major, minor));
+        assert!(
+            fresh == m.ptx,
+            "ptx/{}.ptx differs from a fresh compile of kernels/{}.cu: run build-ptx",
+            m.name,
+            m.name
+        );
+    }
+}
