@@ -104,6 +104,9 @@ __device__ __forceinline__ void sh_basis(int degree, float x, float y, float z, 
     }
 }
 
+// Correctly rounded expf (see raster.cu): keeps scales and opacities bit-equal to the CPU's.
+__device__ __forceinline__ float cr_expf(float x) { return (float)exp((double)x); }
+
 __device__ __forceinline__ void quat_to_mat(const float q[4], float r[3][3]) {
     float w = q[0], x = q[1], y = q[2], z = q[3];
     r[0][0] = 1.0f - 2.0f * (y * y + z * z);
@@ -160,7 +163,7 @@ __device__ __forceinline__ void geometry(const float* means, const float* log_sc
     for (int k = 0; k < 4; k++) g.qn[k] = q[k] / g.qnorm;
     quat_to_mat(g.qn, g.rot);
 #pragma unroll
-    for (int k = 0; k < 3; k++) g.scale[k] = expf(log_scales[i * 3 + k]);
+    for (int k = 0; k < 3; k++) g.scale[k] = cr_expf(log_scales[i * 3 + k]);
     float m[3][3], mt[3][3], sigma[3][3], w[3][3], wt[3][3], tmp[3][3];
 #pragma unroll
     for (int r = 0; r < 3; r++)
@@ -287,7 +290,7 @@ extern "C" __global__ void project_fwd(int n, Cam cam, const float* __restrict__
             f |= F_CLAMP_R << c;
         }
     }
-    float o = 1.0f / (1.0f + expf(-opacity_logits[i]));
+    float o = 1.0f / (1.0f + cr_expf(-opacity_logits[i]));
     xy[i] = make_float2(mx, my);
     conic_opacity[i] = make_float4(con[0], con[1], con[2], o);
     color[i * 3] = rgb[0];
