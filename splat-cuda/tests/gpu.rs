@@ -10,11 +10,18 @@ use splat_core::render::RenderOptions;
 use splat_core::{Backend, BackendError, CpuBackend};
 use splat_cuda::CudaBackend;
 
+/// Prints past the test harness's output capture, so that a skip is visible in a plain
+/// `cargo test` run.
+fn notice(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
+}
+
 fn backend() -> Option<CudaBackend> {
     match CudaBackend::new() {
         Ok(b) => Some(b),
         Err(BackendError::Unavailable(why)) => {
-            eprintln!("NOTICE: skipping GPU test: {why}");
+            notice(&format!("skipping GPU test: {why}"));
             None
         }
         Err(e) => panic!("CUDA backend failed to start on a machine with a driver: {e}"),
@@ -27,7 +34,7 @@ fn new_reports_unavailable_instead_of_panicking() {
         Ok(b) => eprintln!("CUDA present: {}", b.name()),
         Err(BackendError::Unavailable(why)) => {
             assert!(!why.is_empty());
-            eprintln!("NOTICE: no CUDA here ({why}); checked that new() says so");
+            notice(&format!("no CUDA here ({why}); checked that new() says so"));
         }
         Err(e) => panic!("unexpected error kind: {e}"),
     }
