@@ -18,7 +18,7 @@ fn main() {
         eprintln!("different shapes: {} x deg {} vs {} x deg {}", a.len(), a.sh_degree, b.len(), b.sh_degree);
         std::process::exit(1);
     }
-    let mut report = |name: &str, pairs: &mut dyn Iterator<Item = (f32, f32)>| {
+    let report = |name: &str, pairs: &mut dyn Iterator<Item = (f32, f32)>| {
         let (mut max, mut sum, mut n) = (0f64, 0f64, 0usize);
         for (x, y) in pairs {
             let d = (x as f64 - y as f64).abs();

@@ -1,4 +1,4 @@
-//! Benchmark/interop driver: `sog_tool encode IN.ply OUT.sog|OUT_DIR [--bands N] [--sort morton|plas]
+//! Benchmark/interop driver: `sog_tool encode IN.ply OUT.sog|OUT_DIR [--bands N] [--sort hilbert|morton|plas]
 //! [--effort 0-9] [--iters N] [--seed N]` and `sog_tool decode IN.sog|DIR|meta.json OUT.ply`.
 //! Prints wall time per phase and output sizes; the `spaceport` CLI is the user-facing tool.
 
@@ -23,7 +23,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 opts.sh_bands = Some(b.parse()?);
             }
             if let Some(s) = flag("--sort") {
-                opts.sort = if s == "plas" { SortMode::Plas } else { SortMode::Morton };
+                opts.sort = match s.as_str() {
+                    "plas" => SortMode::Plas,
+                    "morton" => SortMode::Morton,
+                    _ => SortMode::Hilbert,
+                };
             }
             if let Some(e) = flag("--effort") {
                 opts.webp_effort = e.parse()?;
@@ -53,6 +57,33 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("  {s:?}: {:.2} s", stage_start.elapsed().as_secs_f64());
             }
             let t_enc = t1.elapsed().as_secs_f64();
+            if args.iter().any(|a| a == "--check") {
+                let back = sogs_codec::decode_entries(std::path::Path::new("mem"), &files.entries())?;
+                let (c_in, c_out) = (g.sh_coeffs() * 3, back.sh_coeffs() * 3);
+                let mut sums = [0f64; 5];
+                let mut maxs = [0f64; 5];
+                for (t, &s) in files.order.iter().enumerate() {
+                    let s = s as usize;
+                    let mut add = |k: usize, d: f64| {
+                        sums[k] += d * d;
+                        maxs[k] = maxs[k].max(d.abs());
+                    };
+                    for a in 0..3 {
+                        add(0, (back.means[t][a] - g.means[s][a]) as f64);
+                        add(1, (back.log_scales[t][a] - g.log_scales[s][a]) as f64);
+                        add(2, (back.sh[t * c_out + a] - g.sh[s * c_in + a]) as f64);
+                    }
+                    add(3, (splat_core::gaussians::sigmoid(back.opacity_logits[t]) - splat_core::gaussians::sigmoid(g.opacity_logits[s])) as f64);
+                    for j in 3..c_out {
+                        add(4, (back.sh[t * c_out + j] - g.sh[s * c_in + j]) as f64);
+                    }
+                }
+                let n = g.len() as f64;
+                let counts = [3.0 * n, 3.0 * n, 3.0 * n, n, (c_out as f64 - 3.0).max(1.0) * n];
+                for (k, name) in ["position", "log_scale", "f_dc", "opacity", "f_rest"].iter().enumerate() {
+                    eprintln!("  {name:10} rms {:.4e} max {:.4e}", (sums[k] / counts[k]).sqrt(), maxs[k]);
+                }
+            }
             let out = &args[2];
             if out.ends_with(".sog") {
                 write_sog_bundle(&files, out)?;
@@ -78,7 +109,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             splat_core::ply::write_ply(&args[2], &g)?;
             println!("{} Gaussians, SH degree {} decoded in {:.2} s", g.len(), g.sh_degree, t0.elapsed().as_secs_f64());
         }
-        _ => return Err("usage: sog_tool encode IN.ply OUT [--bands N] [--sort morton|plas] [--effort E] [--iters N] | decode IN OUT.ply".into()),
+        _ => return Err("usage: sog_tool encode IN.ply OUT [--bands N] [--sort hilbert|morton|plas] [--effort E] [--iters N] | decode IN OUT.ply".into()),
     }
     Ok(())
 }

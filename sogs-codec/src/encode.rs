@@ -17,9 +17,14 @@ use crate::webp::{self, Rgba, MAX_SIDE};
 /// How Gaussians are laid out on the texture grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortMode {
-    /// Z-order of positions: fast, what splat-transform does.
+    /// Z-order of positions, as splat-transform sorts.
     Morton,
-    /// Morton order refined by a self-organizing sort over all attributes: smaller files, slower.
+    /// Hilbert order of positions: as fast as Morton and, having no jumps, gives smoother rows and
+    /// smaller files (0.5 % on the lego scene); the default.
+    Hilbert,
+    /// Hilbert order refined by a PLAS-style self-organizing sort over all attributes. Smaller
+    /// scale/colour images but a larger high-byte position image: on the lego scene the total is
+    /// larger, so this is for experiments, not the default.
     Plas,
 }
 
@@ -44,7 +49,7 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { sh_bands: None, sort: SortMode::Morton, seed: 0, kmeans_iterations: 10, palette_size: None, webp_effort: 4, plas: PlasOptions::default() }
+        Self { sh_bands: None, sort: SortMode::Hilbert, seed: 0, kmeans_iterations: 10, palette_size: None, webp_effort: 4, plas: PlasOptions::default() }
     }
 }
 
@@ -186,7 +191,10 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
 
     // Layout.
     progress(Progress { stage: Stage::Sort, done: 0, total: 1 });
-    let mut order = order::morton_order(&g.means);
+    let mut order = match opts.sort {
+        SortMode::Morton => order::morton_order(&g.means),
+        SortMode::Hilbert | SortMode::Plas => order::hilbert_order(&g.means),
+    };
     if opts.sort == SortMode::Plas {
         let (feats, dim) = sort_features(g);
         let plas = PlasOptions { seed: opts.seed ^ opts.plas.seed, ..opts.plas.clone() };

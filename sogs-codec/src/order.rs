@@ -47,6 +47,69 @@ pub fn morton_order(means: &[[f32; 3]]) -> Vec<u32> {
     keyed.into_iter().map(|(_, i)| i).collect()
 }
 
+/// Position of a point with 21-bit coordinates along the 3-D Hilbert curve (Skilling's
+/// transpose algorithm): unlike Z-order the curve never jumps, so consecutive Gaussians stay
+/// adjacent in space and every image row is smoother.
+pub fn hilbert_index(mut x: [u32; 3], bits: u32) -> u64 {
+    let m = 1u32 << (bits - 1);
+    let mut q = m;
+    while q > 1 {
+        let p = q - 1;
+        for i in 0..3 {
+            if x[i] & q != 0 {
+                x[0] ^= p;
+            } else {
+                let t = (x[0] ^ x[i]) & p;
+                x[0] ^= t;
+                x[i] ^= t;
+            }
+        }
+        q >>= 1;
+    }
+    x[1] ^= x[0];
+    x[2] ^= x[1];
+    let mut t = 0;
+    let mut q = m;
+    while q > 1 {
+        if x[2] & q != 0 {
+            t ^= q - 1;
+        }
+        q >>= 1;
+    }
+    for v in &mut x {
+        *v ^= t;
+    }
+    let mut h = 0u64;
+    for b in (0..bits).rev() {
+        for v in &x {
+            h = (h << 1) | ((v >> b) & 1) as u64;
+        }
+    }
+    h
+}
+
+/// Gaussian indices sorted along a 21-bit-per-axis Hilbert curve over the bounding box.
+pub fn hilbert_order(means: &[[f32; 3]]) -> Vec<u32> {
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for p in means {
+        for a in 0..3 {
+            lo[a] = lo[a].min(p[a] as f64);
+            hi[a] = hi[a].max(p[a] as f64);
+        }
+    }
+    let quant = |p: [f32; 3]| {
+        [0, 1, 2].map(|a| {
+            let span = hi[a] - lo[a];
+            let t = if span > 0.0 { ((p[a] as f64 - lo[a]) / span).clamp(0.0, 1.0) } else { 0.0 };
+            (t * ((1u64 << 21) - 1) as f64).round() as u32
+        })
+    };
+    let mut keyed: Vec<(u64, u32)> = means.par_iter().enumerate().map(|(i, &p)| (hilbert_index(quant(p), 21), i as u32)).collect();
+    keyed.par_sort_unstable();
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
 /// Settings of the self-organizing sort.
 #[derive(Clone, Debug)]
 pub struct PlasOptions {
@@ -269,6 +332,27 @@ mod tests {
         assert_eq!(morton_code([1.0, 1.0, 1.0], lo, hi), (1u64 << 63) - 1);
         let means = [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]];
         assert_eq!(morton_order(&means), vec![1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn hilbert_curve_visits_neighbours_in_turn() {
+        // On an 8x8x8 lattice consecutive Hilbert indices are always unit steps apart.
+        let mut cells: Vec<(u64, [u32; 3])> = Vec::new();
+        for x in 0..8 {
+            for y in 0..8 {
+                for z in 0..8 {
+                    cells.push((hilbert_index([x, y, z], 3), [x, y, z]));
+                }
+            }
+        }
+        cells.sort_unstable();
+        assert!(cells.iter().enumerate().all(|(i, c)| c.0 == i as u64), "a bijection onto 0..512");
+        for w in cells.windows(2) {
+            let d: i64 = (0..3).map(|a| (w[0].1[a] as i64 - w[1].1[a] as i64).abs()).sum();
+            assert_eq!(d, 1, "{:?} -> {:?}", w[0].1, w[1].1);
+        }
+        let means = [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]];
+        assert_eq!(hilbert_order(&means)[0], 1);
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct Codebook {
     pub values: Vec<f32>,
 }
 
+/// Exponent of a histogram bin's count in its weight when codebooks are fitted.
+const TAIL_EXPONENT: f64 = 0.75;
+
 /// Number of codebook entries in SOG v2.
 pub const CODEBOOK_SIZE: usize = 256;
 
@@ -128,7 +131,10 @@ pub fn build_codebook(values: &[f32], weights: Option<&[f32]>) -> Codebook {
     if pairs.is_empty() {
         return Codebook { values: vec![0.0; CODEBOOK_SIZE] };
     }
-    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    {
+        use rayon::slice::ParallelSliceMut;
+        pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    }
     // Collapse equal values.
     let mut distinct: Vec<(f32, f64)> = Vec::new();
     for (v, w) in pairs {
@@ -199,6 +205,15 @@ pub fn build_codebook(values: &[f32], weights: Option<&[f32]>) -> Codebook {
     }
     if cur[0] > 0.0 {
         bins.push(cur);
+    }
+    // Each bin's weight grows as count^0.75 rather than count: a little MSE (0.1 % on trained
+    // scenes) buys centroids spread further into the tails, fewer distinct busy indices and
+    // smaller WebP files (splat-transform uses count^0.5).
+    for b in bins.iter_mut() {
+        let f = b[0].powf(TAIL_EXPONENT - 1.0);
+        b[0] *= f;
+        b[1] *= f;
+        b[2] *= f;
     }
     let groups = optimal_partition(&bins, CODEBOOK_SIZE);
     let mut cb: Vec<f32> = groups
