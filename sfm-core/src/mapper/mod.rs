@@ -43,8 +43,12 @@ pub struct MapperOptions {
     pub global_ba_ratio: f64,
     /// Refine focal length and radial distortion.
     pub refine_intrinsics: bool,
-    /// Cauchy loss scale (pixels).
+    /// Cauchy loss scale (pixels) of local adjustments, which see fresh, unfiltered tracks.
     pub loss_scale: f64,
+    /// Cauchy loss scale (pixels) of global adjustments. They run on filtered tracks, where a
+    /// wide loss is close to least squares (what COLMAP uses) and so statistically efficient,
+    /// yet still caps the pull of the odd gross outlier.
+    pub global_loss_scale: f64,
     /// RANSAC seed.
     pub seed: u64,
 }
@@ -63,6 +67,7 @@ impl Default for MapperOptions {
             global_ba_ratio: 1.1,
             refine_intrinsics: true,
             loss_scale: 1.0,
+            global_loss_scale: 4.0,
             seed: 0,
         }
     }
@@ -697,7 +702,11 @@ impl<'a> Mapper<'a> {
             intr_var,
             point_var,
             fix_translation,
-            loss_scale: self.opt.loss_scale,
+            loss_scale: if global {
+                self.opt.global_loss_scale
+            } else {
+                self.opt.loss_scale
+            },
             max_iters,
         };
         bundle_adjust(&mut self.cams, &mut poses, &mut pts, &obs, &cfg);
