@@ -67,7 +67,7 @@ pub fn dist2(a: &[f32], b: &[f32]) -> f32 {
 /// node; deterministic for a given seed whatever the thread count. `progress(done, total)` counts
 /// points whose final cluster is known.
 pub fn palette(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64, progress: &(dyn Fn(usize, usize) + Sync)) -> Palette {
-    let n = if dim == 0 { 0 } else { data.len() / dim };
+    let n = data.len().checked_div(dim).unwrap_or(0);
     let done = AtomicUsize::new(0);
     let ctx = Ctx { data, dim, iters, done: &done, total: n, progress };
     let members: Vec<u32> = (0..n as u32).collect();
@@ -400,7 +400,7 @@ mod tests {
     fn identical_points_do_not_recurse_forever() {
         let data = vec![0.25f32; 5000 * 9];
         let p = palette(&data, 9, 4096, 5, 1, &|_, _| {});
-        assert!(p.len() >= 1 && p.len() <= LEAF_K);
+        assert!(!p.is_empty() && p.len() <= LEAF_K);
         assert!(p.centroids.iter().all(|&v| v == 0.25));
         assert_eq!(p.sizes.iter().sum::<u32>(), 5000);
     }

@@ -4,6 +4,9 @@
 //! Entry points: [`encode_sog`] -> [`SogFiles`] -> [`write_sog_bundle`] / [`write_sog_dir`], and
 //! [`read_sog`] back to [`splat_core::Gaussians`] (then `splat_core::ply::write_ply` for a PLY).
 
+// Channel and axis loops index several parallel arrays at once, as the format's formulas do.
+#![allow(clippy::needless_range_loop)]
+
 pub mod bundle;
 pub mod decode;
 pub mod encode;

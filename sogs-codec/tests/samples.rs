@@ -1,6 +1,8 @@
 //! The SOG files PlayCanvas's own tools wrote (../shared/data/sog): meta.json fields, decoding to
 //! the values splat-transform 3.7.0 decodes, and re-encoding.
 
+#![allow(clippy::type_complexity, clippy::needless_range_loop)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
