@@ -100,9 +100,6 @@ struct Splat2d<T> {
     bbox: [f32; 4],
 }
 
-/// Side of the pixel blocks a tile is divided into for finer culling.
-const BLOCK: u32 = 4;
-
 fn gather<T: Real>(proj: &[Projected<T>], list: &[u32]) -> Vec<Splat2d<T>> {
     list.iter()
         .map(|&g| {
@@ -140,68 +137,48 @@ fn gather<T: Real>(proj: &[Projected<T>], list: &[u32]) -> Vec<Splat2d<T>> {
         .collect()
 }
 
-/// Per-block lists (indices into the tile's splats, front to back) for a tile's pixel blocks.
-struct Blocks {
-    bx: u32,
-    offsets: Vec<usize>,
-    ids: Vec<u32>,
-}
-
-/// Blocks `first..=last` (of `n`) whose pixel centres the interval [lo, hi] reaches; None if none.
-fn block_span(lo: f32, hi: f32, origin: u32, n: u32) -> Option<(u32, u32)> {
-    // Block i holds pixel centres origin + BLOCK i + 0.5 ..= origin + BLOCK i + BLOCK - 0.5.
-    let b = BLOCK as f32;
-    let first = ((lo - origin as f32 - (b - 0.5)) / b).ceil().max(0.0);
-    let last = ((hi - origin as f32 - 0.5) / b).floor().min(n as f32 - 1.0);
+/// Pixels `first..=last` (within `lo_px..hi_px`) whose centres `[lo, hi]` reaches; None if none.
+fn pixel_span(lo: f32, hi: f32, lo_px: u32, hi_px: u32) -> Option<(u32, u32)> {
+    let first = (lo - 0.5).ceil().max(lo_px as f32);
+    let last = (hi - 0.5).floor().min(hi_px as f32 - 1.0);
     (first <= last).then_some((first as u32, last as u32))
 }
 
-impl Blocks {
-    fn new<T>(splats: &[Splat2d<T>], x0: u32, y0: u32, x1: u32, y1: u32) -> Self {
-        let bx = (x1 - x0).div_ceil(BLOCK);
-        let by = (y1 - y0).div_ceil(BLOCK);
-        let nb = (bx * by) as usize;
-        let spans: Vec<Option<((u32, u32), (u32, u32))>> = splats
-            .iter()
-            .map(|s| {
-                Some((
-                    block_span(s.bbox[0], s.bbox[2], x0, bx)?,
-                    block_span(s.bbox[1], s.bbox[3], y0, by)?,
-                ))
-            })
-            .collect();
-        let mut offsets = vec![0usize; nb + 1];
-        for &((ax, bx1), (ay, by1)) in spans.iter().flatten() {
-            for y in ay..=by1 {
-                for x in ax..=bx1 {
-                    offsets[(y * bx + x) as usize + 1] += 1;
-                }
-            }
+/// A tile's pixel rectangle.
+#[derive(Clone, Copy)]
+struct TileRect {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+}
+
+impl TileRect {
+    fn new(t: usize, tiles_x: u32, width: u32, height: u32) -> Self {
+        let x0 = (t as u32 % tiles_x) * TILE_SIZE;
+        let y0 = (t as u32 / tiles_x) * TILE_SIZE;
+        Self {
+            x0,
+            y0,
+            x1: (x0 + TILE_SIZE).min(width),
+            y1: (y0 + TILE_SIZE).min(height),
         }
-        for i in 0..nb {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill = offsets.clone();
-        let mut ids = vec![0u32; offsets[nb]];
-        for (j, span) in spans.iter().enumerate() {
-            let Some(((ax, bx1), (ay, by1))) = *span else {
-                continue;
-            };
-            for y in ay..=by1 {
-                for x in ax..=bx1 {
-                    let b = (y * bx + x) as usize;
-                    ids[fill[b]] = j as u32;
-                    fill[b] += 1;
-                }
-            }
-        }
-        Blocks { bx, offsets, ids }
     }
 
-    /// The list of the block holding pixel (x, y) of a tile whose origin is (x0, y0).
-    fn list(&self, x: u32, y: u32, x0: u32, y0: u32) -> &[u32] {
-        let b = (((y - y0) / BLOCK) * self.bx + (x - x0) / BLOCK) as usize;
-        &self.ids[self.offsets[b]..self.offsets[b + 1]]
+    fn width(&self) -> usize {
+        (self.x1 - self.x0) as usize
+    }
+
+    fn pixels(&self) -> usize {
+        self.width() * (self.y1 - self.y0) as usize
+    }
+
+    /// The pixels of this tile inside a splat's box, as x and y ranges; None if none.
+    fn clip(&self, bbox: &[f32; 4]) -> Option<((u32, u32), (u32, u32))> {
+        Some((
+            pixel_span(bbox[0], bbox[2], self.x0, self.x1)?,
+            pixel_span(bbox[1], bbox[3], self.y0, self.y1)?,
+        ))
     }
 }
 
@@ -239,6 +216,10 @@ fn eval<T: Real>(s: &Splat2d<T>, px: T, py: T, max_a: T, min_a: T) -> Option<(T,
 
 /// Composites every tile front to back. Returns the RGB image, per-pixel state, and the
 /// signature of the blend decisions when `signature` is set.
+///
+/// Work is splat-major: each tile walks its depth-sorted list once and every splat updates
+/// only the pixels inside its alpha box, so each pixel still sees its splats front to back
+/// and gets exactly the arithmetic of a pixel-by-pixel loop.
 pub(crate) fn forward<T: Real>(
     proj: &[Projected<T>],
     bins: &Bins,
@@ -260,59 +241,66 @@ pub(crate) fn forward<T: Real>(
         .map(|t| {
             let list = &bins.ids[bins.offsets[t]..bins.offsets[t + 1]];
             let splats = gather(proj, list);
-            let x0 = (t as u32 % tiles_x) * TILE_SIZE;
-            let y0 = (t as u32 / tiles_x) * TILE_SIZE;
-            let x1 = (x0 + TILE_SIZE).min(width);
-            let y1 = (y0 + TILE_SIZE).min(height);
-            let blocks = Blocks::new(&splats, x0, y0, x1, y1);
-            let npix = ((x1 - x0) * (y1 - y0)) as usize;
-            let mut rgb = Vec::with_capacity(npix);
-            let mut fin = Vec::with_capacity(npix);
-            let mut ncon = Vec::with_capacity(npix);
-            let mut sig = 0u64;
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    let px = c::<T>(x as f64) + half;
+            let r = TileRect::new(t, tiles_x, width, height);
+            let (tw, npix) = (r.width(), r.pixels());
+            let mut col = vec![[T::zero(); 3]; npix];
+            let mut tr = vec![T::one(); npix];
+            let mut last = vec![0u32; npix];
+            let mut done = vec![false; npix];
+            let mut hash = vec![0u64; npix];
+            let mut live = npix;
+            for (j, s) in splats.iter().enumerate() {
+                if live == 0 {
+                    break;
+                }
+                let Some(((xa, xb), (ya, yb))) = r.clip(&s.bbox) else {
+                    continue;
+                };
+                for y in ya..=yb {
                     let py = c::<T>(y as f64) + half;
-                    let mut tr = T::one();
-                    let mut col = [T::zero(); 3];
-                    let mut last = 0u32;
-                    let mut h = 0u64;
-                    for (pos, &j) in blocks.list(x, y, x0, y0).iter().enumerate() {
-                        let j = j as usize;
-                        let s = &splats[j];
+                    let row = (y - r.y0) as usize * tw;
+                    for x in xa..=xb {
+                        let k = row + (x - r.x0) as usize;
+                        if done[k] {
+                            continue;
+                        }
+                        let px = c::<T>(x as f64) + half;
                         let Some((alpha, _, clamped, _, _)) = eval(s, px, py, max_a, min_a) else {
                             continue;
                         };
-                        let next = tr * (T::one() - alpha);
+                        let next = tr[k] * (T::one() - alpha);
                         if next < min_t {
                             if signature {
-                                h = mix(h ^ (list[j] as u64) ^ (1 << 40));
+                                hash[k] = mix(hash[k] ^ (list[j] as u64) ^ (1 << 40));
                             }
-                            break;
+                            done[k] = true;
+                            live -= 1;
+                            continue;
                         }
-                        for k in 0..3 {
-                            col[k] = col[k] + s.color[k] * alpha * tr;
+                        for ch in 0..3 {
+                            col[k][ch] = col[k][ch] + s.color[ch] * alpha * tr[k];
                         }
-                        tr = next;
-                        last = pos as u32 + 1;
+                        tr[k] = next;
+                        last[k] = j as u32 + 1;
                         if signature {
-                            h = mix(h ^ (list[j] as u64) ^ ((clamped as u64) << 41));
+                            hash[k] = mix(hash[k] ^ (list[j] as u64) ^ ((clamped as u64) << 41));
                         }
-                    }
-                    rgb.push([
-                        col[0] + tr * bg[0],
-                        col[1] + tr * bg[1],
-                        col[2] + tr * bg[2],
-                    ]);
-                    fin.push(tr);
-                    ncon.push(last);
-                    if signature {
-                        sig = sig.wrapping_add(mix(h ^ ((y as u64) << 20 | x as u64)));
                     }
                 }
             }
-            (t, rgb, fin, ncon, sig)
+            let mut sig = 0u64;
+            let rgb: Vec<[T; 3]> = col
+                .iter()
+                .zip(&tr)
+                .map(|(cc, &t)| [cc[0] + t * bg[0], cc[1] + t * bg[1], cc[2] + t * bg[2]])
+                .collect();
+            if signature {
+                for (k, hk) in hash.iter().enumerate() {
+                    let (x, y) = (r.x0 as usize + k % tw, r.y0 as usize + k / tw);
+                    sig = sig.wrapping_add(mix(hk ^ ((y as u64) << 20 | x as u64)));
+                }
+            }
+            (t, rgb, tr, last, sig)
         })
         .collect();
     let mut image = vec![T::zero(); w * h * 3];
@@ -320,11 +308,10 @@ pub(crate) fn forward<T: Real>(
     let mut n_contrib = vec![0u32; w * h];
     let mut sig = 0u64;
     for (t, rgb, fin, ncon, s) in tiles {
-        let x0 = (t as u32 % tiles_x * TILE_SIZE) as usize;
-        let y0 = (t as u32 / tiles_x * TILE_SIZE) as usize;
-        let tw = (x0 + TILE_SIZE as usize).min(w) - x0;
+        let r = TileRect::new(t, tiles_x, width, height);
+        let tw = r.width();
         for (k, ((c3, f), n)) in rgb.iter().zip(&fin).zip(&ncon).enumerate() {
-            let p = (y0 + k / tw) * w + x0 + k % tw;
+            let p = (r.y0 as usize + k / tw) * w + r.x0 as usize + k % tw;
             image[p * 3..p * 3 + 3].copy_from_slice(c3);
             final_t[p] = *f;
             n_contrib[p] = *n;
@@ -335,6 +322,9 @@ pub(crate) fn forward<T: Real>(
 }
 
 /// Backward of [`forward`]: screen-space gradients per tile-list entry, summed per Gaussian.
+///
+/// Splat-major like the forward, back to front: each pixel keeps its running transmittance
+/// and the colour behind, and each splat sums its own gradient over its pixels.
 pub(crate) fn backward<T: Real>(
     proj: &[Projected<T>],
     bins: &Bins,
@@ -356,48 +346,58 @@ pub(crate) fn backward<T: Real>(
         }
         let list = &bins.ids[bins.offsets[t]..bins.offsets[t + 1]];
         let splats = gather(proj, list);
-        let x0 = (t as u32 % tiles_x) * TILE_SIZE;
-        let y0 = (t as u32 / tiles_x) * TILE_SIZE;
-        let x1 = (x0 + TILE_SIZE).min(width);
-        let y1 = (y0 + TILE_SIZE).min(height);
-        let blocks = Blocks::new(&splats, x0, y0, x1, y1);
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let p = y as usize * w + x as usize;
-                let n = state.n_contrib[p] as usize;
-                if n == 0 {
-                    continue;
-                }
-                let dl = [d_image[p * 3], d_image[p * 3 + 1], d_image[p * 3 + 2]];
-                let t_final = state.final_t[p];
-                let bg_dot = bg[0] * dl[0] + bg[1] * dl[1] + bg[2] * dl[2];
-                let px = c::<T>(x as f64) + half;
+        let r = TileRect::new(t, tiles_x, width, height);
+        let (tw, npix) = (r.width(), r.pixels());
+        // Per-pixel state of the walk from the back.
+        let mut tr = vec![T::zero(); npix];
+        let mut behind = vec![[T::zero(); 3]; npix];
+        let mut last_alpha = vec![T::zero(); npix];
+        let mut last_color = vec![[T::zero(); 3]; npix];
+        let mut dl = vec![[T::zero(); 3]; npix];
+        let mut ncon = vec![0usize; npix];
+        let mut t_final = vec![T::zero(); npix];
+        let mut bg_dot = vec![T::zero(); npix];
+        let mut max_n = 0;
+        for k in 0..npix {
+            let p = (r.y0 as usize + k / tw) * w + r.x0 as usize + k % tw;
+            ncon[k] = state.n_contrib[p] as usize;
+            max_n = max_n.max(ncon[k]);
+            t_final[k] = state.final_t[p];
+            tr[k] = t_final[k];
+            dl[k] = [d_image[p * 3], d_image[p * 3 + 1], d_image[p * 3 + 2]];
+            bg_dot[k] = bg[0] * dl[k][0] + bg[1] * dl[k][1] + bg[2] * dl[k][2];
+        }
+        for j in (0..max_n).rev() {
+            let s = &splats[j];
+            let Some(((xa, xb), (ya, yb))) = r.clip(&s.bbox) else {
+                continue;
+            };
+            let mut e = ScreenGrad::<T>::default();
+            for y in ya..=yb {
                 let py = c::<T>(y as f64) + half;
-                let mut tr = t_final;
-                let mut behind = [T::zero(); 3];
-                let mut last_alpha = T::zero();
-                let mut last_color = [T::zero(); 3];
-                let blist = blocks.list(x, y, x0, y0);
-                for &j in blist[..n].iter().rev() {
-                    let j = j as usize;
-                    let s = &splats[j];
+                let row = (y - r.y0) as usize * tw;
+                for x in xa..=xb {
+                    let k = row + (x - r.x0) as usize;
+                    if j >= ncon[k] {
+                        continue;
+                    }
+                    let px = c::<T>(x as f64) + half;
                     let Some((alpha, g, clamped, dx, dy)) = eval(s, px, py, max_a, min_a) else {
                         continue;
                     };
                     let one_m = T::one() - alpha;
-                    tr = tr / one_m;
-                    let wgt = alpha * tr;
+                    tr[k] = tr[k] / one_m;
+                    let wgt = alpha * tr[k];
                     let mut d_alpha = T::zero();
-                    let e = &mut grads[j];
-                    for k in 0..3 {
-                        behind[k] =
-                            last_alpha * last_color[k] + (T::one() - last_alpha) * behind[k];
-                        last_color[k] = s.color[k];
-                        d_alpha = d_alpha + (s.color[k] - behind[k]) * dl[k];
-                        e.color[k] = e.color[k] + wgt * dl[k];
+                    for ch in 0..3 {
+                        behind[k][ch] = last_alpha[k] * last_color[k][ch]
+                            + (T::one() - last_alpha[k]) * behind[k][ch];
+                        last_color[k][ch] = s.color[ch];
+                        d_alpha = d_alpha + (s.color[ch] - behind[k][ch]) * dl[k][ch];
+                        e.color[ch] = e.color[ch] + wgt * dl[k][ch];
                     }
-                    d_alpha = d_alpha * tr - t_final / one_m * bg_dot;
-                    last_alpha = alpha;
+                    d_alpha = d_alpha * tr[k] - t_final[k] / one_m * bg_dot[k];
+                    last_alpha[k] = alpha;
                     if clamped {
                         // alpha = MAX_ALPHA does not depend on the Gaussian here.
                         continue;
@@ -412,6 +412,7 @@ pub(crate) fn backward<T: Real>(
                     e.conic[2] = e.conic[2] - half * d_g * dy * dy;
                 }
             }
+            grads[j] = e;
         }
     });
     let mut out = vec![ScreenGrad::<T>::default(); proj.len()];

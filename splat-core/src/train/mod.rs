@@ -239,14 +239,17 @@ pub fn initial_gaussians(
             .unwrap_or((&[], &[]));
         Ok(init::from_points_u8(pts, cols, &opts)?)
     } else {
-        // Without a box, 0.3 x extent: the [-1.3, 1.3] cube of 3DGS's synthetic scenes.
-        let h = cfg.init.random_box.unwrap_or(0.3 * extent);
-        Ok(init::random_in_box(
-            cfg.init.random_count,
-            [-h; 3],
-            [h; 3],
-            &opts,
-        )?)
+        let h = cfg.init.random_box.unwrap_or(0.25 * extent);
+        let mut g = init::random_in_box(cfg.init.random_count, [-h; 3], [h; 3], &opts)?;
+        // As 3DGS does for synthetic scenes: near-grey colours, SH DC uniform in [0, 1/255).
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xc010);
+        let nsh = g.sh_coeffs() * 3;
+        for i in 0..g.len() {
+            for c in 0..3 {
+                g.sh[i * nsh + c] = rand::Rng::random::<f32>(&mut rng) / 255.0;
+            }
+        }
+        Ok(g)
     }
 }
 
