@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use splat_core::backend::TrainBackend;
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::{checkpoint, StopReason, TrainConfig, Trainer};
-use splat_core::{Backend, CpuBackend};
+use splat_core::CpuBackend;
 
 use crate::AnyResult;
 
@@ -61,7 +62,7 @@ pub struct TrainArgs {
     dump_config: bool,
 }
 
-fn make_backend(device: Device) -> AnyResult<Box<dyn Backend>> {
+fn make_backend(device: Device) -> AnyResult<Box<dyn TrainBackend>> {
     match device {
         Device::Cpu => Ok(Box::new(CpuBackend)),
         Device::Auto => {
@@ -101,7 +102,7 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         cfg.background = Some([1.0; 3]);
     }
     cfg.validate()?;
-    let backend = make_backend(args.device)?;
+    let mut backend = make_backend(args.device)?;
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
 
     let load = LoadOptions {
@@ -121,7 +122,7 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
 
     let ckpt = out.join("checkpoint.bin");
     let mut trainer = if args.resume {
-        let t = checkpoint::load(&ckpt, &scene, backend)?;
+        let t = checkpoint::load(&ckpt, &scene, backend.as_mut())?;
         eprintln!(
             "resuming from {} at iteration {}",
             ckpt.display(),
@@ -129,12 +130,12 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         );
         t
     } else {
-        Trainer::new(&scene, cfg, backend)?
+        Trainer::new(&scene, cfg, backend.as_mut())?
     };
     eprintln!(
         "training on {} with {} Gaussians, extent {:.3}",
         trainer.backend_name(),
-        trainer.state.params.len(),
+        trainer.gaussians_len(),
         trainer.extent
     );
 
@@ -186,7 +187,7 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         return Err(format!("writing a checkpoint failed: {e}").into());
     }
     if reason == StopReason::Interrupted {
-        checkpoint::save(&trainer, &ckpt)?;
+        checkpoint::save(&mut trainer, &ckpt)?;
         eprintln!(
             "interrupted at iteration {}: checkpoint written to {} (continue with --resume)",
             trainer.state.iteration,
@@ -195,7 +196,7 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     if every > 0 {
-        checkpoint::save(&trainer, &ckpt)?;
+        checkpoint::save(&mut trainer, &ckpt)?;
     }
     let m = trainer.write_outputs(&out, reason)?;
     println!(
@@ -230,15 +231,11 @@ pub fn sweep(spec_path: &std::path::Path, out: &std::path::Path) -> AnyResult<()
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let results = splat_core::train::sweep::run_sweep(
-        &spec,
-        out,
-        &mut || Box::new(CpuBackend),
-        &mut |i, _, r| {
+    let results =
+        splat_core::train::sweep::run_sweep(&spec, out, &mut CpuBackend, &mut |i, _, r| {
             bar.set_position(i as u64 + 1);
             bar.set_message(format!("last: {:.2} dB in {:.0} s", r.psnr, r.seconds));
-        },
-    )?;
+        })?;
     bar.finish();
     for (i, r) in results.iter().enumerate() {
         let vals: Vec<String> = r.values.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -3,7 +3,11 @@
 
 use crate::camera::Camera;
 use crate::gaussians::Gaussians;
+use crate::loss;
+use crate::optim::{Adam, GroupRates};
 use crate::render::{self, RenderGrads, RenderOptions, RenderOutput};
+use crate::train::config::DensifyConfig;
+use crate::train::densify::{self, DensifyReport, DensifyStats};
 
 /// Errors a backend reports.
 #[derive(Debug, thiserror::Error)]
@@ -97,5 +101,174 @@ impl Backend for CpuBackend {
                 "the render to differentiate was not made by the CPU backend".into(),
             )
         })
+    }
+}
+
+/// The ground truth of one step: `data` at the working size, with an identity (`view`) and a
+/// `key` that changes whenever the data does, so a device backend can keep it resident.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'d> {
+    /// Training view index.
+    pub view: usize,
+    /// Changes with the working size or blur.
+    pub key: u64,
+    /// RGB, `height x width x 3`, matching the step's camera.
+    pub data: &'d [f32],
+}
+
+/// What a training step reports back to the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStats {
+    /// The loss of this step.
+    pub loss: f64,
+    /// PSNR of this step's render against its target (dB).
+    pub psnr: f32,
+}
+
+/// The settings of one training step.
+#[derive(Clone, Debug)]
+pub struct StepParams {
+    /// Render settings (background, active SH degree).
+    pub render: RenderOptions,
+    /// Weight of (1 - SSIM) in the loss.
+    pub ssim_weight: f32,
+    /// Learning rates of this step.
+    pub rates: GroupRates,
+    /// Whether to add this step to the densification statistics.
+    pub accumulate_stats: bool,
+}
+
+/// Training state held where a backend computes: parameters, optimizer moments and
+/// densification statistics, with the operations of the training loop.
+pub trait TrainSession: Send {
+    /// Number of Gaussians.
+    fn len(&self) -> usize;
+    /// Whether there are no Gaussians.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Render, loss, backward, statistics and an Adam update.
+    fn step(
+        &mut self,
+        camera: &Camera,
+        target: Target<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError>;
+    /// Clone, split and prune (see [`crate::train::densify::densify`]); `seed` drives the
+    /// split samples so that a resumed run repeats them.
+    fn densify(
+        &mut self,
+        cfg: &DensifyConfig,
+        extent: f32,
+        prune_large: bool,
+        seed: u64,
+    ) -> Result<DensifyReport, BackendError>;
+    /// Caps opacities and clears their optimizer moments.
+    fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError>;
+    /// Renders the current Gaussians (evaluation); RGB `height x width x 3`, unclamped.
+    fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError>;
+    /// Copies the state back to the host (checkpoints, outputs).
+    fn snapshot(&mut self) -> Result<SessionState, BackendError>;
+}
+
+/// The host-side copy of a training session's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionState {
+    /// Gaussian parameters.
+    pub params: Gaussians,
+    /// Optimizer state.
+    pub adam: Adam,
+    /// Densification statistics.
+    pub stats: DensifyStats,
+}
+
+/// Backends that can hold a whole training session.
+pub trait TrainBackend: Backend {
+    /// Starts a session from host state.
+    fn start_session(&mut self, state: SessionState)
+        -> Result<Box<dyn TrainSession>, BackendError>;
+}
+
+/// The CPU training session: the reference implementation of every step operation.
+pub struct CpuSession {
+    state: SessionState,
+}
+
+impl TrainSession for CpuSession {
+    fn len(&self) -> usize {
+        self.state.params.len()
+    }
+
+    fn step(
+        &mut self,
+        camera: &Camera,
+        target: Target<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        let st = &mut self.state;
+        let out = render::render(&st.params, camera, &p.render);
+        if target.data.len() != out.image.len() {
+            return Err(BackendError::InvalidInput(format!(
+                "target of view {} has {} values, the render has {}",
+                target.view,
+                target.data.len(),
+                out.image.len()
+            )));
+        }
+        let (w, h) = (camera.width as usize, camera.height as usize);
+        let l = loss::l1_ssim_loss(&out.image, target.data, w, h, p.ssim_weight);
+        let psnr = loss::psnr(&out.image, target.data);
+        let grads = render::render_backward(&st.params, &out, &l.grad);
+        if p.accumulate_stats {
+            st.stats
+                .accumulate(&grads.means2d, &out.radii, camera.width, camera.height);
+        }
+        st.adam.step(&mut st.params, &grads.params, &p.rates);
+        Ok(StepStats { loss: l.loss, psnr })
+    }
+
+    fn densify(
+        &mut self,
+        cfg: &DensifyConfig,
+        extent: f32,
+        prune_large: bool,
+        seed: u64,
+    ) -> Result<DensifyReport, BackendError> {
+        let st = &mut self.state;
+        Ok(densify::densify(
+            &mut st.params,
+            &mut st.adam,
+            &mut st.stats,
+            cfg,
+            extent,
+            prune_large,
+            seed,
+        ))
+    }
+
+    fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError> {
+        densify::reset_opacity(&mut self.state.params, &mut self.state.adam, prune_opacity);
+        Ok(())
+    }
+
+    fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError> {
+        Ok(render::render(&self.state.params, camera, opts).image)
+    }
+
+    fn snapshot(&mut self) -> Result<SessionState, BackendError> {
+        Ok(self.state.clone())
+    }
+}
+
+impl TrainBackend for CpuBackend {
+    fn start_session(
+        &mut self,
+        state: SessionState,
+    ) -> Result<Box<dyn TrainSession>, BackendError> {
+        state
+            .params
+            .check_lengths()
+            .map_err(BackendError::InvalidInput)?;
+        Ok(Box::new(CpuSession { state }))
     }
 }

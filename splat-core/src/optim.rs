@@ -23,7 +23,7 @@ pub struct GroupRates {
 }
 
 /// Adam state: first and second moments per parameter and the step count.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     /// First moments, shaped like the parameters.
     pub m: Gaussians,

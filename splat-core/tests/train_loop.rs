@@ -92,7 +92,7 @@ fn config(iterations: usize) -> TrainConfig {
 #[test]
 fn loss_falls_and_test_psnr_rises() {
     let scene = tiny_scene();
-    let mut t = Trainer::new(&scene, config(300), Box::new(CpuBackend)).expect("trainer");
+    let mut t = Trainer::new(&scene, config(300), &mut CpuBackend).expect("trainer");
     let views = scene.test.clone();
     let before = t
         .evaluate(&views, &mut |_, _, _| Ok(()))
@@ -106,16 +106,14 @@ fn loss_falls_and_test_psnr_rises() {
         if info.densified.is_some() {
             densified += 1;
             // Every per-Gaussian array keeps one length through clone, split and prune.
-            let n = t.state.params.len();
-            t.state.params.check_lengths().expect("params");
-            t.state.adam.m.check_lengths().expect("m");
-            t.state.adam.v.check_lengths().expect("v");
+            let snap = t.snapshot().expect("snapshot");
+            let n = snap.params.len();
+            assert_eq!(n, t.gaussians_len());
+            snap.params.check_lengths().expect("params");
+            snap.adam.m.check_lengths().expect("m");
+            snap.adam.v.check_lengths().expect("v");
             assert_eq!(
-                (
-                    t.state.adam.m.len(),
-                    t.state.adam.v.len(),
-                    t.state.stats.len()
-                ),
+                (snap.adam.m.len(), snap.adam.v.len(), snap.stats.len()),
                 (n, n, n)
             );
         }
@@ -138,23 +136,23 @@ fn resume_gives_the_same_next_step() {
     let dir = std::env::temp_dir().join(format!("spaceport-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ckpt = dir.join("checkpoint.bin");
-    let mut a = Trainer::new(&scene, config(300), Box::new(CpuBackend)).expect("trainer");
+    let mut a = Trainer::new(&scene, config(300), &mut CpuBackend).expect("trainer");
     // Past a densification step and an opacity reset, mid-epoch.
     for _ in 0..207 {
         a.step().expect("step");
     }
-    checkpoint::save(&a, &ckpt).expect("save");
+    checkpoint::save(&mut a, &ckpt).expect("save");
     let next_a: Vec<f64> = (0..3).map(|_| a.step().expect("step").loss).collect();
-    let mut b = checkpoint::load(&ckpt, &scene, Box::new(CpuBackend)).expect("load");
+    let mut b = checkpoint::load(&ckpt, &scene, &mut CpuBackend).expect("load");
     assert_eq!(b.state.iteration, 207);
     let next_b: Vec<f64> = (0..3).map(|_| b.step().expect("step").loss).collect();
     assert_eq!(next_a, next_b);
-    assert_eq!(a.state.params, b.state.params);
+    assert_eq!(a.snapshot().expect("a"), b.snapshot().expect("b"));
 
     // A truncated checkpoint is an error naming the file, not a panic.
     let bytes = std::fs::read(&ckpt).expect("read");
     std::fs::write(&ckpt, &bytes[..bytes.len() / 2]).expect("write");
-    let err = checkpoint::load(&ckpt, &scene, Box::new(CpuBackend))
+    let err = checkpoint::load(&ckpt, &scene, &mut CpuBackend)
         .err()
         .expect("truncated checkpoint must fail");
     assert!(

@@ -13,7 +13,7 @@ use super::config::TrainConfig;
 use super::densify::DensifyStats;
 use super::schedule::PlateauMonitor;
 use super::{MonitorCheck, PhaseTimes, StopReason, TrainError, TrainState, Trainer};
-use crate::backend::Backend;
+use crate::backend::{SessionState, TrainBackend};
 use crate::gaussians::{sh_coeffs_for_degree, Gaussians};
 use crate::optim::Adam;
 use crate::scene::Scene;
@@ -56,15 +56,16 @@ fn push_splats(out: &mut Vec<u8>, g: &Gaussians) {
 }
 
 /// Writes the trainer's state to `path` atomically.
-pub fn save(trainer: &Trainer, path: &Path) -> Result<(), TrainError> {
+pub fn save(trainer: &mut Trainer, path: &Path) -> Result<(), TrainError> {
+    let snap = trainer.snapshot()?;
     let st = &trainer.state;
     let header = Header {
         config: trainer.cfg.clone(),
         iteration: st.iteration,
-        gaussians: st.params.len(),
-        sh_degree: st.params.sh_degree,
+        gaussians: snap.params.len(),
+        sh_degree: snap.params.sh_degree,
         extent: trainer.extent,
-        adam_step: st.adam.step,
+        adam_step: snap.adam.step,
         rng_seed: st.rng.get_seed(),
         rng_stream: st.rng.get_stream(),
         rng_word_pos: st.rng.get_word_pos().to_string(),
@@ -81,17 +82,17 @@ pub fn save(trainer: &Trainer, path: &Path) -> Result<(), TrainError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let mut out = Vec::with_capacity(16 + json.len() + st.params.len() * 59 * 4 * 3);
+    let mut out = Vec::with_capacity(16 + json.len() + snap.params.len() * 59 * 4 * 3);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(json.len() as u64).to_le_bytes());
     out.extend_from_slice(&json);
-    push_splats(&mut out, &st.params);
-    push_splats(&mut out, &st.adam.m);
-    push_splats(&mut out, &st.adam.v);
-    for v in &st.stats.grad_accum {
+    push_splats(&mut out, &snap.params);
+    push_splats(&mut out, &snap.adam.m);
+    push_splats(&mut out, &snap.adam.v);
+    for v in &snap.stats.grad_accum {
         out.extend_from_slice(&v.to_le_bytes());
     }
-    for v in st.stats.count.iter().chain(&st.stats.max_radius) {
+    for v in snap.stats.count.iter().chain(&snap.stats.max_radius) {
         out.extend_from_slice(&v.to_le_bytes());
     }
     super::write_atomic(path, &out)
@@ -161,7 +162,7 @@ impl Reader<'_> {
 pub fn load<'a>(
     path: &Path,
     scene: &'a Scene,
-    backend: Box<dyn Backend + 'a>,
+    backend: &mut dyn TrainBackend,
 ) -> Result<Trainer<'a>, TrainError> {
     let io = |m: String| TrainError::Io {
         path: path.to_path_buf(),
@@ -208,20 +209,13 @@ pub fn load<'a>(
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::from_seed(h.rng_seed);
     rng.set_stream(h.rng_stream);
     rng.set_word_pos(word_pos);
-    let mut t = Trainer::with_gaussians(
-        scene,
-        h.config,
-        backend,
-        Gaussians::empty(h.sh_degree),
-        h.extent,
-    );
     let adam = Adam {
         m,
         v,
         step: h.adam_step,
         ..Adam::new(&Gaussians::empty(h.sh_degree))
     };
-    t.state = TrainState {
+    let session = SessionState {
         params,
         adam,
         stats: DensifyStats {
@@ -229,6 +223,9 @@ pub fn load<'a>(
             count,
             max_radius,
         },
+    };
+    let mut t = Trainer::from_session_state(scene, h.config, backend, session, h.extent)?;
+    t.state = TrainState {
         iteration: h.iteration,
         rng,
         order: h.order,

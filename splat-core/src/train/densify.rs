@@ -2,7 +2,7 @@
 //! view-space positional gradient is high, prune transparent and oversized ones, and reset
 //! opacities periodically. Every operation edits parameters and optimizer state together.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -98,8 +98,10 @@ pub fn densify(
     cfg: &DensifyConfig,
     extent: f32,
     prune_large: bool,
-    rng: &mut ChaCha8Rng,
+    seed: u64,
 ) -> DensifyReport {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let rng = &mut rng;
     let n = params.len();
     let mut report = DensifyReport::default();
     let avg: Vec<f32> = (0..n)
@@ -219,7 +221,6 @@ pub fn reset_opacity(params: &mut Gaussians, adam: &mut Adam, prune_opacity: f32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn scene() -> Gaussians {
         let mut g = Gaussians::empty(1);
@@ -271,8 +272,7 @@ mod tests {
             200,
         );
         let cfg = DensifyConfig::default();
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let r = densify(&mut g, &mut adam, &mut stats, &cfg, 10.0, true, &mut rng);
+        let r = densify(&mut g, &mut adam, &mut stats, &cfg, 10.0, true, 0);
         assert_eq!((r.cloned, r.split, r.pruned), (1, 1, 2));
         // 5 + 1 clone + 2 children - 1 parent - 2 pruned (transparent, huge).
         assert_eq!(g.len(), 5);
@@ -317,15 +317,7 @@ mod tests {
             max_gaussians: 6,
             ..Default::default()
         };
-        let r = densify(
-            &mut g,
-            &mut adam,
-            &mut stats,
-            &cfg,
-            1.0,
-            false,
-            &mut ChaCha8Rng::seed_from_u64(0),
-        );
+        let r = densify(&mut g, &mut adam, &mut stats, &cfg, 1.0, false, 0);
         // Room for one: the higher gradient (the split) wins.
         assert_eq!((r.cloned, r.split), (0, 1));
     }

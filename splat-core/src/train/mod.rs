@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, BackendError};
+use crate::backend::{BackendError, SessionState, StepParams, Target, TrainBackend, TrainSession};
 use crate::gaussians::Gaussians;
 use crate::init::{self, InitOptions};
 use crate::loss;
@@ -82,15 +82,9 @@ pub enum StopReason {
 /// Seconds spent per phase.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTimes {
-    /// Forward render.
-    pub render: f64,
-    /// Loss and its gradient.
-    pub loss: f64,
-    /// Render backward.
-    pub backward: f64,
-    /// Adam.
-    pub optimizer: f64,
-    /// Densification statistics and steps.
+    /// Training steps in the backend: render, loss, backward, statistics, Adam.
+    pub step: f64,
+    /// Densification steps and opacity resets.
     pub densify: f64,
     /// Monitor evaluations.
     pub monitor: f64,
@@ -139,15 +133,10 @@ pub struct Evaluation {
     pub per_view_psnr: Vec<f32>,
 }
 
-/// Everything the trainer keeps between steps (what a checkpoint saves).
+/// The loop's own state between steps; with the session's [`SessionState`] it is what a
+/// checkpoint saves.
 #[derive(Clone, Debug)]
 pub struct TrainState {
-    /// Gaussian parameters.
-    pub params: Gaussians,
-    /// Optimizer state.
-    pub adam: Adam,
-    /// Densification statistics.
-    pub stats: DensifyStats,
     /// Iterations done.
     pub iteration: usize,
     /// Random state.
@@ -177,7 +166,8 @@ pub struct Trainer<'a> {
     /// Training state.
     pub state: TrainState,
     scene: &'a Scene,
-    backend: Box<dyn Backend + 'a>,
+    session: Box<dyn TrainSession>,
+    backend_name: String,
     /// Scene extent: 1.1 x the largest camera distance from the camera centroid.
     pub extent: f32,
     background: [f32; 3],
@@ -302,7 +292,7 @@ impl<'a> Trainer<'a> {
     pub fn new(
         scene: &'a Scene,
         cfg: TrainConfig,
-        backend: Box<dyn Backend + 'a>,
+        backend: &mut dyn TrainBackend,
     ) -> Result<Self, TrainError> {
         cfg.validate()?;
         if scene.train.is_empty() {
@@ -313,26 +303,42 @@ impl<'a> Trainer<'a> {
         }
         let extent = scene_extent(&scene.train);
         let params = initial_gaussians(scene, &cfg, extent)?;
-        Ok(Self::with_gaussians(scene, cfg, backend, params, extent))
-    }
-
-    /// A trainer starting from given Gaussians.
-    pub fn with_gaussians(
-        scene: &'a Scene,
-        cfg: TrainConfig,
-        backend: Box<dyn Backend + 'a>,
-        params: Gaussians,
-        extent: f32,
-    ) -> Self {
         let adam = Adam::new(&params);
         let stats = DensifyStats::new(params.len());
+        Self::from_session_state(
+            scene,
+            cfg,
+            backend,
+            SessionState {
+                params,
+                adam,
+                stats,
+            },
+            extent,
+        )
+    }
+
+    /// A trainer over given session state (fresh Gaussians or a checkpoint's).
+    pub fn from_session_state(
+        scene: &'a Scene,
+        cfg: TrainConfig,
+        backend: &mut dyn TrainBackend,
+        session: SessionState,
+        extent: f32,
+    ) -> Result<Self, TrainError> {
+        cfg.validate()?;
+        let n = session.params.len();
+        if session.adam.m.len() != n || session.adam.v.len() != n || session.stats.len() != n {
+            return Err(TrainError::Scene {
+                scene: scene.name.clone(),
+                reason: "parameter, optimizer and statistics counts differ".into(),
+            });
+        }
+        let session = backend.start_session(session)?;
         let background = cfg.background.unwrap_or(scene.background);
         let monitor = evenly_spaced(scene.train.len(), cfg.plateau.monitor_views);
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed);
         let state = TrainState {
-            params,
-            adam,
-            stats,
             iteration: 0,
             rng,
             order: vec![],
@@ -344,27 +350,38 @@ impl<'a> Trainer<'a> {
             times: PhaseTimes::default(),
             prior_seconds: 0.0,
         };
-        Self {
+        Ok(Self {
             cfg,
             state,
             scene,
-            backend,
+            session,
+            backend_name: backend.name(),
             extent,
             background,
             monitor,
             gt_cache: HashMap::new(),
             started: Instant::now(),
-        }
+        })
     }
 
     /// The backend's name.
     pub fn backend_name(&self) -> String {
-        self.backend.name()
+        self.backend_name.clone()
     }
 
     /// The scene being trained.
     pub fn scene(&self) -> &Scene {
         self.scene
+    }
+
+    /// Number of Gaussians now.
+    pub fn gaussians_len(&self) -> usize {
+        self.session.len()
+    }
+
+    /// A host copy of the parameters, optimizer state and statistics.
+    pub fn snapshot(&mut self) -> Result<SessionState, TrainError> {
+        Ok(self.session.snapshot()?)
     }
 
     /// Training seconds so far, across resumes.
@@ -383,8 +400,9 @@ impl<'a> Trainer<'a> {
         st.order[st.order_pos - 1]
     }
 
-    /// Ground truth of training view `v` at the working size (antialiased) and blur.
-    fn ground_truth(&mut self, v: usize, w: u32, h: u32, sigma: f32) -> &[f32] {
+    /// Makes sure the cache holds training view `v` at the working size (antialiased) and
+    /// blur; returns the key of that version.
+    fn prepare_ground_truth(&mut self, v: usize, w: u32, h: u32, sigma: f32) -> u64 {
         let key = (w, h, sigma.to_bits());
         let fresh = self.gt_cache.get(&v).is_none_or(|(k, _)| *k != key);
         if fresh {
@@ -401,17 +419,16 @@ impl<'a> Trainer<'a> {
             };
             self.gt_cache.insert(v, (key, data));
         }
-        &self.gt_cache[&v].1
+        (w as u64) << 48 | (h as u64) << 32 | sigma.to_bits() as u64
     }
 
     fn rates(&self) -> GroupRates {
         let c = &self.cfg;
-        let total = c.iterations;
         let decay_start = schedule::ramp_end(c);
         let means = if self.state.lr_dropped {
             c.lr.means_final
         } else {
-            schedule::position_lr(c, self.state.iteration, decay_start, total)
+            schedule::position_lr(c, self.state.iteration, decay_start, c.iterations)
         };
         GroupRates {
             means: means * self.extent,
@@ -428,8 +445,8 @@ impl<'a> Trainer<'a> {
         self.state.stop.is_some() || self.state.iteration >= self.cfg.iterations
     }
 
-    /// One training step: render a view, loss, backward, Adam, then densification and the
-    /// plateau check when due.
+    /// One training step: render a view, loss, backward, Adam (in the session), then
+    /// densification and the plateau check when due.
     pub fn step(&mut self) -> Result<StepInfo, TrainError> {
         let it = self.state.iteration;
         let v = self.next_view();
@@ -439,71 +456,51 @@ impl<'a> Trainer<'a> {
         let cam = full.scaled_to(w, h);
         let sigma = schedule::blur_sigma(&self.cfg, it);
         let t0 = Instant::now();
-        let gt = self.ground_truth(v, w, h, sigma).to_vec();
-        let t1 = Instant::now();
-        let opts = RenderOptions {
-            background: self.background,
-            sh_degree: Some(schedule::sh_degree(&self.cfg, it)),
-            ..Default::default()
+        let key = self.prepare_ground_truth(v, w, h, sigma);
+        let params = StepParams {
+            render: RenderOptions {
+                background: self.background,
+                sh_degree: Some(schedule::sh_degree(&self.cfg, it)),
+                ..Default::default()
+            },
+            ssim_weight: self.cfg.ssim_weight,
+            rates: self.rates(),
+            accumulate_stats: it < self.cfg.densify.until,
         };
-        let out = self.backend.render(&self.state.params, &cam, &opts)?;
-        let t2 = Instant::now();
-        let l = loss::l1_ssim_loss(
-            &out.image,
-            &gt,
-            w as usize,
-            h as usize,
-            self.cfg.ssim_weight,
-        );
-        if !l.loss.is_finite() {
+        let t1 = Instant::now();
+        let data = self
+            .gt_cache
+            .get(&v)
+            .map(|(_, d)| d.as_slice())
+            .unwrap_or(&[]);
+        let stats = self
+            .session
+            .step(&cam, Target { view: v, key, data }, &params)?;
+        if !stats.loss.is_finite() {
             return Err(TrainError::Diverged { iteration: it });
         }
-        let psnr = loss::psnr(&out.image, &gt);
-        let t3 = Instant::now();
-        let grads = self
-            .backend
-            .render_backward(&self.state.params, &out, &l.grad)?;
-        let t4 = Instant::now();
-        let dcfg = self.cfg.densify.clone();
-        if it < dcfg.until {
-            self.state
-                .stats
-                .accumulate(&grads.means2d, &out.radii, w, h);
-        }
-        let t5 = Instant::now();
-        let rates = self.rates();
-        self.state
-            .adam
-            .step(&mut self.state.params, &grads.params, &rates);
-        let t6 = Instant::now();
+        let t2 = Instant::now();
 
         // gsplat's schedule: densify when it > from, it % interval == 0, it < until; then reset.
+        let dcfg = &self.cfg.densify;
         let mut densified = None;
         if it > dcfg.from && it % dcfg.interval == 0 && it < dcfg.until {
             let prune_large = dcfg.opacity_reset_interval > 0 && it > dcfg.opacity_reset_interval;
-            let st = &mut self.state;
-            densified = Some(densify::densify(
-                &mut st.params,
-                &mut st.adam,
-                &mut st.stats,
-                &dcfg,
-                self.extent,
-                prune_large,
-                &mut st.rng,
-            ));
+            let seed = self
+                .cfg
+                .seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(it as u64);
+            densified = Some(self.session.densify(dcfg, self.extent, prune_large, seed)?);
         }
         if dcfg.opacity_reset_interval > 0
             && it > 0
             && it % dcfg.opacity_reset_interval == 0
             && it < dcfg.until
         {
-            densify::reset_opacity(
-                &mut self.state.params,
-                &mut self.state.adam,
-                dcfg.prune_opacity,
-            );
+            self.session.reset_opacity(dcfg.prune_opacity)?;
         }
-        let t7 = Instant::now();
+        let t3 = Instant::now();
         self.state.iteration += 1;
 
         let mut monitor_psnr = None;
@@ -515,7 +512,7 @@ impl<'a> Trainer<'a> {
             let p = self.monitor_psnr()?;
             monitor_psnr = Some(p);
             let eligible = self.state.iteration >= schedule::ramp_end(&self.cfg)
-                && self.state.iteration >= dcfg.until;
+                && self.state.iteration >= self.cfg.densify.until;
             let action = self.state.plateau.check(
                 p,
                 eligible,
@@ -536,20 +533,17 @@ impl<'a> Trainer<'a> {
                 action,
             });
         }
-        let t8 = Instant::now();
+        let t4 = Instant::now();
         let tm = &mut self.state.times;
         tm.data += (t1 - t0).as_secs_f64();
-        tm.render += (t2 - t1).as_secs_f64();
-        tm.loss += (t3 - t2).as_secs_f64();
-        tm.backward += (t4 - t3).as_secs_f64();
-        tm.densify += (t5 - t4).as_secs_f64() + (t7 - t6).as_secs_f64();
-        tm.optimizer += (t6 - t5).as_secs_f64();
-        tm.monitor += (t8 - t7).as_secs_f64();
+        tm.step += (t2 - t1).as_secs_f64();
+        tm.densify += (t3 - t2).as_secs_f64();
+        tm.monitor += (t4 - t3).as_secs_f64();
         Ok(StepInfo {
             iteration: self.state.iteration,
-            loss: l.loss,
-            psnr,
-            gaussians: self.state.params.len(),
+            loss: stats.loss,
+            psnr: stats.psnr,
+            gaussians: self.session.len(),
             size: (w, h),
             densified,
             monitor_psnr,
@@ -558,21 +552,22 @@ impl<'a> Trainer<'a> {
 
     /// Mean PSNR of the monitor views at full size.
     pub fn monitor_psnr(&mut self) -> Result<f32, TrainError> {
-        let views: Vec<&View> = self.monitor.iter().map(|&i| &self.scene.train[i]).collect();
+        let opts = self.eval_options();
         let mut sum = 0.0;
-        for v in &views {
-            let out = self
-                .backend
-                .render(&self.state.params, &v.camera, &self.eval_options())?;
-            sum += loss::psnr(&out.image, &v.image.data);
+        for &i in &self.monitor {
+            let v = &self.scene.train[i];
+            let image = self.session.render(&v.camera, &opts)?;
+            sum += loss::psnr(&image, &v.image.data);
         }
-        Ok(sum / views.len().max(1) as f32)
+        Ok(sum / self.monitor.len().max(1) as f32)
     }
 
     fn eval_options(&self) -> RenderOptions {
+        // The degree of the last step taken: higher bands have not been trained yet.
+        let deg = schedule::sh_degree(&self.cfg, self.state.iteration.saturating_sub(1));
         RenderOptions {
             background: self.background,
-            sh_degree: Some(schedule::sh_degree(&self.cfg, self.state.iteration)),
+            sh_degree: Some(deg),
             ..Default::default()
         }
     }
@@ -581,7 +576,7 @@ impl<'a> Trainer<'a> {
     pub fn run(
         &mut self,
         stop: &AtomicBool,
-        on_step: &mut dyn FnMut(&StepInfo, &Self),
+        on_step: &mut dyn FnMut(&StepInfo, &mut Self),
     ) -> Result<StopReason, TrainError> {
         while !self.finished() {
             if stop.load(Ordering::Relaxed) {
@@ -602,8 +597,8 @@ impl<'a> Trainer<'a> {
         let mut e = Evaluation::default();
         let opts = self.eval_options();
         for (i, v) in views.iter().enumerate() {
-            let out = self.backend.render(&self.state.params, &v.camera, &opts)?;
-            let img: Vec<f32> = out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect();
+            let image = self.session.render(&v.camera, &opts)?;
+            let img: Vec<f32> = image.iter().map(|x| x.clamp(0.0, 1.0)).collect();
             let p = loss::psnr(&img, &v.image.data);
             let s = loss::ssim(
                 &img,
@@ -618,8 +613,8 @@ impl<'a> Trainer<'a> {
                 i,
                 v,
                 &Image {
-                    width: out.width,
-                    height: out.height,
+                    width: v.camera.width,
+                    height: v.camera.height,
                     data: img,
                 },
             )?;
@@ -699,7 +694,8 @@ impl Trainer<'_> {
         let renders = out.join("renders");
         std::fs::create_dir_all(&renders).map_err(|e| io(&renders, e.to_string()))?;
         let ply = out.join("point_cloud.ply");
-        crate::ply::write_ply(&ply, &self.state.params).map_err(|e| io(&ply, e.to_string()))?;
+        let snap = self.snapshot()?;
+        crate::ply::write_ply(&ply, &snap.params).map_err(|e| io(&ply, e.to_string()))?;
         let test = self.scene.test.clone();
         let test = self.evaluate(&test, &mut |i, v, img| {
             let stem = Path::new(&v.name)
@@ -717,7 +713,7 @@ impl Trainer<'_> {
             iterations: self.state.iteration,
             stop_reason: reason,
             train_seconds,
-            gaussians: self.state.params.len(),
+            gaussians: snap.params.len(),
             phases: self.state.times.clone(),
             monitor: self.state.checks.clone(),
             extent: self.extent,

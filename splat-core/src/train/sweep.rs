@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 
 use super::{TrainConfig, TrainError, Trainer};
-use crate::backend::Backend;
+use crate::backend::TrainBackend;
 use crate::scene::{load_scene, Downscale, Image, LoadOptions};
 
 /// A sweep: one scene, a base configuration, and values to try per dotted config key.
@@ -112,12 +112,12 @@ fn yaml_scalar(v: &serde_yaml::Value) -> String {
         .unwrap_or_default()
 }
 
-/// Runs the sweep, writing `results.csv` and `chart.png` into `out`; `make_backend` gives each
-/// run its backend and `on_run` reports each finished configuration.
+/// Runs the sweep, writing `results.csv` and `chart.png` into `out`; `backend` runs each
+/// configuration and `on_run` reports each finished configuration.
 pub fn run_sweep(
     spec: &SweepSpec,
     out: &Path,
-    make_backend: &mut dyn FnMut() -> Box<dyn Backend>,
+    backend: &mut dyn TrainBackend,
     on_run: &mut dyn FnMut(usize, usize, &SweepResult),
 ) -> Result<Vec<SweepResult>, TrainError> {
     std::fs::create_dir_all(out).map_err(|e| io_err(out, e))?;
@@ -140,7 +140,7 @@ pub fn run_sweep(
     let stop = AtomicBool::new(false);
     let mut results = Vec::new();
     for (i, (point, cfg)) in points.iter().zip(configs).enumerate() {
-        let mut t = Trainer::new(&scene, cfg, make_backend())?;
+        let mut t = Trainer::new(&scene, cfg, backend)?;
         t.run(&stop, &mut |_, _| {})?;
         let seconds = t.elapsed_seconds();
         let test = scene.test.clone();
@@ -154,7 +154,7 @@ pub fn run_sweep(
             ssim: e.ssim,
             seconds,
             iterations: t.state.iteration,
-            gaussians: t.state.params.len(),
+            gaussians: t.gaussians_len(),
         };
         on_run(i, points.len(), &r);
         results.push(r);
