@@ -149,41 +149,29 @@ pub fn build_codebook(values: &[f32], weights: Option<&[f32]>) -> Codebook {
         cb.resize(CODEBOOK_SIZE, last);
         return Codebook { values: cb };
     }
-    // Bins: edges blend quantiles (resolution where the mass is) with uniform steps (resolution in
-    // the tails), so both dense centres and sparse outliers keep their own bins.
+    // Bins: the union of quantile edges (resolution where the mass is) and uniform edges (no bin
+    // wider than range/BINS·2, so sparse tails such as the few largest Gaussians keep bins of
+    // their own instead of being merged into one wide last quantile).
     let lo = distinct[0].0 as f64;
     let hi = distinct[distinct.len() - 1].0 as f64;
     let total_w: f64 = distinct.iter().map(|d| d.1).sum();
-    // Far outliers make the uniform steps coarse, so lean on quantiles the more the range
-    // exceeds the interquartile spread.
-    let quantile = |f: f64| {
-        let target = total_w * f;
-        let mut cum = 0.0;
-        for d in &distinct {
-            cum += d.1;
-            if cum >= target {
-                return d.0 as f64;
-            }
-        }
-        hi
-    };
-    let iqr = quantile(0.75) - quantile(0.25);
-    let beta = if hi > lo { (1.0 - iqr / (hi - lo)).clamp(0.5, 0.999) } else { 0.5 };
+    let half = BINS / 2;
     let mut edges = Vec::with_capacity(BINS);
     {
         let mut cum = 0.0;
         let mut k = 0usize;
-        for b in 1..BINS {
-            let target = total_w * b as f64 / BINS as f64;
+        for b in 1..half {
+            let target = total_w * b as f64 / half as f64;
             while k < distinct.len() - 1 && cum + distinct[k].1 < target {
                 cum += distinct[k].1;
                 k += 1;
             }
-            let q = distinct[k].0 as f64;
-            let u = lo + (hi - lo) * b as f64 / BINS as f64;
-            edges.push(beta * q + (1.0 - beta) * u);
+            edges.push(distinct[k].0 as f64);
+            edges.push(lo + (hi - lo) * b as f64 / half as f64);
         }
     }
+    edges.sort_by(f64::total_cmp);
+    edges.dedup();
     // Per-bin weighted sums, centred on the mean to keep the f64 prefix sums accurate.
     let centre = distinct.iter().map(|d| d.0 as f64 * d.1).sum::<f64>() / total_w;
     let mut bins: Vec<[f64; 3]> = Vec::with_capacity(BINS);
