@@ -17,32 +17,32 @@ use crate::device::{launch, ptr, uninit, zeros, Arg, CamParams, Job, Kernels};
 /// Relative guard band beyond the image for the Jacobian clamp (the CPU reference's value).
 const GUARD_BAND: f64 = 0.3;
 /// Threads per block of the per-Gaussian kernels.
-const THREADS: u32 = 256;
+pub(crate) const THREADS: u32 = 256;
 /// Elements one scan block handles (kernels/sort.cu: SCAN_TILE).
 const SCAN_TILE: usize = 1024;
 /// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
 const SORT_TILE: usize = 4096;
 /// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
-const SG_STRIDE: usize = 9;
+pub(crate) const SG_STRIDE: usize = 9;
 
 /// The CUDA backend: one context and stream on device 0, with the kernels loaded.
 pub struct CudaBackend {
     // Field order matters for drop: kernels (modules) go before the context.
-    kernels: Kernels,
-    stream: Arc<CudaStream>,
+    pub(crate) kernels: Arc<Kernels>,
+    pub(crate) stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
     name: String,
 }
 
 /// Gaussian parameters on the device, laid out like [`Splats`].
 pub struct DeviceSplats {
-    n: usize,
-    sh_degree: usize,
-    means: CudaSlice<f32>,
-    log_scales: CudaSlice<f32>,
-    quats: CudaSlice<f32>,
-    opacity_logits: CudaSlice<f32>,
-    sh: CudaSlice<f32>,
+    pub(crate) n: usize,
+    pub(crate) sh_degree: usize,
+    pub(crate) means: CudaSlice<f32>,
+    pub(crate) log_scales: CudaSlice<f32>,
+    pub(crate) quats: CudaSlice<f32>,
+    pub(crate) opacity_logits: CudaSlice<f32>,
+    pub(crate) sh: CudaSlice<f32>,
 }
 
 impl DeviceSplats {
@@ -67,7 +67,7 @@ pub struct DeviceFrame {
     conic_opacity: CudaSlice<f32>,
     color: CudaSlice<f32>,
     depth: CudaSlice<f32>,
-    radius: CudaSlice<u32>,
+    pub(crate) radius: CudaSlice<u32>,
     flags: CudaSlice<u32>,
     ranges: CudaSlice<u32>,
     ids: CudaSlice<u32>,
@@ -91,12 +91,12 @@ impl DeviceFrame {
 /// Gradients on the device, laid out like [`Splats`], plus the screen-space ones
 /// (9 per Gaussian: mean2d, conic, opacity, colour).
 pub struct DeviceGrads {
-    means: CudaSlice<f32>,
-    log_scales: CudaSlice<f32>,
-    quats: CudaSlice<f32>,
-    opacity_logits: CudaSlice<f32>,
-    sh: CudaSlice<f32>,
-    screen: CudaSlice<f32>,
+    pub(crate) means: CudaSlice<f32>,
+    pub(crate) log_scales: CudaSlice<f32>,
+    pub(crate) quats: CudaSlice<f32>,
+    pub(crate) opacity_logits: CudaSlice<f32>,
+    pub(crate) sh: CudaSlice<f32>,
+    pub(crate) screen: CudaSlice<f32>,
 }
 
 /// What a `CudaBackend` render keeps in `RenderOutput::state` for its backward.
@@ -145,7 +145,7 @@ fn cam_params(c: &Camera, opts: &RenderOptions, sh_degree: usize, sh_coeffs: usi
     }
 }
 
-fn blocks(n: usize, per: usize) -> u32 {
+pub(crate) fn blocks(n: usize, per: usize) -> u32 {
     n.div_ceil(per) as u32
 }
 
@@ -166,7 +166,7 @@ impl CudaBackend {
         let stream = ctx
             .new_stream()
             .map_err(|e| BackendError::Device(format!("creating a stream: {e:?}")))?;
-        let kernels = Kernels::load(&ctx)?;
+        let kernels = Arc::new(Kernels::load(&ctx)?);
         let dev_name = ctx.name().unwrap_or_else(|_| "unknown device".into());
         let name = format!("cuda:{} {}", ctx.ordinal(), dev_name);
         Ok(CudaBackend {
@@ -181,7 +181,17 @@ impl CudaBackend {
         Arc::as_ptr(&self.ctx) as usize
     }
 
-    fn bind(&self) -> Result<(), BackendError> {
+    /// Another handle on the same context, stream and kernels (for a training session).
+    pub(crate) fn share(&self) -> CudaBackend {
+        CudaBackend {
+            kernels: self.kernels.clone(),
+            stream: self.stream.clone(),
+            ctx: self.ctx.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    pub(crate) fn bind(&self) -> Result<(), BackendError> {
         self.ctx
             .bind_to_thread()
             .map_err(|e| BackendError::Device(format!("binding context: {e:?}")))
@@ -228,7 +238,7 @@ impl CudaBackend {
     }
 
     /// Exclusive prefix sum of `len` u32 from `input` into `out` (may alias).
-    fn scan(
+    pub(crate) fn scan(
         &self,
         input: &CudaSlice<u32>,
         out: &mut CudaSlice<u32>,
@@ -613,7 +623,7 @@ impl CudaBackend {
     }
 }
 
-fn download<T: cudarc::driver::DeviceRepr + Default + Clone>(
+pub(crate) fn download<T: cudarc::driver::DeviceRepr + Default + Clone>(
     s: &Arc<CudaStream>,
     d: &CudaSlice<T>,
     len: usize,
@@ -625,7 +635,7 @@ fn download<T: cudarc::driver::DeviceRepr + Default + Clone>(
     s.clone_dtoh(&d.slice(0..len)).map_err(job.err("download"))
 }
 
-fn chunks<const K: usize>(v: Vec<f32>) -> Vec<[f32; K]> {
+pub(crate) fn chunks<const K: usize>(v: Vec<f32>) -> Vec<[f32; K]> {
     v.chunks_exact(K)
         .map(|c| {
             let mut a = [0f32; K];

@@ -53,6 +53,7 @@ pub struct CamParams {
 pub(crate) enum Arg {
     U32(u32),
     I32(i32),
+    U64(u64),
     F32(f32),
     Ptr(sys::CUdeviceptr),
     Cam(CamParams),
@@ -96,11 +97,25 @@ pub(crate) struct Kernels {
     pub radix_scatter: sys::CUfunction,
     pub raster_fwd: sys::CUfunction,
     pub raster_bwd: sys::CUfunction,
+    pub loss_blur_h: sys::CUfunction,
+    pub loss_blur_v: sys::CUfunction,
+    pub loss_bwd_h: sys::CUfunction,
+    pub loss_bwd_v: sys::CUfunction,
+    pub adam_step: sys::CUfunction,
+    pub stats_accumulate: sys::CUfunction,
+    pub densify_classify: sys::CUfunction,
+    pub densify_mark: sys::CUfunction,
+    pub densify_scatter: sys::CUfunction,
+    pub densify_children: sys::CUfunction,
+    pub opacity_cap: sys::CUfunction,
 }
 
 // SAFETY: module and function handles are plain driver handles valid in the context they were
 // loaded in; the backend binds that context to the calling thread before each use.
 unsafe impl Send for Kernels {}
+// SAFETY: the handles are never mutated after loading, and the driver API may be called on
+// them from any thread once the context is bound (sessions share the kernels through an Arc).
+unsafe impl Sync for Kernels {}
 
 impl Kernels {
     /// Loads every embedded PTX into the current context and looks up the kernels.
@@ -134,6 +149,17 @@ impl Kernels {
             radix_scatter: get(2, "radix_scatter")?,
             raster_fwd: get(3, "raster_fwd")?,
             raster_bwd: get(3, "raster_bwd")?,
+            loss_blur_h: get(4, "loss_blur_h")?,
+            loss_blur_v: get(4, "loss_blur_v")?,
+            loss_bwd_h: get(4, "loss_bwd_h")?,
+            loss_bwd_v: get(4, "loss_bwd_v")?,
+            adam_step: get(4, "adam_step")?,
+            stats_accumulate: get(4, "stats_accumulate")?,
+            densify_classify: get(4, "densify_classify")?,
+            densify_mark: get(4, "densify_mark")?,
+            densify_scatter: get(4, "densify_scatter")?,
+            densify_children: get(4, "densify_children")?,
+            opacity_cap: get(4, "opacity_cap")?,
             modules,
         })
     }
@@ -162,6 +188,7 @@ pub(crate) fn launch(
         .map(|a| match a {
             Arg::U32(v) => v as *mut u32 as *mut c_void,
             Arg::I32(v) => v as *mut i32 as *mut c_void,
+            Arg::U64(v) => v as *mut u64 as *mut c_void,
             Arg::F32(v) => v as *mut f32 as *mut c_void,
             Arg::Ptr(v) => v as *mut sys::CUdeviceptr as *mut c_void,
             Arg::Cam(v) => v as *mut CamParams as *mut c_void,

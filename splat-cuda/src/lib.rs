@@ -4,9 +4,11 @@
 mod backend;
 mod device;
 pub mod ptx;
+mod session;
 
 pub use backend::{CudaBackend, DeviceFrame, DeviceGrads, DeviceSplats};
 pub use device::CamParams;
+pub use session::{CudaSession, DeviceLoss};
 
 /// Whether a CUDA driver library can be loaded on this machine (never panics).
 pub fn driver_present() -> bool {

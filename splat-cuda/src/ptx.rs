@@ -16,7 +16,7 @@ pub struct Module {
 }
 
 /// Every kernel module, in load order.
-pub const MODULES: [Module; 4] = [
+pub const MODULES: [Module; 5] = [
     Module {
         name: "project",
         source: include_str!("../kernels/project.cu"),
@@ -36,6 +36,11 @@ pub const MODULES: [Module; 4] = [
         name: "raster",
         source: include_str!("../kernels/raster.cu"),
         ptx: include_str!("../ptx/raster.ptx"),
+    },
+    Module {
+        name: "train",
+        source: include_str!("../kernels/train.cu"),
+        ptx: include_str!("../ptx/train.ptx"),
     },
 ];
 

@@ -1,0 +1,790 @@
+//! `CudaSession`: a whole training session on the device. Parameters, Adam moments,
+//! densification statistics and the targets stay resident; a step reads back only the
+//! intersection count (to size the tile sort) and the loss/PSNR sums.
+
+use std::collections::HashMap;
+
+use cudarc::driver::CudaSlice;
+use splat_core::backend::{SessionState, StepParams, StepStats, Target, TrainBackend, TrainSession};
+use splat_core::camera::Camera;
+use splat_core::gaussians::{logit, Gaussians};
+use splat_core::optim::{Adam, GroupRates};
+use splat_core::render::RenderOptions;
+use splat_core::train::config::DensifyConfig;
+use splat_core::train::densify::{DensifyReport, DensifyStats};
+use splat_core::BackendError;
+
+use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, SG_STRIDE, THREADS};
+use crate::device::{launch, ptr, uninit, zeros, Arg, Job};
+
+/// The 11 weights of the SSIM window, computed exactly as splat-core's loss.rs does so that
+/// both sides blur with bit-equal weights.
+fn ssim_window() -> [f32; 11] {
+    let mut w = [0f32; 11];
+    for (i, v) in w.iter_mut().enumerate() {
+        let d = i as f32 - 5.0;
+        *v = (-d * d / (2.0 * 1.5f32 * 1.5f32)).exp();
+    }
+    let s: f32 = w.iter().sum();
+    w.map(|v| v / s)
+}
+
+/// Loss value and gradient computed on the device (see [`CudaBackend::loss_host`]).
+#[derive(Clone, Debug)]
+pub struct DeviceLoss {
+    /// (1 - λ) L1 + λ (1 - SSIM).
+    pub loss: f64,
+    /// Mean absolute error.
+    pub l1: f64,
+    /// Mean SSIM.
+    pub ssim: f64,
+    /// PSNR of the clamped render (dB).
+    pub psnr: f32,
+    /// dLoss/d(render).
+    pub grad: Vec<f32>,
+}
+
+/// Sums the loss kernels leave on the device: |x - y|, SSIM, clamped squared error.
+const N_SUMS: usize = 3;
+
+/// Loss and PSNR from the device sums of an image of `n` values.
+fn loss_from_sums(sums: &[f64], n: usize, ssim_weight: f32) -> (f64, f64, f64, f32) {
+    let nf = n.max(1) as f64;
+    let l1 = sums[0] / nf;
+    let ssim = sums[1] / nf;
+    let lw = ssim_weight as f64;
+    let mse = sums[2] / nf;
+    let psnr = (-10.0 * mse.max(1e-20).log10()) as f32;
+    ((1.0 - lw) * l1 + lw * (1.0 - ssim), l1, ssim, psnr)
+}
+
+impl CudaBackend {
+    /// Queues the L1 + SSIM loss of `render` against `target` (both `h x w x 3` on the
+    /// device): returns dLoss/d(render) and adds the sums into `sums` (zeroed by the caller).
+    pub(crate) fn loss_device(
+        &self,
+        window: &CudaSlice<f32>,
+        render: &CudaSlice<f32>,
+        target: &CudaSlice<f32>,
+        width: u32,
+        height: u32,
+        ssim_weight: f32,
+        sums: &CudaSlice<f64>,
+    ) -> Result<CudaSlice<f32>, BackendError> {
+        let n = 3 * width as usize * height as usize;
+        let job = Job {
+            gaussians: 0,
+            width,
+            height,
+        };
+        let e = |w: &'static str| job.err(w);
+        let s = &self.stream;
+        let k = &self.kernels;
+        let hsum = uninit::<f32>(s, 5 * n).map_err(e("alloc"))?;
+        let partials = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
+        let hpart = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
+        let grad = uninit::<f32>(s, n).map_err(e("alloc"))?;
+        let grid = (blocks(n, THREADS as usize), 1, 1);
+        let (w, h) = (Arg::I32(width as i32), Arg::I32(height as i32));
+        let wh = || (Arg::I32(width as i32), Arg::I32(height as i32));
+        launch(
+            s,
+            k.loss_blur_h,
+            grid,
+            THREADS,
+            vec![w, h, ptr(window, s), ptr(render, s), ptr(target, s), ptr(&hsum, s)],
+        )
+        .map_err(e("loss_blur_h"))?;
+        let (w, h) = wh();
+        launch(
+            s,
+            k.loss_blur_v,
+            grid,
+            THREADS,
+            vec![
+                w,
+                h,
+                Arg::F32(ssim_weight),
+                ptr(window, s),
+                ptr(&hsum, s),
+                ptr(render, s),
+                ptr(target, s),
+                ptr(&partials, s),
+                ptr(sums, s),
+            ],
+        )
+        .map_err(e("loss_blur_v"))?;
+        let (w, h) = wh();
+        launch(
+            s,
+            k.loss_bwd_h,
+            grid,
+            THREADS,
+            vec![w, h, ptr(window, s), ptr(&partials, s), ptr(&hpart, s)],
+        )
+        .map_err(e("loss_bwd_h"))?;
+        let (w, h) = wh();
+        launch(
+            s,
+            k.loss_bwd_v,
+            grid,
+            THREADS,
+            vec![
+                w,
+                h,
+                Arg::F32(ssim_weight),
+                ptr(window, s),
+                ptr(&hpart, s),
+                ptr(render, s),
+                ptr(target, s),
+                ptr(&grad, s),
+            ],
+        )
+        .map_err(e("loss_bwd_v"))?;
+        Ok(grad)
+    }
+
+    /// The device loss kernels on host images (tests and tools): value, PSNR and gradient,
+    /// the counterpart of `splat_core::loss::l1_ssim_loss` and `loss::psnr`.
+    pub fn loss_host(
+        &self,
+        render: &[f32],
+        target: &[f32],
+        width: u32,
+        height: u32,
+        ssim_weight: f32,
+    ) -> Result<DeviceLoss, BackendError> {
+        let n = 3 * width as usize * height as usize;
+        if render.len() != n || target.len() != n || n == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "images of {} and {} values for {width}x{height}x3",
+                render.len(),
+                target.len()
+            )));
+        }
+        self.bind()?;
+        let job = Job {
+            gaussians: 0,
+            width,
+            height,
+        };
+        let s = &self.stream;
+        let window = s.clone_htod(&ssim_window()).map_err(job.err("upload"))?;
+        let r = s.clone_htod(render).map_err(job.err("upload"))?;
+        let t = s.clone_htod(target).map_err(job.err("upload"))?;
+        let sums = zeros::<f64>(s, N_SUMS).map_err(job.err("alloc"))?;
+        let grad = self.loss_device(&window, &r, &t, width, height, ssim_weight, &sums)?;
+        let sums = s.clone_dtoh(&sums).map_err(job.err("download"))?;
+        let grad = download(s, &grad, n, job)?;
+        let (loss, l1, ssim, psnr) = loss_from_sums(&sums, n, ssim_weight);
+        Ok(DeviceLoss {
+            loss,
+            l1,
+            ssim,
+            psnr,
+            grad,
+        })
+    }
+
+    /// Starts a device session (the concrete type, for callers that want its extra methods).
+    pub fn start_cuda_session(&self, state: SessionState) -> Result<CudaSession, BackendError> {
+        let SessionState {
+            params,
+            adam,
+            stats,
+        } = state;
+        let n = params.len();
+        if adam.m.len() != n
+            || adam.v.len() != n
+            || stats.len() != n
+            || stats.grad_accum.len() != n
+            || stats.max_radius.len() != n
+            || adam.m.sh_degree != params.sh_degree
+            || adam.v.sh_degree != params.sh_degree
+        {
+            return Err(BackendError::InvalidInput(
+                "parameter, optimizer and statistics counts differ".into(),
+            ));
+        }
+        let be = self.share();
+        let p = be.upload(&params)?;
+        let m = be.upload(&adam.m)?;
+        let v = be.upload(&adam.v)?;
+        let job = Job {
+            gaussians: n,
+            width: 0,
+            height: 0,
+        };
+        let s = &be.stream;
+        let up_f = |x: &[f32]| -> Result<CudaSlice<f32>, BackendError> {
+            let mut d = uninit::<f32>(s, x.len()).map_err(job.err("alloc"))?;
+            if !x.is_empty() {
+                s.memcpy_htod(x, &mut d).map_err(job.err("upload"))?;
+            }
+            Ok(d)
+        };
+        let up_u = |x: &[u32]| -> Result<CudaSlice<u32>, BackendError> {
+            let mut d = uninit::<u32>(s, x.len()).map_err(job.err("alloc"))?;
+            if !x.is_empty() {
+                s.memcpy_htod(x, &mut d).map_err(job.err("upload"))?;
+            }
+            Ok(d)
+        };
+        let grad_accum = up_f(&stats.grad_accum)?;
+        let count = up_u(&stats.count)?;
+        let max_radius = up_u(&stats.max_radius)?;
+        let window = s.clone_htod(&ssim_window()).map_err(job.err("upload"))?;
+        let sums = zeros::<f64>(s, N_SUMS).map_err(job.err("alloc"))?;
+        Ok(CudaSession {
+            p,
+            m,
+            v,
+            grad_accum,
+            count,
+            max_radius,
+            targets: HashMap::new(),
+            window,
+            sums,
+            adam_step: adam.step,
+            beta1: adam.beta1,
+            beta2: adam.beta2,
+            eps: adam.eps,
+            be,
+        })
+    }
+}
+
+impl TrainBackend for CudaBackend {
+    fn start_session(
+        &mut self,
+        state: SessionState,
+    ) -> Result<Box<dyn TrainSession>, BackendError> {
+        Ok(Box::new(self.start_cuda_session(state)?))
+    }
+}
+
+/// A training session held on the GPU (see the module documentation).
+pub struct CudaSession {
+    // Device buffers go before `be` (and its kernels) when dropped.
+    p: DeviceSplats,
+    m: DeviceSplats,
+    v: DeviceSplats,
+    grad_accum: CudaSlice<f32>,
+    count: CudaSlice<u32>,
+    max_radius: CudaSlice<u32>,
+    /// Resident targets by view: the key they were uploaded under and the image.
+    targets: HashMap<usize, (u64, CudaSlice<f32>)>,
+    window: CudaSlice<f32>,
+    sums: CudaSlice<f64>,
+    adam_step: u64,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    be: CudaBackend,
+}
+
+/// Device gradients of the parameters, in the layout of [`DeviceSplats`].
+struct GradRefs<'a> {
+    means: &'a CudaSlice<f32>,
+    log_scales: &'a CudaSlice<f32>,
+    quats: &'a CudaSlice<f32>,
+    opacity_logits: &'a CudaSlice<f32>,
+    sh: &'a CudaSlice<f32>,
+}
+
+impl CudaSession {
+    fn job(&self, width: u32, height: u32) -> Job {
+        Job {
+            gaussians: self.p.n,
+            width,
+            height,
+        }
+    }
+
+    fn nsh(&self) -> usize {
+        (self.p.sh_degree + 1) * (self.p.sh_degree + 1) * 3
+    }
+
+    /// Queues one Adam update of every group.
+    fn adam(&mut self, g: GradRefs<'_>, lr: &GroupRates) -> Result<(), BackendError> {
+        self.adam_step += 1;
+        let (b1, b2) = (self.beta1, self.beta2);
+        // Bias corrections on the host, with the same f32 operations as optim.rs.
+        let t = self.adam_step.min(i32::MAX as u64) as i32;
+        let bc1 = 1.0 - b1.powi(t);
+        let bc2 = 1.0 - b2.powi(t);
+        let sbc2 = bc2.sqrt();
+        let n = self.p.n;
+        let nsh = self.nsh();
+        let job = self.job(0, 0);
+        let s = &self.be.stream;
+        let groups: [(usize, usize, usize, f32, f32, &CudaSlice<f32>, usize); 5] = [
+            (3 * n, 1, 1, lr.means, lr.means, g.means, 0),
+            (3 * n, 1, 1, lr.scales, lr.scales, g.log_scales, 1),
+            (4 * n, 1, 1, lr.rotations, lr.rotations, g.quats, 2),
+            (n, 1, 1, lr.opacity, lr.opacity, g.opacity_logits, 3),
+            (nsh * n, nsh, 3, lr.sh_dc, lr.sh_rest, g.sh, 4),
+        ];
+        for (len, stride, split, la, lb, grad, which) in groups {
+            let pick = |d: &DeviceSplats| -> Arg {
+                match which {
+                    0 => ptr(&d.means, s),
+                    1 => ptr(&d.log_scales, s),
+                    2 => ptr(&d.quats, s),
+                    3 => ptr(&d.opacity_logits, s),
+                    _ => ptr(&d.sh, s),
+                }
+            };
+            launch(
+                s,
+                self.be.kernels.adam_step,
+                (blocks(len, THREADS as usize), 1, 1),
+                THREADS,
+                vec![
+                    Arg::I32(len as i32),
+                    Arg::I32(stride as i32),
+                    Arg::I32(split as i32),
+                    pick(&self.p),
+                    ptr(grad, s),
+                    pick(&self.m),
+                    pick(&self.v),
+                    Arg::F32(la),
+                    Arg::F32(lb),
+                    Arg::F32(b1),
+                    Arg::F32(b2),
+                    Arg::F32(self.eps),
+                    Arg::F32(bc1),
+                    Arg::F32(sbc2),
+                ],
+            )
+            .map_err(job.err("adam_step"))?;
+        }
+        Ok(())
+    }
+
+    /// One Adam update with host gradients shaped like the parameters (tests and tools).
+    pub fn apply_gradients(
+        &mut self,
+        grads: &Gaussians,
+        rates: &GroupRates,
+    ) -> Result<(), BackendError> {
+        if grads.len() != self.p.n || grads.sh_degree != self.p.sh_degree {
+            return Err(BackendError::InvalidInput(
+                "gradients differ in shape from the parameters".into(),
+            ));
+        }
+        let g = self.be.upload(grads)?;
+        self.adam(
+            GradRefs {
+                means: &g.means,
+                log_scales: &g.log_scales,
+                quats: &g.quats,
+                opacity_logits: &g.opacity_logits,
+                sh: &g.sh,
+            },
+            rates,
+        )?;
+        self.be.synchronize()
+    }
+
+    /// Adds one step's screen-space gradients to the densification statistics on the device.
+    pub fn accumulate_stats_host(
+        &mut self,
+        means2d_grad: &[[f32; 2]],
+        radii: &[u32],
+        width: u32,
+        height: u32,
+    ) -> Result<(), BackendError> {
+        let n = self.p.n;
+        if means2d_grad.len() != n || radii.len() != n {
+            return Err(BackendError::InvalidInput(
+                "statistics inputs differ in length from the parameters".into(),
+            ));
+        }
+        let job = self.job(width, height);
+        let s = &self.be.stream;
+        let mut screen = vec![0f32; SG_STRIDE * n];
+        for (i, g) in means2d_grad.iter().enumerate() {
+            screen[SG_STRIDE * i] = g[0];
+            screen[SG_STRIDE * i + 1] = g[1];
+        }
+        let screen = s.clone_htod(&screen).map_err(job.err("upload"))?;
+        let radius = s.clone_htod(radii).map_err(job.err("upload"))?;
+        self.accumulate(&screen, &radius, width, height)?;
+        self.be.synchronize()
+    }
+
+    fn accumulate(
+        &mut self,
+        screen: &CudaSlice<f32>,
+        radius: &CudaSlice<u32>,
+        width: u32,
+        height: u32,
+    ) -> Result<(), BackendError> {
+        let n = self.p.n;
+        let s = &self.be.stream;
+        launch(
+            s,
+            self.be.kernels.stats_accumulate,
+            (blocks(n, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                Arg::F32(width as f32 * 0.5),
+                Arg::F32(height as f32 * 0.5),
+                ptr(screen, s),
+                ptr(radius, s),
+                ptr(&self.grad_accum, s),
+                ptr(&self.count, s),
+                ptr(&self.max_radius, s),
+            ],
+        )
+        .map_err(self.job(width, height).err("stats_accumulate"))
+    }
+
+    /// The resident target of a view, uploaded when its key changed.
+    fn target(&mut self, t: &Target<'_>, job: Job) -> Result<(), BackendError> {
+        let fresh = matches!(self.targets.get(&t.view),
+            Some((key, d)) if *key == t.key && d.len() == t.data.len().max(1));
+        if !fresh {
+            let s = &self.be.stream;
+            let mut d = uninit::<f32>(s, t.data.len()).map_err(job.err("alloc"))?;
+            if !t.data.is_empty() {
+                s.memcpy_htod(t.data, &mut d).map_err(job.err("upload"))?;
+            }
+            self.targets.insert(t.view, (t.key, d));
+        }
+        Ok(())
+    }
+
+    /// Replaces parameters and moments by the compacted arrays of a densification.
+    fn compact(
+        &mut self,
+        n_out: usize,
+        flags: &CudaSlice<u32>,
+        offsets: &CudaSlice<u32>,
+        seed: u64,
+        ln16: f32,
+    ) -> Result<(), BackendError> {
+        let n = self.p.n;
+        let nsh = self.nsh();
+        let job = self.job(0, 0);
+        let s = self.be.stream.clone();
+        let k = &self.be.kernels;
+        let grid = (blocks(n, THREADS as usize), 1, 1);
+        let scatter = |src: &CudaSlice<f32>, width: usize, zero_new: bool| {
+            let dst = uninit::<f32>(&s, n_out * width).map_err(job.err("alloc"))?;
+            launch(
+                &s,
+                k.densify_scatter,
+                grid,
+                THREADS,
+                vec![
+                    Arg::I32(n as i32),
+                    Arg::I32(width as i32),
+                    Arg::I32(zero_new as i32),
+                    ptr(flags, &s),
+                    ptr(offsets, &s),
+                    ptr(src, &s),
+                    ptr(&dst, &s),
+                ],
+            )
+            .map_err(job.err("densify_scatter"))?;
+            Ok::<_, BackendError>(dst)
+        };
+        let compact_all = |d: &DeviceSplats, zero_new: bool| -> Result<DeviceSplats, BackendError> {
+            Ok(DeviceSplats {
+                n: n_out,
+                sh_degree: d.sh_degree,
+                means: scatter(&d.means, 3, zero_new)?,
+                log_scales: scatter(&d.log_scales, 3, zero_new)?,
+                quats: scatter(&d.quats, 4, zero_new)?,
+                opacity_logits: scatter(&d.opacity_logits, 1, zero_new)?,
+                sh: scatter(&d.sh, nsh, zero_new)?,
+            })
+        };
+        let p = compact_all(&self.p, false)?;
+        let m = compact_all(&self.m, true)?;
+        let v = compact_all(&self.v, true)?;
+        launch(
+            &s,
+            k.densify_children,
+            grid,
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                Arg::U64(seed),
+                Arg::F32(ln16),
+                ptr(flags, &s),
+                ptr(offsets, &s),
+                ptr(&self.p.means, &s),
+                ptr(&self.p.log_scales, &s),
+                ptr(&self.p.quats, &s),
+                ptr(&p.means, &s),
+                ptr(&p.log_scales, &s),
+            ],
+        )
+        .map_err(job.err("densify_children"))?;
+        self.p = p;
+        self.m = m;
+        self.v = v;
+        Ok(())
+    }
+
+    fn reset_stats(&mut self) -> Result<(), BackendError> {
+        let n = self.p.n;
+        let job = self.job(0, 0);
+        let s = &self.be.stream;
+        self.grad_accum = zeros::<f32>(s, n).map_err(job.err("alloc"))?;
+        self.count = zeros::<u32>(s, n).map_err(job.err("alloc"))?;
+        self.max_radius = zeros::<u32>(s, n).map_err(job.err("alloc"))?;
+        Ok(())
+    }
+}
+
+impl TrainSession for CudaSession {
+    fn len(&self) -> usize {
+        self.p.n
+    }
+
+    fn step(
+        &mut self,
+        camera: &Camera,
+        target: Target<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        self.be.bind()?;
+        let npix = 3 * camera.width as usize * camera.height as usize;
+        if target.data.len() != npix {
+            return Err(BackendError::InvalidInput(format!(
+                "target of view {} has {} values, the render has {npix}",
+                target.view,
+                target.data.len(),
+            )));
+        }
+        let job = self.job(camera.width, camera.height);
+        self.target(&target, job)?;
+        let frame = self.be.forward_device(&self.p, camera, &p.render)?;
+        let s = self.be.stream.clone();
+        s.memset_zeros(&mut self.sums).map_err(job.err("memset"))?;
+        let tdev = match self.targets.get(&target.view) {
+            Some((_, d)) => d,
+            None => return Err(BackendError::Device("target cache lost an entry".into())),
+        };
+        let d_image = self.be.loss_device(
+            &self.window,
+            frame.image(),
+            tdev,
+            camera.width,
+            camera.height,
+            p.ssim_weight,
+            &self.sums,
+        )?;
+        let g = self.be.backward_device(&self.p, &frame, &d_image)?;
+        if p.accumulate_stats {
+            self.accumulate(&g.screen, &frame.radius, camera.width, camera.height)?;
+        }
+        self.adam(
+            GradRefs {
+                means: &g.means,
+                log_scales: &g.log_scales,
+                quats: &g.quats,
+                opacity_logits: &g.opacity_logits,
+                sh: &g.sh,
+            },
+            &p.rates,
+        )?;
+        // The step's one read-back; it also surfaces any failed kernel of the step.
+        let sums = s
+            .clone_dtoh(&self.sums)
+            .map_err(|e| BackendError::Device(format!("step: {e:?}")))?;
+        let (loss, _, _, psnr) = loss_from_sums(&sums, npix, p.ssim_weight);
+        Ok(StepStats { loss, psnr })
+    }
+
+    fn densify(
+        &mut self,
+        cfg: &DensifyConfig,
+        extent: f32,
+        prune_large: bool,
+        seed: u64,
+    ) -> Result<DensifyReport, BackendError> {
+        self.be.bind()?;
+        let n = self.p.n;
+        if n == 0 {
+            return Ok(DensifyReport::default());
+        }
+        let job = self.job(0, 0);
+        let s = self.be.stream.clone();
+        let k = &self.be.kernels;
+        let grid = (blocks(n, THREADS as usize), 1, 1);
+        let mut flags = uninit::<u32>(&s, n).map_err(job.err("alloc"))?;
+        let counts = zeros::<u32>(&s, 4).map_err(job.err("alloc"))?;
+        launch(
+            &s,
+            k.densify_classify,
+            grid,
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                Arg::F32(cfg.grad_threshold),
+                Arg::F32(cfg.percent_dense * extent),
+                ptr(&self.grad_accum, &s),
+                ptr(&self.count, &s),
+                ptr(&self.p.log_scales, &s),
+                ptr(&flags, &s),
+                ptr(&counts, &s),
+            ],
+        )
+        .map_err(job.err("densify_classify"))?;
+        let candidates = s.clone_dtoh(&counts).map_err(job.err("download"))?[0] as usize;
+        let room = if cfg.max_gaussians == 0 {
+            usize::MAX
+        } else {
+            cfg.max_gaussians.saturating_sub(n)
+        };
+        if candidates > room {
+            // Rare (only at the cap): choose the highest gradients on the host, as the CPU does.
+            let acc = download(&s, &self.grad_accum, n, job)?;
+            let cnt = download(&s, &self.count, n, job)?;
+            let mut fl = download(&s, &flags, n, job)?;
+            let avg: Vec<f32> = (0..n)
+                .map(|i| {
+                    if cnt[i] > 0 {
+                        acc[i] / cnt[i] as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mut all: Vec<usize> = (0..n).filter(|&i| fl[i] != 0).collect();
+            all.sort_by(|&a, &b| avg[b].total_cmp(&avg[a]).then(a.cmp(&b)));
+            for &i in all.iter().skip(room) {
+                fl[i] = 0;
+            }
+            s.memcpy_htod(&fl, &mut flags).map_err(job.err("upload"))?;
+        }
+        let ln16 = 1.6f32.ln();
+        let mark = |no_prune: bool| -> Result<(CudaSlice<u32>, Vec<u32>, usize), BackendError> {
+            let counts = zeros::<u32>(&s, 4).map_err(job.err("alloc"))?;
+            let keep = zeros::<u32>(&s, 3 * n + 1).map_err(job.err("alloc"))?;
+            launch(
+                &s,
+                k.densify_mark,
+                grid,
+                THREADS,
+                vec![
+                    Arg::I32(n as i32),
+                    Arg::I32(prune_large as i32),
+                    Arg::I32(no_prune as i32),
+                    Arg::F32(cfg.prune_opacity),
+                    Arg::F32(cfg.prune_world_size * extent),
+                    Arg::U32(cfg.prune_screen_size),
+                    Arg::F32(ln16),
+                    ptr(&self.p.opacity_logits, &s),
+                    ptr(&self.p.log_scales, &s),
+                    ptr(&self.max_radius, &s),
+                    ptr(&flags, &s),
+                    ptr(&keep, &s),
+                    ptr(&counts, &s),
+                ],
+            )
+            .map_err(job.err("densify_mark"))?;
+            let mut offsets = uninit::<u32>(&s, 3 * n + 1).map_err(job.err("alloc"))?;
+            self.be.scan(&keep, &mut offsets, 3 * n + 1, job)?;
+            let total = s
+                .clone_dtoh(&offsets.slice(3 * n..3 * n + 1))
+                .map_err(job.err("download"))?[0] as usize;
+            let c = s.clone_dtoh(&counts).map_err(job.err("download"))?;
+            Ok((offsets, c, total))
+        };
+        let (mut offsets, mut c, mut total) = mark(false)?;
+        if total == 0 {
+            // Never prune everything: an empty scene cannot recover (the CPU's rule).
+            (offsets, c, total) = mark(true)?;
+            c[1] = 0;
+        }
+        self.compact(total, &flags, &offsets, seed, ln16)?;
+        self.reset_stats()?;
+        self.be.synchronize()?;
+        Ok(DensifyReport {
+            cloned: c[2] as usize,
+            split: c[3] as usize,
+            pruned: c[1] as usize,
+        })
+    }
+
+    fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError> {
+        self.be.bind()?;
+        let n = self.p.n;
+        let job = self.job(0, 0);
+        let s = self.be.stream.clone();
+        let cap: f32 = logit(2.0 * prune_opacity);
+        launch(
+            &s,
+            self.be.kernels.opacity_cap,
+            (blocks(n, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                Arg::F32(cap),
+                ptr(&self.p.opacity_logits, &s),
+            ],
+        )
+        .map_err(job.err("opacity_cap"))?;
+        s.memset_zeros(&mut self.m.opacity_logits)
+            .map_err(job.err("memset"))?;
+        s.memset_zeros(&mut self.v.opacity_logits)
+            .map_err(job.err("memset"))?;
+        Ok(())
+    }
+
+    fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError> {
+        self.be.bind()?;
+        let frame = self.be.forward_device(&self.p, camera, opts)?;
+        let npix = 3 * camera.width as usize * camera.height as usize;
+        download(
+            &self.be.stream,
+            frame.image(),
+            npix,
+            self.job(camera.width, camera.height),
+        )
+    }
+
+    fn snapshot(&mut self) -> Result<SessionState, BackendError> {
+        self.be.bind()?;
+        let n = self.p.n;
+        let nsh = self.nsh();
+        let job = self.job(0, 0);
+        let s = &self.be.stream;
+        let host = |d: &DeviceSplats| -> Result<Gaussians, BackendError> {
+            Ok(Gaussians {
+                means: chunks::<3>(download(s, &d.means, 3 * n, job)?),
+                log_scales: chunks::<3>(download(s, &d.log_scales, 3 * n, job)?),
+                quats: chunks::<4>(download(s, &d.quats, 4 * n, job)?),
+                opacity_logits: download(s, &d.opacity_logits, n, job)?,
+                sh: download(s, &d.sh, nsh * n, job)?,
+                sh_degree: d.sh_degree,
+            })
+        };
+        let params = host(&self.p)?;
+        let adam = Adam {
+            m: host(&self.m)?,
+            v: host(&self.v)?,
+            step: self.adam_step,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+        };
+        let stats = DensifyStats {
+            grad_accum: download(s, &self.grad_accum, n, job)?,
+            count: download(s, &self.count, n, job)?,
+            max_radius: download(s, &self.max_radius, n, job)?,
+        };
+        Ok(SessionState {
+            params,
+            adam,
+            stats,
+        })
+    }
+}
