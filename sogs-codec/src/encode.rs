@@ -274,7 +274,7 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
         let p = opts.palette_size.unwrap_or_else(|| default_palette_size(n)).clamp(1, 65536).min(n);
         let done = AtomicUsize::new(0);
         let pal = std::thread::scope(|scope| {
-            let job = scope.spawn(|| kmeans::palette(&data, dim, p, opts.kmeans_iterations, opts.seed, &|d, _| done.store(d, Ordering::Relaxed)));
+            let job = scope.spawn(|| kmeans::palette(&data, dim, p, opts.kmeans_iterations, opts.seed, None, &|d, _| done.store(d, Ordering::Relaxed)));
             while !job.is_finished() {
                 progress(Progress { stage: Stage::ShPalette, done: done.load(Ordering::Relaxed), total: n });
                 std::thread::sleep(Duration::from_millis(50));

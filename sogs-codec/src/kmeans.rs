@@ -66,10 +66,13 @@ pub fn dist2(a: &[f32], b: &[f32]) -> f32 {
 /// Clusters `data` (`n` rows of `dim`) into at most `k` centroids with `iters` Lloyd iterations per
 /// node; deterministic for a given seed whatever the thread count. `progress(done, total)` counts
 /// points whose final cluster is known.
-pub fn palette(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64, progress: &(dyn Fn(usize, usize) + Sync)) -> Palette {
+///
+/// `weights` (one per point, positive) make centroids weighted means and steer both seeding and
+/// the share of centroids each subtree gets towards heavy points; `None` weighs all points alike.
+pub fn palette(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64, weights: Option<&[f32]>, progress: &(dyn Fn(usize, usize) + Sync)) -> Palette {
     let n = data.len().checked_div(dim).unwrap_or(0);
     let done = AtomicUsize::new(0);
-    let ctx = Ctx { data, dim, iters, done: &done, total: n, progress };
+    let ctx = Ctx { data, dim, iters, weights, done: &done, total: n, progress };
     let members: Vec<u32> = (0..n as u32).collect();
     let clusters = ctx.solve(members, k.max(1).min(n.max(1)), seed, 0);
     let mut centroids = Vec::with_capacity(clusters.len() * dim);
@@ -92,6 +95,7 @@ struct Ctx<'a> {
     done: &'a AtomicUsize,
     total: usize,
     progress: &'a (dyn Fn(usize, usize) + Sync),
+    weights: Option<&'a [f32]>,
 }
 
 type Cluster = (Vec<f32>, Vec<u32>);
@@ -108,6 +112,10 @@ impl Ctx<'_> {
     fn row(&self, i: u32) -> &[f32] {
         let i = i as usize;
         &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    fn weight(&self, i: u32) -> f64 {
+        self.weights.map_or(1.0, |w| w[i as usize] as f64)
     }
 
     fn finish(&self, n: usize) {
@@ -147,7 +155,9 @@ impl Ctx<'_> {
             return self.solve(members, k, seed, MAX_DEPTH);
         }
         drop(members);
-        let ks = allocate(k, &children.iter().map(Vec::len).collect::<Vec<_>>());
+        let sizes: Vec<usize> = children.iter().map(Vec::len).collect();
+        let shares: Vec<f64> = children.iter().map(|c| c.iter().map(|&m| self.weight(m)).sum()).collect();
+        let ks = allocate(k, &sizes, &shares);
         children
             .into_par_iter()
             .zip(ks)
@@ -171,12 +181,12 @@ impl Ctx<'_> {
         cent.extend_from_slice(self.row(first));
         let mut d2: Vec<f32> = members.iter().map(|&m| dist2(self.row(m), &cent[..dim])).collect();
         for _ in 1..k {
-            let total: f64 = d2.iter().map(|&v| v as f64).sum();
+            let total: f64 = d2.iter().zip(members).map(|(&v, &m)| v as f64 * self.weight(m)).sum();
             let pick = if total > 0.0 {
                 let mut t = rng.random::<f64>() * total;
                 let mut pick = n - 1;
                 for (i, &v) in d2.iter().enumerate() {
-                    t -= v as f64;
+                    t -= v as f64 * self.weight(members[i]);
                     if t <= 0.0 {
                         pick = i;
                         break;
@@ -203,15 +213,19 @@ impl Ctx<'_> {
             .collect();
         let mut sums = vec![0f64; k * dim];
         let mut counts = vec![0u32; k];
+        let mut wsum = vec![0f64; k];
         for _ in 0..self.iters {
             // Centroid update, summed sequentially so the result does not depend on threads.
             sums.iter_mut().for_each(|s| *s = 0.0);
             counts.iter_mut().for_each(|c| *c = 0);
+            wsum.iter_mut().for_each(|c| *c = 0.0);
             for (i, &m) in members.iter().enumerate() {
                 let a = state[i].0 as usize;
                 counts[a] += 1;
+                let w = self.weight(m);
+                wsum[a] += w;
                 for (s, &v) in sums[a * dim..(a + 1) * dim].iter_mut().zip(self.row(m)) {
-                    *s += v as f64;
+                    *s += w * v as f64;
                 }
             }
             let mut moved = vec![0f32; k];
@@ -224,7 +238,7 @@ impl Ctx<'_> {
                     cent[j * dim..(j + 1) * dim].copy_from_slice(self.row(members[far]));
                     reseeded = true;
                 } else {
-                    let inv = 1.0 / counts[j] as f64;
+                    let inv = 1.0 / wsum[j];
                     for d in 0..dim {
                         cent[j * dim + d] = (sums[j * dim + d] * inv) as f32;
                     }
@@ -305,12 +319,13 @@ fn group(members: &[u32], labels: &[u32], k: usize) -> Vec<Vec<u32>> {
     out
 }
 
-/// Splits `k` centroids among children in proportion to their sizes, at least one and at most
-/// `size` each (largest remainders first).
-fn allocate(k: usize, sizes: &[usize]) -> Vec<usize> {
+/// Splits `k` centroids among children in proportion to their `shares` (total weights), at least
+/// one and at most `size` each (largest remainders first).
+fn allocate(k: usize, sizes: &[usize], shares: &[f64]) -> Vec<usize> {
     let n: usize = sizes.iter().sum();
     let k = k.min(n).max(sizes.len());
-    let exact: Vec<f64> = sizes.iter().map(|&s| k as f64 * s as f64 / n as f64).collect();
+    let total: f64 = shares.iter().sum();
+    let exact: Vec<f64> = if total > 0.0 { shares.iter().map(|&s| k as f64 * s / total).collect() } else { sizes.iter().map(|&s| k as f64 * s as f64 / n as f64).collect() };
     let mut ks: Vec<usize> = exact.iter().zip(sizes).map(|(&e, &s)| (e.floor() as usize).clamp(1, s)).collect();
     let mut assigned: usize = ks.iter().sum();
     let mut order: Vec<usize> = (0..sizes.len()).collect();
@@ -357,7 +372,7 @@ mod tests {
     #[test]
     fn separated_blobs_are_recovered_exactly() {
         let (data, truth) = blobs(40, 30, 9, 1);
-        let p = palette(&data, 9, 40, 10, 7, &|_, _| {});
+        let p = palette(&data, 9, 40, 10, 7, None, &|_, _| {});
         assert_eq!(p.len(), 40);
         // Every blob maps to exactly one label and vice versa.
         let mut map = std::collections::HashMap::new();
@@ -374,8 +389,8 @@ mod tests {
     fn hierarchy_matches_flat_quality_and_is_deterministic() {
         // 3000 blobs forces two levels of splitting (k > 64, k > 32 * 64 is not needed).
         let (data, _) = blobs(3000, 4, 15, 2);
-        let p1 = palette(&data, 15, 3000, 8, 3, &|_, _| {});
-        let p2 = palette(&data, 15, 3000, 8, 3, &|_, _| {});
+        let p1 = palette(&data, 15, 3000, 8, 3, None, &|_, _| {});
+        let p2 = palette(&data, 15, 3000, 8, 3, None, &|_, _| {});
         assert_eq!(p1.labels, p2.labels);
         assert_eq!(p1.centroids, p2.centroids);
         // Noise spans 0.1 per dimension (at most 0.39 in 15-D) while blob centres lie tens apart:
@@ -389,7 +404,7 @@ mod tests {
     #[test]
     fn fewer_points_than_centroids_keeps_every_point() {
         let data: Vec<f32> = (0..30).map(|i| i as f32).collect();
-        let p = palette(&data, 3, 64, 5, 0, &|_, _| {});
+        let p = palette(&data, 3, 64, 5, 0, None, &|_, _| {});
         assert_eq!(p.len(), 10);
         for i in 0..10 {
             assert_eq!(&p.centroids[p.labels[i] as usize * 3..][..3], &data[i * 3..][..3]);
@@ -399,16 +414,27 @@ mod tests {
     #[test]
     fn identical_points_do_not_recurse_forever() {
         let data = vec![0.25f32; 5000 * 9];
-        let p = palette(&data, 9, 4096, 5, 1, &|_, _| {});
+        let p = palette(&data, 9, 4096, 5, 1, None, &|_, _| {});
         assert!(!p.is_empty() && p.len() <= LEAF_K);
         assert!(p.centroids.iter().all(|&v| v == 0.25));
         assert_eq!(p.sizes.iter().sum::<u32>(), 5000);
     }
 
     #[test]
+    fn weights_pull_centroids_towards_heavy_points() {
+        // Two points, one centroid: the weighted mean sits at 9/10 of the way to the heavy point.
+        let data = [0.0f32, 0.0, 10.0, 0.0];
+        let p = palette(&data, 2, 1, 3, 0, Some(&[1.0, 9.0]), &|_, _| {});
+        assert!((p.centroids[0] - 9.0).abs() < 1e-5, "{:?}", p.centroids);
+        let p = palette(&data, 2, 1, 3, 0, None, &|_, _| {});
+        assert!((p.centroids[0] - 5.0).abs() < 1e-5);
+    }
+
+    #[test]
     fn allocation_is_proportional_and_bounded() {
-        assert_eq!(allocate(10, &[50, 30, 20]), vec![5, 3, 2]);
-        let ks = allocate(100, &[1, 1000, 3]);
+        assert_eq!(allocate(10, &[50, 30, 20], &[50.0, 30.0, 20.0]), vec![5, 3, 2]);
+        assert_eq!(allocate(10, &[50, 30, 20], &[1.0, 1.0, 8.0]), vec![1, 1, 8]);
+        let ks = allocate(100, &[1, 1000, 3], &[1.0, 1000.0, 3.0]);
         assert_eq!(ks.iter().sum::<usize>(), 100);
         assert!(ks[0] == 1 && ks[2] >= 1 && ks[2] <= 3);
     }
