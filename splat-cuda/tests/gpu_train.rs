@@ -1,0 +1,342 @@
+//! The device training session against the CPU reference: loss and gradient, Adam,
+//! densification, and a short training run. On a machine without a CUDA driver or device each
+//! test prints a notice and passes without checking anything.
+
+use glam::DVec3;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use splat_core::backend::{SessionState, TrainSession};
+use splat_core::gaussians::{logit, Gaussians};
+use splat_core::loss;
+use splat_core::optim::{Adam, GroupRates};
+use splat_core::scene::{Image, Scene, View};
+use splat_core::train::config::DensifyConfig;
+use splat_core::train::densify::{self, DensifyStats};
+use splat_core::train::{TrainConfig, Trainer};
+use splat_core::{render, BackendError, Camera, CpuBackend, RenderOptions};
+use splat_cuda::CudaBackend;
+
+fn notice(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
+}
+
+fn backend() -> Option<CudaBackend> {
+    match CudaBackend::new() {
+        Ok(b) => Some(b),
+        Err(BackendError::Unavailable(why)) => {
+            notice(&format!("skipping GPU test: {why}"));
+            None
+        }
+        Err(e) => panic!("CUDA backend failed to start on a machine with a driver: {e}"),
+    }
+}
+
+fn random_image(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-0.1..1.1)).collect()
+}
+
+#[test]
+fn loss_and_gradient_match_the_cpu() {
+    let Some(be) = backend() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for &(w, h) in &[(19usize, 14usize), (64, 48), (200, 200), (3, 1)] {
+        let x = random_image(w * h * 3, &mut rng);
+        // A target near the render, as in training, plus an exact tie for the L1 kink.
+        let mut y: Vec<f32> = x
+            .iter()
+            .map(|v| (v + rng.random_range(-0.2..0.2f32)).clamp(0.0, 1.0))
+            .collect();
+        y[0] = x[0];
+        let cpu = loss::l1_ssim_loss(&x, &y, w, h, 0.2);
+        let gpu = be
+            .loss_host(&x, &y, w as u32, h as u32, 0.2)
+            .expect("device loss");
+        assert!(
+            (cpu.loss - gpu.loss).abs() < 1e-5 * cpu.loss.abs().max(1e-3),
+            "{w}x{h}: loss cpu {} gpu {}",
+            cpu.loss,
+            gpu.loss
+        );
+        assert!((cpu.ssim - gpu.ssim).abs() < 1e-5, "{w}x{h}: ssim");
+        assert!((cpu.l1 - gpu.l1).abs() < 1e-6, "{w}x{h}: l1");
+        let psnr = loss::psnr(&x, &y);
+        assert!((psnr - gpu.psnr).abs() < 1e-3, "psnr {psnr} vs {}", gpu.psnr);
+        let gmax = cpu.grad.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in cpu.grad.iter().zip(&gpu.grad).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * gmax,
+                "{w}x{h}: grad[{i}] cpu {a:e} gpu {b:e} (max {gmax:e})"
+            );
+        }
+    }
+    // Wrong sizes are refused, not read out of bounds.
+    assert!(be.loss_host(&[0.0; 6], &[0.0; 3], 2, 1, 0.2).is_err());
+}
+
+fn random_gaussians(n: usize, sh_degree: usize, rng: &mut ChaCha8Rng) -> Gaussians {
+    let mut g = Gaussians::empty(sh_degree);
+    let nsh = (sh_degree + 1) * (sh_degree + 1) * 3;
+    for _ in 0..n {
+        let sh: Vec<f32> = (0..nsh).map(|_| rng.random_range(-1.0..1.0)).collect();
+        g.push(
+            [0, 1, 2].map(|_| rng.random_range(-2.0..2.0)),
+            [0, 1, 2].map(|_| rng.random_range(-6.0..0.5f32)),
+            [0, 1, 2, 3].map(|_| rng.random_range(-1.0..1.0)),
+            rng.random_range(-7.0..4.0),
+            &sh,
+        );
+    }
+    g
+}
+
+fn state(params: Gaussians) -> SessionState {
+    let adam = Adam::new(&params);
+    let stats = DensifyStats::new(params.len());
+    SessionState {
+        params,
+        adam,
+        stats,
+    }
+}
+
+#[test]
+fn adam_matches_optim_rs() {
+    let Some(be) = backend() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let params = random_gaussians(1000, 3, &mut rng);
+    let rates = GroupRates {
+        means: 1.6e-4,
+        sh_dc: 2.5e-3,
+        sh_rest: 1.25e-4,
+        opacity: 5e-2,
+        scales: 5e-3,
+        rotations: 1e-3,
+    };
+    let mut cpu = state(params.clone());
+    let mut gpu = be.start_cuda_session(state(params)).expect("session");
+    for _ in 0..5 {
+        let mut g = random_gaussians(1000, 3, &mut rng);
+        g.opacity_logits[0] = 0.0;
+        cpu.adam.step(&mut cpu.params, &g, &rates);
+        gpu.apply_gradients(&g, &rates).expect("adam");
+    }
+    let snap = gpu.snapshot().expect("snapshot");
+    assert_eq!(snap.adam.step, 5);
+    // --fmad=false and the same operation order: the update is bit-equal, tolerance is only
+    // for a differently rounded sqrt or division somewhere.
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-6 * x.abs().max(1e-3),
+                "{what}[{i}]: cpu {x} gpu {y}"
+            );
+        }
+    };
+    for (c, d, what) in [
+        (&cpu.params, &snap.params, "params"),
+        (&cpu.adam.m, &snap.adam.m, "m"),
+        (&cpu.adam.v, &snap.adam.v, "v"),
+    ] {
+        close(c.means.as_flattened(), d.means.as_flattened(), what);
+        close(c.log_scales.as_flattened(), d.log_scales.as_flattened(), what);
+        close(c.quats.as_flattened(), d.quats.as_flattened(), what);
+        close(&c.opacity_logits, &d.opacity_logits, what);
+        close(&c.sh, &d.sh, what);
+    }
+}
+
+/// Densification on the device against densify.rs: counts, every array in step, survivors
+/// identical, children at the right place and scale.
+#[test]
+fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
+    let Some(be) = backend() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for (case, &(n, cap, prune_large)) in [(4000usize, 0usize, true), (4000, 4300, false), (3000, 0, false)]
+        .iter()
+        .enumerate()
+    {
+        let params = random_gaussians(n, 1, &mut rng);
+        let mut st = state(params);
+        // Moments to tell survivors apart after compaction.
+        for i in 0..n {
+            st.adam.m.opacity_logits[i] = i as f32;
+            st.adam.v.means[i] = [i as f32; 3];
+        }
+        let mut gpu = be.start_cuda_session(st.clone()).expect("session");
+        let (w, h) = (200u32, 150u32);
+        for _ in 0..3 {
+            let g: Vec<[f32; 2]> = (0..n)
+                .map(|_| [rng.random_range(-4e-4..4e-4), rng.random_range(-4e-4..4e-4)])
+                .collect();
+            let r: Vec<u32> = (0..n)
+                .map(|_| if rng.random_bool(0.2) { 0 } else { rng.random_range(1..60) })
+                .collect();
+            st.stats.accumulate(&g, &r, w, h);
+            gpu.accumulate_stats_host(&g, &r, w, h).expect("stats");
+        }
+        let snap = gpu.snapshot().expect("snapshot");
+        assert_eq!(snap.stats.count, st.stats.count, "case {case}: counts");
+        assert_eq!(snap.stats.max_radius, st.stats.max_radius);
+        for (a, b) in st.stats.grad_accum.iter().zip(&snap.stats.grad_accum) {
+            assert!((a - b).abs() <= 1e-6 * a.abs().max(1e-6));
+        }
+        let cfg = DensifyConfig {
+            max_gaussians: cap,
+            prune_screen_size: 40,
+            ..Default::default()
+        };
+        let extent = 3.0;
+        let mut cpu = st.clone();
+        let report = densify::densify(
+            &mut cpu.params,
+            &mut cpu.adam,
+            &mut cpu.stats,
+            &cfg,
+            extent,
+            prune_large,
+            5,
+        );
+        let gr = gpu.densify(&cfg, extent, prune_large, 5).expect("densify");
+        assert_eq!(gr, report, "case {case}");
+        assert!(report.cloned > 0 && report.split > 0 && report.pruned > 0, "{report:?}");
+        let snap = gpu.snapshot().expect("snapshot");
+        let m = snap.params.len();
+        assert_eq!(m, cpu.params.len());
+        assert_eq!(m, gpu.len());
+        snap.params.check_lengths().expect("params");
+        snap.adam.m.check_lengths().expect("m");
+        snap.adam.v.check_lengths().expect("v");
+        assert_eq!((snap.adam.m.len(), snap.adam.v.len(), snap.stats.len()), (m, m, m));
+        assert!(snap.stats.count.iter().all(|&c| c == 0));
+        // Same order: originals, clones, children. Everything but the children's positions
+        // is identical; the children sit within a few parent scales of the CPU's.
+        let children = 2 * report.split;
+        let children = children.min(m);
+        assert_eq!(snap.params.sh, cpu.params.sh);
+        assert_eq!(snap.params.quats, cpu.params.quats);
+        assert_eq!(snap.params.opacity_logits, cpu.params.opacity_logits);
+        assert_eq!(snap.params.log_scales, cpu.params.log_scales);
+        assert_eq!(snap.params.means[..m - children], cpu.params.means[..m - children]);
+        assert_eq!(snap.adam.m.opacity_logits, cpu.adam.m.opacity_logits);
+        assert_eq!(snap.adam.v.means, cpu.adam.v.means);
+        for i in m - children..m {
+            let s = snap.params.log_scales[i]
+                .iter()
+                .fold(f32::MIN, |a, &b| a.max(b))
+                .exp()
+                * 1.6;
+            let d: f32 = (0..3)
+                .map(|k| (snap.params.means[i][k] - cpu.params.means[i][k]).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            assert!(d < 12.0 * s, "child {i}: {d} from the CPU's sample, parent scale {s}");
+        }
+    }
+}
+
+#[test]
+fn opacity_reset_caps_and_clears_moments() {
+    let Some(be) = backend() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut st = state(random_gaussians(500, 0, &mut rng));
+    st.adam.v.opacity_logits.iter_mut().for_each(|v| *v = 1.0);
+    st.adam.m.means.iter_mut().for_each(|v| *v = [2.0; 3]);
+    let mut gpu = be.start_cuda_session(st.clone()).expect("session");
+    gpu.reset_opacity(0.005).expect("reset");
+    densify::reset_opacity(&mut st.params, &mut st.adam, 0.005);
+    let snap = gpu.snapshot().expect("snapshot");
+    assert_eq!(snap.params.opacity_logits, st.params.opacity_logits);
+    assert!(snap.params.opacity_logits.iter().all(|&v| v <= logit(0.01f32)));
+    assert_eq!(snap.adam, st.adam);
+}
+
+/// The ground truth of a small synthetic object from a ring of cameras.
+fn tiny_scene() -> Scene {
+    let mut truth = Gaussians::empty(0);
+    let mut k = 0;
+    for i in 0..6 {
+        for j in 0..6 {
+            for l in 0..3 {
+                let p = [i as f32 * 0.2 - 0.5, j as f32 * 0.2 - 0.5, l as f32 * 0.2 - 0.2];
+                let c = [
+                    (i as f32 / 5.0 - 0.5) * 3.0,
+                    (j as f32 / 5.0 - 0.5) * 3.0,
+                    (l as f32 - 1.0) * 1.5,
+                ];
+                truth.push(p, [(0.09f32).ln(); 3], [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0], 2.0, &c);
+                k += 1;
+            }
+        }
+    }
+    let mut views = Vec::new();
+    for v in 0..12 {
+        let a = v as f64 / 12.0 * std::f64::consts::TAU;
+        let eye = DVec3::new(2.5 * a.cos(), 2.5 * a.sin(), 0.8 + 0.3 * (v % 3) as f64);
+        let cam = Camera::look_at(64, 48, 0.9, eye, DVec3::ZERO, DVec3::Z);
+        let out = render(
+            &truth,
+            &cam,
+            &RenderOptions {
+                background: [1.0; 3],
+                ..Default::default()
+            },
+        );
+        views.push(View {
+            name: format!("v{v:02}.png"),
+            camera: cam,
+            image: Image {
+                width: 64,
+                height: 48,
+                data: out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect(),
+            },
+        });
+    }
+    let test = views.iter().step_by(4).cloned().collect();
+    let train = views
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 4 != 0)
+        .map(|(_, v)| v.clone())
+        .collect();
+    Scene {
+        name: "tiny".into(),
+        train,
+        test,
+        points: None,
+        background: [1.0; 3],
+    }
+}
+
+#[test]
+fn short_training_reaches_the_cpu_psnr() {
+    let Some(mut be) = backend() else { return };
+    let scene = tiny_scene();
+    let mut cfg = TrainConfig::from_yaml_str(
+        "
+        sh_degree: 1
+        sh_degree_interval: 100
+        background: [1.0, 1.0, 1.0]
+        init: { mode: random, random_count: 600, random_box: 0.8 }
+        densify: { from: 50, interval: 50, until: 250, opacity_reset_interval: 200 }
+        plateau: { enabled: false }
+        ",
+    )
+    .expect("config");
+    cfg.iterations = 400;
+    let run = |b: &mut dyn splat_core::backend::TrainBackend| {
+        let mut t = Trainer::new(&scene, cfg.clone(), b).expect("trainer");
+        let before = t.evaluate(&scene.test, &mut |_, _, _| Ok(())).expect("eval").psnr;
+        while !t.finished() {
+            t.step().expect("step");
+        }
+        let after = t.evaluate(&scene.test, &mut |_, _, _| Ok(())).expect("eval").psnr;
+        (before, after, t.gaussians_len())
+    };
+    let (b_cpu, a_cpu, n_cpu) = run(&mut CpuBackend);
+    let (b_gpu, a_gpu, n_gpu) = run(&mut be);
+    eprintln!("cpu {b_cpu:.2} -> {a_cpu:.2} dB ({n_cpu} G); gpu {b_gpu:.2} -> {a_gpu:.2} dB ({n_gpu} G)");
+    assert!((b_cpu - b_gpu).abs() < 0.01, "same start: {b_cpu} vs {b_gpu}");
+    assert!(a_gpu > b_gpu + 5.0, "GPU training did not learn: {b_gpu} -> {a_gpu}");
+    assert!((a_cpu - a_gpu).abs() < 1.0, "cpu {a_cpu} dB vs gpu {a_gpu} dB");
+}
