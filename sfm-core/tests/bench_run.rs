@@ -1,6 +1,6 @@
 //! Benchmark driver (ignored by default): runs the pipeline on `SFM_BENCH_IMAGES`, writing to
 //! `SFM_BENCH_OUT`, with optional overrides `SFM_BENCH_MAX_SIZE`, `SFM_BENCH_MAX_FEATURES`,
-//! `SFM_BENCH_UNDISTORT` (0/1), `SFM_BENCH_UPSAMPLE_BELOW` and `SFM_BENCH_PAIRS` (`exhaustive`, `seq:W`, `retrieval:K:W`).
+//! `SFM_BENCH_UNDISTORT` (0/1), `SFM_BENCH_UPSAMPLE_BELOW`, `SFM_BENCH_REFINE_PP` (0/1) and `SFM_BENCH_PAIRS` (`exhaustive`, `seq:W`, `retrieval:K:W`).
 //! Used for the acceptance runs recorded in BENCHMARKS.md.
 
 use sfm_core::matching::PairSelection;
@@ -29,6 +29,9 @@ fn bench_pipeline_on_env_dir() {
     }
     if let Some(v) = env_num("SFM_BENCH_UPSAMPLE_BELOW") {
         opt.upsample_below = v;
+    }
+    if let Some(v) = env_num::<u8>("SFM_BENCH_REFINE_PP") {
+        opt.mapper.refine_principal_point = v != 0;
     }
     if let Some(v) = env_num::<u8>("SFM_BENCH_UNDISTORT") {
         opt.undistort = v != 0;

@@ -127,6 +127,7 @@ fn config(n_pts: usize) -> BaConfig {
     BaConfig {
         pose_var,
         intr_var: vec![true],
+        refine_principal_point: false,
         point_var: vec![true; n_pts],
         fix_translation: Some((1, 2)),
         loss_scale: 2.0,
@@ -181,4 +182,24 @@ fn ba_with_noise_reaches_noise_floor() {
     for (p, t) in poses.iter().zip(&s.poses) {
         assert!(rotation_angle(&p.r, &t.r).to_degrees() < 0.05);
     }
+}
+
+#[test]
+fn ba_refines_principal_point_when_asked() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let s = scene(&mut rng, 0.0);
+    let (mut cams, mut poses, mut pts) = perturb(&mut rng, &s);
+    cams[0].cx += 6.0;
+    cams[0].cy -= 4.0;
+    let mut cfg = config(pts.len());
+    cfg.refine_principal_point = true;
+    bundle_adjust(&mut cams, &mut poses, &mut pts, &s.obs, &cfg);
+    let after = rms(&cams, &poses, &pts, &s.obs);
+    assert!(after < 1e-5, "rms {after}");
+    assert!(
+        (cams[0].cx - 500.0).abs() < 1e-3 && (cams[0].cy - 400.0).abs() < 1e-3,
+        "pp {} {}",
+        cams[0].cx,
+        cams[0].cy
+    );
 }

@@ -29,6 +29,8 @@ pub struct BaConfig {
     pub pose_var: Vec<bool>,
     /// Per camera: refine focal length and k.
     pub intr_var: Vec<bool>,
+    /// Also refine the principal point of the cameras in `intr_var`.
+    pub refine_principal_point: bool,
     /// Per point: optimised or held fixed.
     pub point_var: Vec<bool>,
     /// Pose index and translation axis held fixed to remove the scale gauge.
@@ -51,14 +53,16 @@ pub struct BaSummary {
 }
 
 struct Lin {
-    idx: [usize; 8],
-    jc: [[f64; 8]; 2],
+    idx: [usize; NP],
+    jc: [[f64; NP]; 2],
     jp: [[f64; 3]; 2],
     r: [f64; 2],
     w: f64,
 }
 
 const NONE: usize = usize::MAX;
+/// Camera-side parameters an observation can touch: pose (6), f, k, cx, cy.
+const NP: usize = 10;
 
 fn residual(cam: &RadialCamera, pose: &Pose, x: DVec3, xy: DVec2) -> Option<DVec2> {
     cam.project(pose.apply(x)).map(|p| p - xy)
@@ -119,7 +123,7 @@ pub fn bundle_adjust(
     for (i, &v) in cfg.intr_var.iter().enumerate() {
         if v {
             intr_off[i] = nc;
-            nc += 2;
+            nc += if cfg.refine_principal_point { 4 } else { 2 };
         }
     }
     // Observations that touch something variable, grouped by point.
@@ -185,8 +189,8 @@ pub fn bundle_adjust(
                 }
             }
             let mut lin = Lin {
-                idx: [NONE; 8],
-                jc: [[0.0; 8]; 2],
+                idx: [NONE; NP],
+                jc: [[0.0; NP]; 2],
                 jp: [[0.0; 3]; 2],
                 r: [r.x, r.y],
                 w,
@@ -213,6 +217,12 @@ pub fn bundle_adjust(
                 lin.jc[1][7] = cam.f * r2 * vn;
                 lin.idx[6] = intr_off[ob.camera];
                 lin.idx[7] = intr_off[ob.camera] + 1;
+                if cfg.refine_principal_point {
+                    lin.jc[0][8] = 1.0;
+                    lin.jc[1][9] = 1.0;
+                    lin.idx[8] = intr_off[ob.camera] + 2;
+                    lin.idx[9] = intr_off[ob.camera] + 3;
+                }
             }
             if cfg.point_var[ob.point] {
                 let rm = pose.r;
@@ -223,12 +233,12 @@ pub fn bundle_adjust(
                     }
                 }
             }
-            for p in 0..8 {
+            for p in 0..NP {
                 if lin.idx[p] == NONE {
                     continue;
                 }
                 gc[lin.idx[p]] += w * (lin.jc[0][p] * lin.r[0] + lin.jc[1][p] * lin.r[1]);
-                for q in 0..8 {
+                for q in 0..NP {
                     if lin.idx[q] == NONE {
                         continue;
                     }
@@ -285,11 +295,11 @@ pub fn bundle_adjust(
                     continue;
                 }
                 // T_a = W_a V^-1 with W_a = w Jc^T Jp (8x3).
-                let mut ts: Vec<(usize, [[f64; 3]; 8])> = Vec::with_capacity(list.len());
+                let mut ts: Vec<(usize, [[f64; 3]; NP])> = Vec::with_capacity(list.len());
                 for &o in list {
                     let Some(l) = &lins[o] else { continue };
-                    let mut wa = [[0.0f64; 3]; 8];
-                    for a in 0..8 {
+                    let mut wa = [[0.0f64; 3]; NP];
+                    for a in 0..NP {
                         if l.idx[a] == NONE {
                             continue;
                         }
@@ -297,8 +307,8 @@ pub fn bundle_adjust(
                             wa[a][j] = l.w * (l.jc[0][a] * l.jp[0][j] + l.jc[1][a] * l.jp[1][j]);
                         }
                     }
-                    let mut t = [[0.0f64; 3]; 8];
-                    for a in 0..8 {
+                    let mut t = [[0.0f64; 3]; NP];
+                    for a in 0..NP {
                         for j in 0..3 {
                             t[a][j] = wa[a][0] * vi[j * 3]
                                 + wa[a][1] * vi[j * 3 + 1]
@@ -315,7 +325,7 @@ pub fn bundle_adjust(
                     let la = lins[*oa].as_ref().expect("linearised");
                     for &(ob, _) in &ts {
                         let lb = lins[ob].as_ref().expect("linearised");
-                        for b in 0..8 {
+                        for b in 0..NP {
                             if lb.idx[b] == NONE {
                                 continue;
                             }
@@ -324,7 +334,7 @@ pub fn bundle_adjust(
                                 lb.w * (lb.jc[0][b] * lb.jp[0][1] + lb.jc[1][b] * lb.jp[1][1]),
                                 lb.w * (lb.jc[0][b] * lb.jp[0][2] + lb.jc[1][b] * lb.jp[1][2]),
                             ];
-                            for a in 0..8 {
+                            for a in 0..NP {
                                 if la.idx[a] == NONE {
                                     continue;
                                 }
@@ -358,6 +368,10 @@ pub fn bundle_adjust(
                 if off != NONE {
                     new_cams[c].f += dc[off];
                     new_cams[c].k += dc[off + 1];
+                    if cfg.refine_principal_point {
+                        new_cams[c].cx += dc[off + 2];
+                        new_cams[c].cy += dc[off + 3];
+                    }
                 }
             }
             let mut new_pts = pts.to_vec();
@@ -366,7 +380,7 @@ pub fn bundle_adjust(
                 let mut b = [-gp[p][0], -gp[p][1], -gp[p][2]];
                 for &o in list {
                     let Some(l) = &lins[o] else { continue };
-                    for a in 0..8 {
+                    for a in 0..NP {
                         if l.idx[a] == NONE {
                             continue;
                         }
