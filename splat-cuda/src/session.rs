@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 
 use cudarc::driver::CudaSlice;
-use splat_core::backend::{SessionState, StepParams, StepStats, Target, TrainBackend, TrainSession};
+use splat_core::backend::{
+    SessionState, StepParams, StepStats, Target, TrainBackend, TrainSession,
+};
 use splat_core::camera::Camera;
 use splat_core::gaussians::{logit, Gaussians};
 use splat_core::optim::{Adam, GroupRates};
@@ -92,7 +94,14 @@ impl CudaBackend {
             k.loss_blur_h,
             grid,
             THREADS,
-            vec![w, h, ptr(window, s), ptr(render, s), ptr(target, s), ptr(&hsum, s)],
+            vec![
+                w,
+                h,
+                ptr(window, s),
+                ptr(render, s),
+                ptr(target, s),
+                ptr(&hsum, s),
+            ],
         )
         .map_err(e("loss_blur_h"))?;
         let (w, h) = wh();
@@ -492,17 +501,18 @@ impl CudaSession {
             .map_err(job.err("densify_scatter"))?;
             Ok::<_, BackendError>(dst)
         };
-        let compact_all = |d: &DeviceSplats, zero_new: bool| -> Result<DeviceSplats, BackendError> {
-            Ok(DeviceSplats {
-                n: n_out,
-                sh_degree: d.sh_degree,
-                means: scatter(&d.means, 3, zero_new)?,
-                log_scales: scatter(&d.log_scales, 3, zero_new)?,
-                quats: scatter(&d.quats, 4, zero_new)?,
-                opacity_logits: scatter(&d.opacity_logits, 1, zero_new)?,
-                sh: scatter(&d.sh, nsh, zero_new)?,
-            })
-        };
+        let compact_all =
+            |d: &DeviceSplats, zero_new: bool| -> Result<DeviceSplats, BackendError> {
+                Ok(DeviceSplats {
+                    n: n_out,
+                    sh_degree: d.sh_degree,
+                    means: scatter(&d.means, 3, zero_new)?,
+                    log_scales: scatter(&d.log_scales, 3, zero_new)?,
+                    quats: scatter(&d.quats, 4, zero_new)?,
+                    opacity_logits: scatter(&d.opacity_logits, 1, zero_new)?,
+                    sh: scatter(&d.sh, nsh, zero_new)?,
+                })
+            };
         let p = compact_all(&self.p, false)?;
         let m = compact_all(&self.m, true)?;
         let v = compact_all(&self.v, true)?;

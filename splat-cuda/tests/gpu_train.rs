@@ -61,7 +61,11 @@ fn loss_and_gradient_match_the_cpu() {
         assert!((cpu.ssim - gpu.ssim).abs() < 1e-5, "{w}x{h}: ssim");
         assert!((cpu.l1 - gpu.l1).abs() < 1e-6, "{w}x{h}: l1");
         let psnr = loss::psnr(&x, &y);
-        assert!((psnr - gpu.psnr).abs() < 1e-3, "psnr {psnr} vs {}", gpu.psnr);
+        assert!(
+            (psnr - gpu.psnr).abs() < 1e-3,
+            "psnr {psnr} vs {}",
+            gpu.psnr
+        );
         let gmax = cpu.grad.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (i, (a, b)) in cpu.grad.iter().zip(&gpu.grad).enumerate() {
             assert!(
@@ -139,7 +143,11 @@ fn adam_matches_optim_rs() {
         (&cpu.adam.v, &snap.adam.v, "v"),
     ] {
         close(c.means.as_flattened(), d.means.as_flattened(), what);
-        close(c.log_scales.as_flattened(), d.log_scales.as_flattened(), what);
+        close(
+            c.log_scales.as_flattened(),
+            d.log_scales.as_flattened(),
+            what,
+        );
         close(c.quats.as_flattened(), d.quats.as_flattened(), what);
         close(&c.opacity_logits, &d.opacity_logits, what);
         close(&c.sh, &d.sh, what);
@@ -152,9 +160,13 @@ fn adam_matches_optim_rs() {
 fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
     let Some(be) = backend() else { return };
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    for (case, &(n, cap, prune_large)) in [(4000usize, 0usize, true), (4000, 4300, false), (3000, 0, false)]
-        .iter()
-        .enumerate()
+    for (case, &(n, cap, prune_large)) in [
+        (4000usize, 0usize, true),
+        (4000, 4300, false),
+        (3000, 0, false),
+    ]
+    .iter()
+    .enumerate()
     {
         let params = random_gaussians(n, 1, &mut rng);
         let mut st = state(params);
@@ -170,7 +182,13 @@ fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
                 .map(|_| [rng.random_range(-4e-4..4e-4), rng.random_range(-4e-4..4e-4)])
                 .collect();
             let r: Vec<u32> = (0..n)
-                .map(|_| if rng.random_bool(0.2) { 0 } else { rng.random_range(1..60) })
+                .map(|_| {
+                    if rng.random_bool(0.2) {
+                        0
+                    } else {
+                        rng.random_range(1..60)
+                    }
+                })
                 .collect();
             st.stats.accumulate(&g, &r, w, h);
             gpu.accumulate_stats_host(&g, &r, w, h).expect("stats");
@@ -199,7 +217,10 @@ fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
         );
         let gr = gpu.densify(&cfg, extent, prune_large, 5).expect("densify");
         assert_eq!(gr, report, "case {case}");
-        assert!(report.cloned > 0 && report.split > 0 && report.pruned > 0, "{report:?}");
+        assert!(
+            report.cloned > 0 && report.split > 0 && report.pruned > 0,
+            "{report:?}"
+        );
         let snap = gpu.snapshot().expect("snapshot");
         let m = snap.params.len();
         assert_eq!(m, cpu.params.len());
@@ -207,7 +228,10 @@ fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
         snap.params.check_lengths().expect("params");
         snap.adam.m.check_lengths().expect("m");
         snap.adam.v.check_lengths().expect("v");
-        assert_eq!((snap.adam.m.len(), snap.adam.v.len(), snap.stats.len()), (m, m, m));
+        assert_eq!(
+            (snap.adam.m.len(), snap.adam.v.len(), snap.stats.len()),
+            (m, m, m)
+        );
         assert!(snap.stats.count.iter().all(|&c| c == 0));
         // Same order: originals, clones, children. Everything but the children's positions
         // is identical; the children sit within a few parent scales of the CPU's.
@@ -217,7 +241,10 @@ fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
         assert_eq!(snap.params.quats, cpu.params.quats);
         assert_eq!(snap.params.opacity_logits, cpu.params.opacity_logits);
         assert_eq!(snap.params.log_scales, cpu.params.log_scales);
-        assert_eq!(snap.params.means[..m - children], cpu.params.means[..m - children]);
+        assert_eq!(
+            snap.params.means[..m - children],
+            cpu.params.means[..m - children]
+        );
         assert_eq!(snap.adam.m.opacity_logits, cpu.adam.m.opacity_logits);
         assert_eq!(snap.adam.v.means, cpu.adam.v.means);
         for i in m - children..m {
@@ -230,7 +257,10 @@ fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
                 .map(|k| (snap.params.means[i][k] - cpu.params.means[i][k]).powi(2))
                 .sum::<f32>()
                 .sqrt();
-            assert!(d < 12.0 * s, "child {i}: {d} from the CPU's sample, parent scale {s}");
+            assert!(
+                d < 12.0 * s,
+                "child {i}: {d} from the CPU's sample, parent scale {s}"
+            );
         }
     }
 }
@@ -247,7 +277,11 @@ fn opacity_reset_caps_and_clears_moments() {
     densify::reset_opacity(&mut st.params, &mut st.adam, 0.005);
     let snap = gpu.snapshot().expect("snapshot");
     assert_eq!(snap.params.opacity_logits, st.params.opacity_logits);
-    assert!(snap.params.opacity_logits.iter().all(|&v| v <= logit(0.01f32)));
+    assert!(snap
+        .params
+        .opacity_logits
+        .iter()
+        .all(|&v| v <= logit(0.01f32)));
     assert_eq!(snap.adam, st.adam);
 }
 
@@ -258,13 +292,23 @@ fn tiny_scene() -> Scene {
     for i in 0..6 {
         for j in 0..6 {
             for l in 0..3 {
-                let p = [i as f32 * 0.2 - 0.5, j as f32 * 0.2 - 0.5, l as f32 * 0.2 - 0.2];
+                let p = [
+                    i as f32 * 0.2 - 0.5,
+                    j as f32 * 0.2 - 0.5,
+                    l as f32 * 0.2 - 0.2,
+                ];
                 let c = [
                     (i as f32 / 5.0 - 0.5) * 3.0,
                     (j as f32 / 5.0 - 0.5) * 3.0,
                     (l as f32 - 1.0) * 1.5,
                 ];
-                truth.push(p, [(0.09f32).ln(); 3], [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0], 2.0, &c);
+                truth.push(
+                    p,
+                    [(0.09f32).ln(); 3],
+                    [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0],
+                    2.0,
+                    &c,
+                );
                 k += 1;
             }
         }
@@ -326,17 +370,34 @@ fn short_training_reaches_the_cpu_psnr() {
     cfg.iterations = 400;
     let run = |b: &mut dyn splat_core::backend::TrainBackend| {
         let mut t = Trainer::new(&scene, cfg.clone(), b).expect("trainer");
-        let before = t.evaluate(&scene.test, &mut |_, _, _| Ok(())).expect("eval").psnr;
+        let before = t
+            .evaluate(&scene.test, &mut |_, _, _| Ok(()))
+            .expect("eval")
+            .psnr;
         while !t.finished() {
             t.step().expect("step");
         }
-        let after = t.evaluate(&scene.test, &mut |_, _, _| Ok(())).expect("eval").psnr;
+        let after = t
+            .evaluate(&scene.test, &mut |_, _, _| Ok(()))
+            .expect("eval")
+            .psnr;
         (before, after, t.gaussians_len())
     };
     let (b_cpu, a_cpu, n_cpu) = run(&mut CpuBackend);
     let (b_gpu, a_gpu, n_gpu) = run(&mut be);
-    eprintln!("cpu {b_cpu:.2} -> {a_cpu:.2} dB ({n_cpu} G); gpu {b_gpu:.2} -> {a_gpu:.2} dB ({n_gpu} G)");
-    assert!((b_cpu - b_gpu).abs() < 0.01, "same start: {b_cpu} vs {b_gpu}");
-    assert!(a_gpu > b_gpu + 5.0, "GPU training did not learn: {b_gpu} -> {a_gpu}");
-    assert!((a_cpu - a_gpu).abs() < 1.0, "cpu {a_cpu} dB vs gpu {a_gpu} dB");
+    eprintln!(
+        "cpu {b_cpu:.2} -> {a_cpu:.2} dB ({n_cpu} G); gpu {b_gpu:.2} -> {a_gpu:.2} dB ({n_gpu} G)"
+    );
+    assert!(
+        (b_cpu - b_gpu).abs() < 0.01,
+        "same start: {b_cpu} vs {b_gpu}"
+    );
+    assert!(
+        a_gpu > b_gpu + 5.0,
+        "GPU training did not learn: {b_gpu} -> {a_gpu}"
+    );
+    assert!(
+        (a_cpu - a_gpu).abs() < 1.0,
+        "cpu {a_cpu} dB vs gpu {a_gpu} dB"
+    );
 }

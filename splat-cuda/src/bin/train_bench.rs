@@ -16,9 +16,9 @@ use splat_cuda::CudaBackend;
 
 fn run() -> Result<String, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let scene_path = args
-        .first()
-        .ok_or("usage: splat-cuda-train-bench SCENE_DIR [--iters N] [--downscale F] [--white-bg] [--cpu]")?;
+    let scene_path = args.first().ok_or(
+        "usage: splat-cuda-train-bench SCENE_DIR [--iters N] [--downscale F] [--white-bg] [--cpu]",
+    )?;
     let value = |flag: &str| -> Option<&String> {
         args.iter()
             .position(|a| a == flag)
@@ -26,7 +26,9 @@ fn run() -> Result<String, String> {
     };
     let mut cfg = TrainConfig::default();
     if let Some(v) = value("--iters") {
-        cfg.iterations = v.parse().map_err(|_| format!("--iters {v}: not a number"))?;
+        cfg.iterations = v
+            .parse()
+            .map_err(|_| format!("--iters {v}: not a number"))?;
     }
     let downscale = match value("--downscale") {
         Some(v) => Downscale::Factor(v.parse().map_err(|_| format!("--downscale {v}"))?),
