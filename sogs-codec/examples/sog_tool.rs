@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use sogs_codec::{encode_sog, read_sog, write_sog_bundle, write_sog_dir, EncodeOptions, SortMode, Stage};
+use sogs_codec::{
+    encode_sog, read_sog, write_sog_bundle, write_sog_dir, EncodeOptions, SortMode, Stage,
+};
 
 fn main() {
     if let Err(e) = run() {
@@ -15,7 +17,12 @@ fn main() {
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     match args.first().map(String::as_str) {
         Some("encode") if args.len() >= 3 => {
             let mut opts = EncodeOptions::default();

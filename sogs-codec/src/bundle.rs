@@ -15,9 +15,14 @@ const DOS_DATE: u16 = (1 << 5) | 1;
 
 /// Builds a stored ZIP from `(name, bytes)` entries in the given order.
 pub fn zip_stored(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, SogError> {
-    let total: usize = entries.iter().map(|(n, d)| d.len() + 2 * n.len() + 100).sum();
+    let total: usize = entries
+        .iter()
+        .map(|(n, d)| d.len() + 2 * n.len() + 100)
+        .sum();
     if total as u64 >= u32::MAX as u64 || entries.len() > u16::MAX as usize {
-        return Err(SogError::InvalidInput { reason: "bundle would exceed 4 GiB or 65535 entries (no ZIP64)".into() });
+        return Err(SogError::InvalidInput {
+            reason: "bundle would exceed 4 GiB or 65535 entries (no ZIP64)".into(),
+        });
     }
     let mut out = Vec::with_capacity(total + 22);
     let mut central = Vec::new();
@@ -92,18 +97,30 @@ pub fn looks_like_zip(bytes: &[u8]) -> bool {
 
 /// Reads every entry of a ZIP (stored or deflated) into memory, checking CRCs.
 pub fn unzip(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Vec<u8>>, SogError> {
-    let bad = |reason: String| SogError::BadBundle { path: path.to_path_buf(), reason };
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(format!("not a readable ZIP ({e})")))?;
+    let bad = |reason: String| SogError::BadBundle {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a readable ZIP ({e})")))?;
     let mut files = HashMap::new();
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| bad(format!("entry {i}: {e}")))?;
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| bad(format!("entry {i}: {e}")))?;
         if entry.is_dir() {
             continue;
         }
-        let name = entry.name().map_err(|e| bad(format!("entry {i}: bad name ({e})")))?.to_string();
+        let name = entry
+            .name()
+            .map_err(|e| bad(format!("entry {i}: bad name ({e})")))?
+            .to_string();
         // Sizes come from the archive itself; cap the pre-allocation by the archive size.
-        let mut data = Vec::with_capacity((entry.size() as usize).min(bytes.len().saturating_mul(4)));
-        entry.read_to_end(&mut data).map_err(|e| bad(format!("entry `{name}`: {e}")))?;
+        let mut data =
+            Vec::with_capacity((entry.size() as usize).min(bytes.len().saturating_mul(4)));
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| bad(format!("entry `{name}`: {e}")))?;
         files.insert(name, data);
     }
     Ok(files)

@@ -49,7 +49,15 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        Self { sh_bands: None, sort: SortMode::Hilbert, seed: 0, kmeans_iterations: 10, palette_size: None, webp_effort: 4, plas: PlasOptions::default() }
+        Self {
+            sh_bands: None,
+            sort: SortMode::Hilbert,
+            seed: 0,
+            kmeans_iterations: 10,
+            palette_size: None,
+            webp_effort: 4,
+            plas: PlasOptions::default(),
+        }
     }
 }
 
@@ -126,27 +134,47 @@ pub fn default_palette_size(n: usize) -> usize {
 }
 
 fn validate(g: &Gaussians) -> Result<(), SogError> {
-    g.check_lengths().map_err(|reason| SogError::InvalidInput { reason })?;
+    g.check_lengths()
+        .map_err(|reason| SogError::InvalidInput { reason })?;
     if g.sh_degree > 3 {
-        return Err(SogError::InvalidInput { reason: format!("SH degree {} (at most 3)", g.sh_degree) });
+        return Err(SogError::InvalidInput {
+            reason: format!("SH degree {} (at most 3)", g.sh_degree),
+        });
     }
     if g.is_empty() {
-        return Err(SogError::InvalidInput { reason: "no Gaussians".into() });
+        return Err(SogError::InvalidInput {
+            reason: "no Gaussians".into(),
+        });
     }
     let per = g.sh_coeffs() * 3;
     let (count, first) = (0..g.len())
         .into_par_iter()
         .map(|i| {
-            let bad = g.means[i].iter().chain(&g.log_scales[i]).chain(&g.quats[i]).chain(std::iter::once(&g.opacity_logits[i])).chain(&g.sh[i * per..(i + 1) * per]).filter(|v| !v.is_finite()).count();
+            let bad = g.means[i]
+                .iter()
+                .chain(&g.log_scales[i])
+                .chain(&g.quats[i])
+                .chain(std::iter::once(&g.opacity_logits[i]))
+                .chain(&g.sh[i * per..(i + 1) * per])
+                .filter(|v| !v.is_finite())
+                .count();
             (bad, if bad > 0 { i } else { usize::MAX })
         })
         .reduce(|| (0, usize::MAX), |a, b| (a.0 + b.0, a.1.min(b.1)));
     if count > 0 {
-        return Err(SogError::NonFinite { count, first_index: first });
+        return Err(SogError::NonFinite {
+            count,
+            first_index: first,
+        });
     }
     let (w, h) = grid_size(g.len());
     if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(SogError::InvalidInput { reason: format!("{} Gaussians need a {w}x{h} grid; WebP allows {MAX_SIDE} per side", g.len()) });
+        return Err(SogError::InvalidInput {
+            reason: format!(
+                "{} Gaussians need a {w}x{h} grid; WebP allows {MAX_SIDE} per side",
+                g.len()
+            ),
+        });
     }
     Ok(())
 }
@@ -161,7 +189,18 @@ fn sort_features(g: &Gaussians) -> (Vec<f32>, usize) {
         let m = g.means[i].map(|v| log_transform(v as f64) as f32);
         let s = &g.sh[i * coeffs * 3..];
         let l = g.log_scales[i];
-        [m[0], m[1], m[2], s[0], s[1], s[2], l[0], l[1], l[2], sigmoid(g.opacity_logits[i])]
+        [
+            m[0],
+            m[1],
+            m[2],
+            s[0],
+            s[1],
+            s[2],
+            l[0],
+            l[1],
+            l[2],
+            sigmoid(g.opacity_logits[i]),
+        ]
     };
     let n = g.len();
     let mut f: Vec<f32> = Vec::with_capacity(n * DIM);
@@ -170,8 +209,15 @@ fn sort_features(g: &Gaussians) -> (Vec<f32>, usize) {
     }
     for d in 0..DIM {
         let mean = (0..n).map(|i| f[i * DIM + d] as f64).sum::<f64>() / n as f64;
-        let var = (0..n).map(|i| (f[i * DIM + d] as f64 - mean).powi(2)).sum::<f64>() / n as f64;
-        let inv = if var > 0.0 { WEIGHTS[d] as f64 / var.sqrt() } else { 0.0 };
+        let var = (0..n)
+            .map(|i| (f[i * DIM + d] as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let inv = if var > 0.0 {
+            WEIGHTS[d] as f64 / var.sqrt()
+        } else {
+            0.0
+        };
         for i in 0..n {
             f[i * DIM + d] = ((f[i * DIM + d] as f64 - mean) * inv) as f32;
         }
@@ -180,30 +226,57 @@ fn sort_features(g: &Gaussians) -> (Vec<f32>, usize) {
 }
 
 /// Compresses Gaussians to SOG version 2. `progress` is called on the calling thread.
-pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(Progress)) -> Result<SogFiles, SogError> {
+pub fn encode_sog(
+    g: &Gaussians,
+    opts: &EncodeOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<SogFiles, SogError> {
     validate(g)?;
     if opts.webp_effort > 9 {
-        return Err(SogError::InvalidInput { reason: format!("WebP effort {} (0..=9)", opts.webp_effort) });
+        return Err(SogError::InvalidInput {
+            reason: format!("WebP effort {} (0..=9)", opts.webp_effort),
+        });
     }
     let n = g.len();
     let (w, h) = grid_size(n);
     let bands = opts.sh_bands.unwrap_or(g.sh_degree).min(g.sh_degree);
 
     // Layout.
-    progress(Progress { stage: Stage::Sort, done: 0, total: 1 });
+    progress(Progress {
+        stage: Stage::Sort,
+        done: 0,
+        total: 1,
+    });
     let mut order = match opts.sort {
         SortMode::Morton => order::morton_order(&g.means),
         SortMode::Hilbert | SortMode::Plas => order::hilbert_order(&g.means),
     };
     if opts.sort == SortMode::Plas {
         let (feats, dim) = sort_features(g);
-        let plas = PlasOptions { seed: opts.seed ^ opts.plas.seed, ..opts.plas.clone() };
-        order = order::plas_order(&feats, dim, w, order, &plas, &mut |d, t| progress(Progress { stage: Stage::Sort, done: d, total: t + 1 }));
+        let plas = PlasOptions {
+            seed: opts.seed ^ opts.plas.seed,
+            ..opts.plas.clone()
+        };
+        order = order::plas_order(&feats, dim, w, order, &plas, &mut |d, t| {
+            progress(Progress {
+                stage: Stage::Sort,
+                done: d,
+                total: t + 1,
+            })
+        });
     }
-    progress(Progress { stage: Stage::Sort, done: 1, total: 1 });
+    progress(Progress {
+        stage: Stage::Sort,
+        done: 1,
+        total: 1,
+    });
 
     // Per-Gaussian images.
-    progress(Progress { stage: Stage::Quantize, done: 0, total: 4 });
+    progress(Progress {
+        stage: Stage::Quantize,
+        done: 0,
+        total: 4,
+    });
     let mut means_l = Rgba::zeroed(w, h);
     let mut means_u = Rgba::zeroed(w, h);
     let mut mins = [f64::INFINITY; 3];
@@ -225,33 +298,72 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
         means_l.data[t * 4 + 3] = 255;
         means_u.data[t * 4 + 3] = 255;
     }
-    progress(Progress { stage: Stage::Quantize, done: 1, total: 4 });
+    progress(Progress {
+        stage: Stage::Quantize,
+        done: 1,
+        total: 4,
+    });
 
     let mut quats = Rgba::zeroed(w, h);
-    quats.data[..n * 4].par_chunks_mut(4).zip(order.par_iter()).for_each(|(px, &s)| px.copy_from_slice(&pack_quat(g.quats[s as usize])));
-    progress(Progress { stage: Stage::Quantize, done: 2, total: 4 });
+    quats.data[..n * 4]
+        .par_chunks_mut(4)
+        .zip(order.par_iter())
+        .for_each(|(px, &s)| px.copy_from_slice(&pack_quat(g.quats[s as usize])));
+    progress(Progress {
+        stage: Stage::Quantize,
+        done: 2,
+        total: 4,
+    });
 
     let all_scales: Vec<f32> = g.log_scales.iter().flatten().copied().collect();
     let scale_cb = build_codebook(&all_scales, None);
     drop(all_scales);
     let mut scales = Rgba::zeroed(w, h);
-    scales.data[..n * 4].par_chunks_mut(4).zip(order.par_iter()).for_each(|(px, &s)| {
-        let l = g.log_scales[s as usize];
-        px.copy_from_slice(&[scale_cb.index(l[0]), scale_cb.index(l[1]), scale_cb.index(l[2]), 255]);
+    scales.data[..n * 4]
+        .par_chunks_mut(4)
+        .zip(order.par_iter())
+        .for_each(|(px, &s)| {
+            let l = g.log_scales[s as usize];
+            px.copy_from_slice(&[
+                scale_cb.index(l[0]),
+                scale_cb.index(l[1]),
+                scale_cb.index(l[2]),
+                255,
+            ]);
+        });
+    progress(Progress {
+        stage: Stage::Quantize,
+        done: 3,
+        total: 4,
     });
-    progress(Progress { stage: Stage::Quantize, done: 3, total: 4 });
 
     let coeffs = g.sh_coeffs();
-    let dc: Vec<f32> = (0..n).flat_map(|i| g.sh[i * coeffs * 3..i * coeffs * 3 + 3].to_vec()).collect();
+    let dc: Vec<f32> = (0..n)
+        .flat_map(|i| g.sh[i * coeffs * 3..i * coeffs * 3 + 3].to_vec())
+        .collect();
     let dc_cb = build_codebook(&dc, None);
     let mut sh0 = Rgba::zeroed(w, h);
-    sh0.data[..n * 4].par_chunks_mut(4).zip(order.par_iter()).for_each(|(px, &s)| {
-        let s = s as usize;
-        let a = (sigmoid(g.opacity_logits[s] as f64) * 255.0).round().clamp(0.0, 255.0) as u8;
-        px.copy_from_slice(&[dc_cb.index(dc[s * 3]), dc_cb.index(dc[s * 3 + 1]), dc_cb.index(dc[s * 3 + 2]), a]);
-    });
+    sh0.data[..n * 4]
+        .par_chunks_mut(4)
+        .zip(order.par_iter())
+        .for_each(|(px, &s)| {
+            let s = s as usize;
+            let a = (sigmoid(g.opacity_logits[s] as f64) * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+            px.copy_from_slice(&[
+                dc_cb.index(dc[s * 3]),
+                dc_cb.index(dc[s * 3 + 1]),
+                dc_cb.index(dc[s * 3 + 2]),
+                a,
+            ]);
+        });
     drop(dc);
-    progress(Progress { stage: Stage::Quantize, done: 4, total: 4 });
+    progress(Progress {
+        stage: Stage::Quantize,
+        done: 4,
+        total: 4,
+    });
 
     let mut images: Vec<(String, Rgba)> = vec![
         ("means_l.webp".into(), means_l),
@@ -271,21 +383,49 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
             // Coefficient-major (j, c) in both layouts; bands above `bands` are dropped.
             row.copy_from_slice(&g.sh[(i * coeffs + 1) * 3..(i * coeffs + 1 + k_rest) * 3]);
         });
-        let p = opts.palette_size.unwrap_or_else(|| default_palette_size(n)).clamp(1, 65536).min(n);
+        let p = opts
+            .palette_size
+            .unwrap_or_else(|| default_palette_size(n))
+            .clamp(1, 65536)
+            .min(n);
         let done = AtomicUsize::new(0);
         let pal = std::thread::scope(|scope| {
-            let job = scope.spawn(|| kmeans::palette(&data, dim, p, opts.kmeans_iterations, opts.seed, None, &|d, _| done.store(d, Ordering::Relaxed)));
+            let job = scope.spawn(|| {
+                kmeans::palette(
+                    &data,
+                    dim,
+                    p,
+                    opts.kmeans_iterations,
+                    opts.seed,
+                    None,
+                    &|d, _| done.store(d, Ordering::Relaxed),
+                )
+            });
             while !job.is_finished() {
-                progress(Progress { stage: Stage::ShPalette, done: done.load(Ordering::Relaxed), total: n });
+                progress(Progress {
+                    stage: Stage::ShPalette,
+                    done: done.load(Ordering::Relaxed),
+                    total: n,
+                });
                 std::thread::sleep(Duration::from_millis(50));
             }
             job.join()
         })
-        .map_err(|_| SogError::InvalidInput { reason: "SH clustering thread panicked".into() })?;
-        progress(Progress { stage: Stage::ShPalette, done: n, total: n });
+        .map_err(|_| SogError::InvalidInput {
+            reason: "SH clustering thread panicked".into(),
+        })?;
+        progress(Progress {
+            stage: Stage::ShPalette,
+            done: n,
+            total: n,
+        });
         drop(data);
         let count = pal.len();
-        let weights: Vec<f32> = pal.sizes.iter().flat_map(|&s| std::iter::repeat_n(s as f32, dim)).collect();
+        let weights: Vec<f32> = pal
+            .sizes
+            .iter()
+            .flat_map(|&s| std::iter::repeat_n(s as f32, dim))
+            .collect();
         let cb = build_codebook(&pal.centroids, Some(&weights));
         let cw = 64 * k_rest;
         let ch = count.div_ceil(64);
@@ -301,13 +441,21 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
             }
         }
         let mut labels = Rgba::zeroed(w, h);
-        labels.data[..n * 4].par_chunks_mut(4).zip(order.par_iter()).for_each(|(px, &s)| {
-            let l = pal.labels[s as usize];
-            px.copy_from_slice(&[(l & 0xff) as u8, (l >> 8) as u8, 0, 255]);
-        });
+        labels.data[..n * 4]
+            .par_chunks_mut(4)
+            .zip(order.par_iter())
+            .for_each(|(px, &s)| {
+                let l = pal.labels[s as usize];
+                px.copy_from_slice(&[(l & 0xff) as u8, (l >> 8) as u8, 0, 255]);
+            });
         images.push(("shN_centroids.webp".into(), cent));
         images.push(("shN_labels.webp".into(), labels));
-        sh_meta = Some(ShNMeta { count, bands, codebook: cb.values, files: vec!["shN_centroids.webp".into(), "shN_labels.webp".into()] });
+        sh_meta = Some(ShNMeta {
+            count,
+            bands,
+            codebook: cb.values,
+            files: vec!["shN_centroids.webp".into(), "shN_labels.webp".into()],
+        });
     }
 
     // WebP, in parallel; progress is reported from here as images finish.
@@ -326,23 +474,54 @@ pub fn encode_sog(g: &Gaussians, opts: &EncodeOptions, progress: &mut dyn FnMut(
                 .collect()
         });
         while !job.is_finished() {
-            progress(Progress { stage: Stage::Webp, done: finished.load(Ordering::Relaxed), total });
+            progress(Progress {
+                stage: Stage::Webp,
+                done: finished.load(Ordering::Relaxed),
+                total,
+            });
             std::thread::sleep(Duration::from_millis(50));
         }
-        job.join().unwrap_or_else(|_| vec![Err(SogError::Encode { name: "images".into(), reason: "encoder thread panicked".into() })])
+        job.join().unwrap_or_else(|_| {
+            vec![Err(SogError::Encode {
+                name: "images".into(),
+                reason: "encoder thread panicked".into(),
+            })]
+        })
     });
     let images = encoded.into_iter().collect::<Result<Vec<_>, _>>()?;
-    progress(Progress { stage: Stage::Webp, done: total, total });
+    progress(Progress {
+        stage: Stage::Webp,
+        done: total,
+        total,
+    });
 
     let meta = MetaV2 {
         version: 2,
-        asset: Some(Asset { generator: format!("spaceport sogs-codec {}", env!("CARGO_PKG_VERSION")) }),
+        asset: Some(Asset {
+            generator: format!("spaceport sogs-codec {}", env!("CARGO_PKG_VERSION")),
+        }),
         count: n,
-        means: MeansMeta { mins, maxs, files: vec!["means_l.webp".into(), "means_u.webp".into()] },
-        scales: CodebookMeta { codebook: scale_cb.values, files: vec!["scales.webp".into()] },
-        quats: FilesMeta { files: vec!["quats.webp".into()] },
-        sh0: CodebookMeta { codebook: dc_cb.values, files: vec!["sh0.webp".into()] },
+        means: MeansMeta {
+            mins,
+            maxs,
+            files: vec!["means_l.webp".into(), "means_u.webp".into()],
+        },
+        scales: CodebookMeta {
+            codebook: scale_cb.values,
+            files: vec!["scales.webp".into()],
+        },
+        quats: FilesMeta {
+            files: vec!["quats.webp".into()],
+        },
+        sh0: CodebookMeta {
+            codebook: dc_cb.values,
+            files: vec!["sh0.webp".into()],
+        },
         shN: sh_meta,
     };
-    Ok(SogFiles { meta, images, order })
+    Ok(SogFiles {
+        meta,
+        images,
+        order,
+    })
 }

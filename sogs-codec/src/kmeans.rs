@@ -69,10 +69,26 @@ pub fn dist2(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// `weights` (one per point, positive) make centroids weighted means and steer both seeding and
 /// the share of centroids each subtree gets towards heavy points; `None` weighs all points alike.
-pub fn palette(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64, weights: Option<&[f32]>, progress: &(dyn Fn(usize, usize) + Sync)) -> Palette {
+pub fn palette(
+    data: &[f32],
+    dim: usize,
+    k: usize,
+    iters: usize,
+    seed: u64,
+    weights: Option<&[f32]>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Palette {
     let n = data.len().checked_div(dim).unwrap_or(0);
     let done = AtomicUsize::new(0);
-    let ctx = Ctx { data, dim, iters, weights, done: &done, total: n, progress };
+    let ctx = Ctx {
+        data,
+        dim,
+        iters,
+        weights,
+        done: &done,
+        total: n,
+        progress,
+    };
     let members: Vec<u32> = (0..n as u32).collect();
     let clusters = ctx.solve(members, k.max(1).min(n.max(1)), seed, 0);
     let mut centroids = Vec::with_capacity(clusters.len() * dim);
@@ -85,7 +101,11 @@ pub fn palette(data: &[f32], dim: usize, k: usize, iters: usize, seed: u64, weig
             labels[m as usize] = c as u32;
         }
     }
-    Palette { centroids, labels, sizes }
+    Palette {
+        centroids,
+        labels,
+        sizes,
+    }
 }
 
 struct Ctx<'a> {
@@ -130,13 +150,21 @@ impl Ctx<'_> {
         }
         if k >= n {
             self.finish(n);
-            return members.iter().map(|&m| (self.row(m).to_vec(), vec![m])).collect();
+            return members
+                .iter()
+                .map(|&m| (self.row(m).to_vec(), vec![m]))
+                .collect();
         }
         if k <= LEAF_K || depth >= MAX_DEPTH {
             let k = k.min(LEAF_K);
             let (cent, labels) = self.kmeans(&members, k, seed);
             self.finish(n);
-            return group(&members, &labels, k).into_iter().zip(cent.chunks(self.dim)).filter(|(m, _)| !m.is_empty()).map(|(m, c)| (c.to_vec(), m)).collect();
+            return group(&members, &labels, k)
+                .into_iter()
+                .zip(cent.chunks(self.dim))
+                .filter(|(m, _)| !m.is_empty())
+                .map(|(m, c)| (c.to_vec(), m))
+                .collect();
         }
         let b = BRANCH.min(k);
         let train: Vec<u32> = if n > SAMPLE_PER_CHILD * b {
@@ -148,15 +176,25 @@ impl Ctx<'_> {
             members.clone()
         };
         let (cent, _) = self.kmeans(&train, b, seed);
-        let labels: Vec<u32> = members.par_iter().with_min_len(256).map(|&m| nearest(self.row(m), &cent, self.dim).0).collect();
-        let children: Vec<Vec<u32>> = group(&members, &labels, b).into_iter().filter(|c| !c.is_empty()).collect();
+        let labels: Vec<u32> = members
+            .par_iter()
+            .with_min_len(256)
+            .map(|&m| nearest(self.row(m), &cent, self.dim).0)
+            .collect();
+        let children: Vec<Vec<u32>> = group(&members, &labels, b)
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect();
         if children.len() < 2 {
             // The split found no structure (all points alike): one flat k-means is all they need.
             return self.solve(members, k, seed, MAX_DEPTH);
         }
         drop(members);
         let sizes: Vec<usize> = children.iter().map(Vec::len).collect();
-        let shares: Vec<f64> = children.iter().map(|c| c.iter().map(|&m| self.weight(m)).sum()).collect();
+        let shares: Vec<f64> = children
+            .iter()
+            .map(|c| c.iter().map(|&m| self.weight(m)).sum())
+            .collect();
         let ks = allocate(k, &sizes, &shares);
         children
             .into_par_iter()
@@ -179,9 +217,16 @@ impl Ctx<'_> {
         let mut cent = Vec::with_capacity(k * dim);
         let first = members[rng.random_range(0..n)];
         cent.extend_from_slice(self.row(first));
-        let mut d2: Vec<f32> = members.iter().map(|&m| dist2(self.row(m), &cent[..dim])).collect();
+        let mut d2: Vec<f32> = members
+            .iter()
+            .map(|&m| dist2(self.row(m), &cent[..dim]))
+            .collect();
         for _ in 1..k {
-            let total: f64 = d2.iter().zip(members).map(|(&v, &m)| v as f64 * self.weight(m)).sum();
+            let total: f64 = d2
+                .iter()
+                .zip(members)
+                .map(|(&v, &m)| v as f64 * self.weight(m))
+                .sum();
             let pick = if total > 0.0 {
                 let mut t = rng.random::<f64>() * total;
                 let mut pick = n - 1;
@@ -199,7 +244,10 @@ impl Ctx<'_> {
             let c0 = cent.len();
             cent.extend_from_slice(self.row(members[pick]));
             let newc = cent[c0..].to_vec();
-            d2.par_iter_mut().with_min_len(1024).zip(members.par_iter().with_min_len(1024)).for_each(|(d, &m)| *d = d.min(dist2(self.row(m), &newc)));
+            d2.par_iter_mut()
+                .with_min_len(1024)
+                .zip(members.par_iter().with_min_len(1024))
+                .for_each(|(d, &m)| *d = d.min(dist2(self.row(m), &newc)));
         }
 
         // Initial assignment with nearest and second-nearest distances.
@@ -234,7 +282,17 @@ impl Ctx<'_> {
                 let old = cent[j * dim..(j + 1) * dim].to_vec();
                 if counts[j] == 0 {
                     // Empty cluster: move it onto the point worst served by its centroid.
-                    let (far, _) = state.iter().enumerate().fold((0usize, -1.0f32), |best, (i, s)| if s.1 > best.1 { (i, s.1) } else { best });
+                    let (far, _) =
+                        state
+                            .iter()
+                            .enumerate()
+                            .fold((0usize, -1.0f32), |best, (i, s)| {
+                                if s.1 > best.1 {
+                                    (i, s.1)
+                                } else {
+                                    best
+                                }
+                            });
                     cent[j * dim..(j + 1) * dim].copy_from_slice(self.row(members[far]));
                     reseeded = true;
                 } else {
@@ -253,30 +311,50 @@ impl Ctx<'_> {
             let half_sep: Vec<f32> = (0..k)
                 .map(|j| {
                     let cj = &cent[j * dim..(j + 1) * dim];
-                    (0..k).filter(|&o| o != j).map(|o| dist2(cj, &cent[o * dim..(o + 1) * dim])).fold(f32::INFINITY, f32::min).sqrt() * 0.5
+                    (0..k)
+                        .filter(|&o| o != j)
+                        .map(|o| dist2(cj, &cent[o * dim..(o + 1) * dim]))
+                        .fold(f32::INFINITY, f32::min)
+                        .sqrt()
+                        * 0.5
                 })
                 .collect();
-            let (max1, arg1) = moved.iter().enumerate().fold((0.0f32, usize::MAX), |b, (j, &v)| if v > b.0 { (v, j) } else { b });
-            let max2 = moved.iter().enumerate().filter(|(j, _)| *j != arg1).map(|(_, &v)| v).fold(0.0f32, f32::max);
+            let (max1, arg1) = moved
+                .iter()
+                .enumerate()
+                .fold(
+                    (0.0f32, usize::MAX),
+                    |b, (j, &v)| if v > b.0 { (v, j) } else { b },
+                );
+            let max2 = moved
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != arg1)
+                .map(|(_, &v)| v)
+                .fold(0.0f32, f32::max);
             let cent_ref = &cent;
-            state.par_iter_mut().with_min_len(256).zip(members.par_iter().with_min_len(256)).for_each(|(s, &m)| {
-                let a = s.0 as usize;
-                s.1 += moved[a];
-                s.2 -= if a == arg1 { max2 } else { max1 };
-                if reseeded {
-                    s.2 = 0.0;
-                }
-                let bound = half_sep[a].max(s.2);
-                if s.1 <= bound {
-                    return;
-                }
-                let x = self.row(m);
-                s.1 = dist2(x, &cent_ref[a * dim..(a + 1) * dim]).sqrt();
-                if s.1 <= bound {
-                    return;
-                }
-                *s = nearest2(x, cent_ref, dim);
-            });
+            state
+                .par_iter_mut()
+                .with_min_len(256)
+                .zip(members.par_iter().with_min_len(256))
+                .for_each(|(s, &m)| {
+                    let a = s.0 as usize;
+                    s.1 += moved[a];
+                    s.2 -= if a == arg1 { max2 } else { max1 };
+                    if reseeded {
+                        s.2 = 0.0;
+                    }
+                    let bound = half_sep[a].max(s.2);
+                    if s.1 <= bound {
+                        return;
+                    }
+                    let x = self.row(m);
+                    s.1 = dist2(x, &cent_ref[a * dim..(a + 1) * dim]).sqrt();
+                    if s.1 <= bound {
+                        return;
+                    }
+                    *s = nearest2(x, cent_ref, dim);
+                });
         }
         let labels = state.into_iter().map(|s| s.0).collect();
         (cent, labels)
@@ -325,11 +403,26 @@ fn allocate(k: usize, sizes: &[usize], shares: &[f64]) -> Vec<usize> {
     let n: usize = sizes.iter().sum();
     let k = k.min(n).max(sizes.len());
     let total: f64 = shares.iter().sum();
-    let exact: Vec<f64> = if total > 0.0 { shares.iter().map(|&s| k as f64 * s / total).collect() } else { sizes.iter().map(|&s| k as f64 * s as f64 / n as f64).collect() };
-    let mut ks: Vec<usize> = exact.iter().zip(sizes).map(|(&e, &s)| (e.floor() as usize).clamp(1, s)).collect();
+    let exact: Vec<f64> = if total > 0.0 {
+        shares.iter().map(|&s| k as f64 * s / total).collect()
+    } else {
+        sizes
+            .iter()
+            .map(|&s| k as f64 * s as f64 / n as f64)
+            .collect()
+    };
+    let mut ks: Vec<usize> = exact
+        .iter()
+        .zip(sizes)
+        .map(|(&e, &s)| (e.floor() as usize).clamp(1, s))
+        .collect();
     let mut assigned: usize = ks.iter().sum();
     let mut order: Vec<usize> = (0..sizes.len()).collect();
-    order.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        (exact[b] - exact[b].floor())
+            .total_cmp(&(exact[a] - exact[a].floor()))
+            .then(a.cmp(&b))
+    });
     while assigned < k {
         let mut progressed = false;
         for &c in &order {
@@ -344,7 +437,9 @@ fn allocate(k: usize, sizes: &[usize], shares: &[f64]) -> Vec<usize> {
         }
     }
     while assigned > k {
-        let Some(c) = (0..ks.len()).filter(|&c| ks[c] > 1).max_by_key(|&c| ks[c]) else { break };
+        let Some(c) = (0..ks.len()).filter(|&c| ks[c] > 1).max_by_key(|&c| ks[c]) else {
+            break;
+        };
         ks[c] -= 1;
         assigned -= 1;
     }
@@ -357,7 +452,9 @@ mod tests {
 
     fn blobs(n_blobs: usize, per: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let centres: Vec<Vec<f32>> = (0..n_blobs).map(|_| (0..dim).map(|_| rng.random::<f32>() * 100.0).collect()).collect();
+        let centres: Vec<Vec<f32>> = (0..n_blobs)
+            .map(|_| (0..dim).map(|_| rng.random::<f32>() * 100.0).collect())
+            .collect();
         let mut data = Vec::new();
         let mut truth = Vec::new();
         for _ in 0..per {
@@ -397,8 +494,18 @@ mod tests {
         // a point closer than 1.0 to its centroid sits in a cluster of its own blob. Proportional
         // allocation of centroids down the hierarchy may merge a few blobs, not many.
         let n = data.len() / 15;
-        let well = (0..n).filter(|&i| dist2(&data[i * 15..(i + 1) * 15], &p1.centroids[p1.labels[i] as usize * 15..][..15]) < 1.0).count();
-        assert!(well as f64 > 0.97 * n as f64, "{well} of {n} points well clustered");
+        let well = (0..n)
+            .filter(|&i| {
+                dist2(
+                    &data[i * 15..(i + 1) * 15],
+                    &p1.centroids[p1.labels[i] as usize * 15..][..15],
+                ) < 1.0
+            })
+            .count();
+        assert!(
+            well as f64 > 0.97 * n as f64,
+            "{well} of {n} points well clustered"
+        );
     }
 
     #[test]
@@ -407,7 +514,10 @@ mod tests {
         let p = palette(&data, 3, 64, 5, 0, None, &|_, _| {});
         assert_eq!(p.len(), 10);
         for i in 0..10 {
-            assert_eq!(&p.centroids[p.labels[i] as usize * 3..][..3], &data[i * 3..][..3]);
+            assert_eq!(
+                &p.centroids[p.labels[i] as usize * 3..][..3],
+                &data[i * 3..][..3]
+            );
         }
     }
 
@@ -432,7 +542,10 @@ mod tests {
 
     #[test]
     fn allocation_is_proportional_and_bounded() {
-        assert_eq!(allocate(10, &[50, 30, 20], &[50.0, 30.0, 20.0]), vec![5, 3, 2]);
+        assert_eq!(
+            allocate(10, &[50, 30, 20], &[50.0, 30.0, 20.0]),
+            vec![5, 3, 2]
+        );
         assert_eq!(allocate(10, &[50, 30, 20], &[1.0, 1.0, 8.0]), vec![1, 1, 8]);
         let ks = allocate(100, &[1, 1000, 3], &[1.0, 1000.0, 3.0]);
         assert_eq!(ks.iter().sum::<usize>(), 100);

@@ -20,7 +20,9 @@ pub mod webp;
 use std::path::Path;
 
 pub use decode::{decode_entries, read_sog, read_sog_meta};
-pub use encode::{default_palette_size, encode_sog, grid_size, EncodeOptions, Progress, SogFiles, SortMode, Stage};
+pub use encode::{
+    default_palette_size, encode_sog, grid_size, EncodeOptions, Progress, SogFiles, SortMode, Stage,
+};
 pub use error::SogError;
 pub use meta::{Meta, MetaV1, MetaV2};
 pub use order::PlasOptions;
@@ -29,7 +31,9 @@ use error::io_err;
 
 /// A sibling of `path` to write into before renaming over it.
 fn temp_sibling(path: &Path) -> Result<std::path::PathBuf, SogError> {
-    let name = path.file_name().ok_or_else(|| SogError::InvalidInput { reason: format!("{}: path has no file name", path.display()) })?;
+    let name = path.file_name().ok_or_else(|| SogError::InvalidInput {
+        reason: format!("{}: path has no file name", path.display()),
+    })?;
     let mut tmp = std::ffi::OsString::from(".");
     tmp.push(name);
     tmp.push(format!(".tmp{}", std::process::id()));

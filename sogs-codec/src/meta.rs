@@ -117,8 +117,12 @@ pub enum Meta {
 
 /// Parses meta.json text, dispatching on its `version` key; `path` names it in errors.
 pub fn parse_meta(path: &Path, bytes: &[u8]) -> Result<Meta, SogError> {
-    let bad = |reason: String| SogError::BadMeta { path: path.to_path_buf(), reason };
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON ({e})")))?;
+    let bad = |reason: String| SogError::BadMeta {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("not valid JSON ({e})")))?;
     if !v.is_object() {
         return Err(bad("top level is not an object".into()));
     }
@@ -130,7 +134,10 @@ pub fn parse_meta(path: &Path, bytes: &[u8]) -> Result<Meta, SogError> {
             let m: MetaV2 = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
             Ok(Meta::V2(m))
         }
-        Some(other) => Err(SogError::UnsupportedVersion { path: path.to_path_buf(), version: other.to_string() }),
+        Some(other) => Err(SogError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            version: other.to_string(),
+        }),
     }
 }
 
@@ -139,8 +146,15 @@ pub fn parse_meta(path: &Path, bytes: &[u8]) -> Result<Meta, SogError> {
 fn patch_null_codebooks(v: &mut Value) {
     for key in ["scales", "sh0", "shN"] {
         if let Some(Value::Array(cb)) = v.get_mut(key).and_then(|o| o.get_mut("codebook")) {
-            let finite_min = cb.iter().filter_map(Value::as_f64).fold(f64::INFINITY, f64::min);
-            let fill = if finite_min.is_finite() { finite_min - 20.0 } else { 0.0 };
+            let finite_min = cb
+                .iter()
+                .filter_map(Value::as_f64)
+                .fold(f64::INFINITY, f64::min);
+            let fill = if finite_min.is_finite() {
+                finite_min - 20.0
+            } else {
+                0.0
+            };
             for e in cb.iter_mut().filter(|e| e.is_null()) {
                 *e = Value::from(fill);
             }
@@ -149,24 +163,50 @@ fn patch_null_codebooks(v: &mut Value) {
 }
 
 fn parse_v1(path: &Path, v: &Value) -> Result<MetaV1, SogError> {
-    let bad = |reason: String| SogError::BadMeta { path: path.to_path_buf(), reason };
-    let obj = |key: &str| v.get(key).filter(|o| o.is_object()).ok_or_else(|| bad(format!("missing `{key}` object")));
+    let bad = |reason: String| SogError::BadMeta {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let obj = |key: &str| {
+        v.get(key)
+            .filter(|o| o.is_object())
+            .ok_or_else(|| bad(format!("missing `{key}` object")))
+    };
     let files = |o: &Value, key: &str| -> Result<Vec<String>, SogError> {
-        let f = o.get("files").and_then(Value::as_array).ok_or_else(|| bad(format!("`{key}.files` missing")))?;
-        f.iter().map(|s| s.as_str().map(str::to_string).ok_or_else(|| bad(format!("`{key}.files` holds a non-string")))).collect()
+        let f = o
+            .get("files")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(format!("`{key}.files` missing")))?;
+        f.iter()
+            .map(|s| {
+                s.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("`{key}.files` holds a non-string")))
+            })
+            .collect()
     };
     let nums = |o: &Value, key: &str, field: &str, n: usize| -> Result<Vec<f64>, SogError> {
-        let a = o.get(field).and_then(Value::as_array).ok_or_else(|| bad(format!("`{key}.{field}` missing")))?;
+        let a = o
+            .get(field)
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad(format!("`{key}.{field}` missing")))?;
         let out: Option<Vec<f64>> = a.iter().map(Value::as_f64).collect();
         let out = out.ok_or_else(|| bad(format!("`{key}.{field}` holds a non-number")))?;
         if out.len() != n {
-            return Err(bad(format!("`{key}.{field}` has {} values, expected {n}", out.len())));
+            return Err(bad(format!(
+                "`{key}.{field}` has {} values, expected {n}",
+                out.len()
+            )));
         }
         Ok(out)
     };
     let range = |key: &str, n: usize| -> Result<RangeMeta, SogError> {
         let o = obj(key)?;
-        Ok(RangeMeta { mins: nums(o, key, "mins", n)?, maxs: nums(o, key, "maxs", n)?, files: files(o, key)? })
+        Ok(RangeMeta {
+            mins: nums(o, key, "mins", n)?,
+            maxs: nums(o, key, "maxs", n)?,
+            files: files(o, key)?,
+        })
     };
     let means = obj("means")?;
     let count = means
@@ -174,19 +214,35 @@ fn parse_v1(path: &Path, v: &Value) -> Result<MetaV1, SogError> {
         .and_then(Value::as_array)
         .and_then(|s| s.first())
         .and_then(Value::as_u64)
-        .ok_or_else(|| bad("`means.shape[0]` (the Gaussian count) missing".into()))? as usize;
+        .ok_or_else(|| bad("`means.shape[0]` (the Gaussian count) missing".into()))?
+        as usize;
     let sh_n = match v.get("shN") {
         None | Some(Value::Null) => None,
         Some(o) => {
             let scalar = |field: &str| -> Result<f64, SogError> {
                 match o.get(field) {
-                    Some(Value::Number(n)) => n.as_f64().ok_or_else(|| bad(format!("`shN.{field}` is not a number"))),
-                    Some(Value::Array(a)) if a.len() == 1 => a[0].as_f64().ok_or_else(|| bad(format!("`shN.{field}` is not a number"))),
+                    Some(Value::Number(n)) => n
+                        .as_f64()
+                        .ok_or_else(|| bad(format!("`shN.{field}` is not a number"))),
+                    Some(Value::Array(a)) if a.len() == 1 => a[0]
+                        .as_f64()
+                        .ok_or_else(|| bad(format!("`shN.{field}` is not a number"))),
                     _ => Err(bad(format!("`shN.{field}` missing"))),
                 }
             };
-            Some(RangeMeta { mins: vec![scalar("mins")?], maxs: vec![scalar("maxs")?], files: files(o, "shN")? })
+            Some(RangeMeta {
+                mins: vec![scalar("mins")?],
+                maxs: vec![scalar("maxs")?],
+                files: files(o, "shN")?,
+            })
         }
     };
-    Ok(MetaV1 { count, means: range("means", 3)?, scales: range("scales", 3)?, quats: files(obj("quats")?, "quats")?, sh0: range("sh0", 4)?, sh_n })
+    Ok(MetaV1 {
+        count,
+        means: range("means", 3)?,
+        scales: range("scales", 3)?,
+        quats: files(obj("quats")?, "quats")?,
+        sh0: range("sh0", 4)?,
+        sh_n,
+    })
 }

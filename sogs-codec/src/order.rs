@@ -24,7 +24,11 @@ pub fn morton_code(p: [f32; 3], lo: [f64; 3], hi: [f64; 3]) -> u64 {
     let mut code = 0;
     for a in 0..3 {
         let span = hi[a] - lo[a];
-        let t = if span > 0.0 { ((p[a] as f64 - lo[a]) / span).clamp(0.0, 1.0) } else { 0.0 };
+        let t = if span > 0.0 {
+            ((p[a] as f64 - lo[a]) / span).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let q = (t * ((1u64 << 21) - 1) as f64).round() as u64;
         code |= spread21(q) << a;
     }
@@ -42,7 +46,11 @@ pub fn morton_order(means: &[[f32; 3]]) -> Vec<u32> {
             hi[a] = hi[a].max(p[a] as f64);
         }
     }
-    let mut keyed: Vec<(u64, u32)> = means.par_iter().enumerate().map(|(i, &p)| (morton_code(p, lo, hi), i as u32)).collect();
+    let mut keyed: Vec<(u64, u32)> = means
+        .par_iter()
+        .enumerate()
+        .map(|(i, &p)| (morton_code(p, lo, hi), i as u32))
+        .collect();
     keyed.par_sort_unstable();
     keyed.into_iter().map(|(_, i)| i).collect()
 }
@@ -101,11 +109,19 @@ pub fn hilbert_order(means: &[[f32; 3]]) -> Vec<u32> {
     let quant = |p: [f32; 3]| {
         [0, 1, 2].map(|a| {
             let span = hi[a] - lo[a];
-            let t = if span > 0.0 { ((p[a] as f64 - lo[a]) / span).clamp(0.0, 1.0) } else { 0.0 };
+            let t = if span > 0.0 {
+                ((p[a] as f64 - lo[a]) / span).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             (t * ((1u64 << 21) - 1) as f64).round() as u32
         })
     };
-    let mut keyed: Vec<(u64, u32)> = means.par_iter().enumerate().map(|(i, &p)| (hilbert_index(quant(p), 21), i as u32)).collect();
+    let mut keyed: Vec<(u64, u32)> = means
+        .par_iter()
+        .enumerate()
+        .map(|(i, &p)| (hilbert_index(quant(p), 21), i as u32))
+        .collect();
     keyed.par_sort_unstable();
     keyed.into_iter().map(|(_, i)| i).collect()
 }
@@ -123,14 +139,25 @@ pub struct PlasOptions {
 
 impl Default for PlasOptions {
     fn default() -> Self {
-        Self { radius_decay: 0.85, passes_per_radius: 2, seed: 0 }
+        Self {
+            radius_decay: 0.85,
+            passes_per_radius: 2,
+            seed: 0,
+        }
     }
 }
 
 /// Reorders `order` (texel -> Gaussian, `n` entries on a `width`-wide grid, row-major) to make
 /// neighbouring texels similar in `features` (`dim` values per Gaussian, already scaled).
 /// Returns the improved order; `progress(step, steps)` is called after each radius.
-pub fn plas_order(features: &[f32], dim: usize, width: usize, mut order: Vec<u32>, opts: &PlasOptions, progress: &mut dyn FnMut(usize, usize)) -> Vec<u32> {
+pub fn plas_order(
+    features: &[f32],
+    dim: usize,
+    width: usize,
+    mut order: Vec<u32>,
+    opts: &PlasOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<u32> {
     let n = order.len();
     if n < 8 || dim == 0 || width == 0 {
         return order;
@@ -148,10 +175,13 @@ pub fn plas_order(features: &[f32], dim: usize, width: usize, mut order: Vec<u32
     let mut grid = vec![0f32; n * dim];
     for (step, &radius) in radii.iter().enumerate() {
         for pass in 0..opts.passes_per_radius {
-            grid.par_chunks_mut(dim).zip(order.par_iter()).for_each(|(g, &s)| g.copy_from_slice(&features[s as usize * dim..][..dim]));
+            grid.par_chunks_mut(dim)
+                .zip(order.par_iter())
+                .for_each(|(g, &s)| g.copy_from_slice(&features[s as usize * dim..][..dim]));
             let target = box_blur(&grid, dim, width, n, radius);
             let block = (radius + 1).clamp(4, 64);
-            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((step as u64) << 32) ^ pass as u64);
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(opts.seed ^ ((step as u64) << 32) ^ pass as u64);
             use rand::Rng;
             let (ox, oy) = (rng.random_range(0..block), rng.random_range(0..block));
             let bx = (width + ox).div_ceil(block);
@@ -176,7 +206,9 @@ pub fn plas_order(features: &[f32], dim: usize, width: usize, mut order: Vec<u32
                             }
                         }
                     }
-                    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut rng = ChaCha8Rng::seed_from_u64(
+                        seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
                     pos.shuffle(&mut rng);
                     let mut out = Vec::new();
                     for g in pos.chunks_exact(4) {
@@ -195,15 +227,42 @@ pub fn plas_order(features: &[f32], dim: usize, width: usize, mut order: Vec<u32
 }
 
 const PERMS: [[usize; 4]; 24] = [
-    [0, 1, 2, 3], [0, 1, 3, 2], [0, 2, 1, 3], [0, 2, 3, 1], [0, 3, 1, 2], [0, 3, 2, 1],
-    [1, 0, 2, 3], [1, 0, 3, 2], [1, 2, 0, 3], [1, 2, 3, 0], [1, 3, 0, 2], [1, 3, 2, 0],
-    [2, 0, 1, 3], [2, 0, 3, 1], [2, 1, 0, 3], [2, 1, 3, 0], [2, 3, 0, 1], [2, 3, 1, 0],
-    [3, 0, 1, 2], [3, 0, 2, 1], [3, 1, 0, 2], [3, 1, 2, 0], [3, 2, 0, 1], [3, 2, 1, 0],
+    [0, 1, 2, 3],
+    [0, 1, 3, 2],
+    [0, 2, 1, 3],
+    [0, 2, 3, 1],
+    [0, 3, 1, 2],
+    [0, 3, 2, 1],
+    [1, 0, 2, 3],
+    [1, 0, 3, 2],
+    [1, 2, 0, 3],
+    [1, 2, 3, 0],
+    [1, 3, 0, 2],
+    [1, 3, 2, 0],
+    [2, 0, 1, 3],
+    [2, 0, 3, 1],
+    [2, 1, 0, 3],
+    [2, 1, 3, 0],
+    [2, 3, 0, 1],
+    [2, 3, 1, 0],
+    [3, 0, 1, 2],
+    [3, 0, 2, 1],
+    [3, 1, 0, 2],
+    [3, 1, 2, 0],
+    [3, 2, 0, 1],
+    [3, 2, 1, 0],
 ];
 
 /// Picks the permutation of the four Gaussians at `pos` that best matches the target there;
 /// pushes `(texel, gaussian)` for texels that change.
-fn best_assignment(pos: &[u32], order: &[u32], features: &[f32], target: &[f32], dim: usize, out: &mut Vec<(u32, u32)>) {
+fn best_assignment(
+    pos: &[u32],
+    order: &[u32],
+    features: &[f32],
+    target: &[f32],
+    dim: usize,
+    out: &mut Vec<(u32, u32)>,
+) {
     let s: [u32; 4] = [0, 1, 2, 3].map(|i| order[pos[i] as usize]);
     let mut cost = [[0f32; 4]; 4];
     for (a, &sa) in s.iter().enumerate() {
@@ -236,24 +295,31 @@ fn box_blur(grid: &[f32], dim: usize, width: usize, n: usize, r: usize) -> Vec<f
     // Horizontal pass per row: sums of features and of occupancy.
     let mut hsum = vec![0f32; height * width * dim];
     let mut hcnt = vec![0f32; height * width];
-    hsum.par_chunks_mut(width * dim).zip(hcnt.par_chunks_mut(width)).enumerate().for_each(|(y, (hs, hc))| {
-        let row_n = n.saturating_sub(y * width).min(width);
-        let mut pre = vec![0f64; (width + 1) * dim];
-        for x in 0..width {
-            for d in 0..dim {
-                let v = if x < row_n { grid[(y * width + x) * dim + d] as f64 } else { 0.0 };
-                pre[(x + 1) * dim + d] = pre[x * dim + d] + v;
+    hsum.par_chunks_mut(width * dim)
+        .zip(hcnt.par_chunks_mut(width))
+        .enumerate()
+        .for_each(|(y, (hs, hc))| {
+            let row_n = n.saturating_sub(y * width).min(width);
+            let mut pre = vec![0f64; (width + 1) * dim];
+            for x in 0..width {
+                for d in 0..dim {
+                    let v = if x < row_n {
+                        grid[(y * width + x) * dim + d] as f64
+                    } else {
+                        0.0
+                    };
+                    pre[(x + 1) * dim + d] = pre[x * dim + d] + v;
+                }
             }
-        }
-        for x in 0..width {
-            let a = x.saturating_sub(r);
-            let b = (x + r + 1).min(width);
-            for d in 0..dim {
-                hs[x * dim + d] = (pre[b * dim + d] - pre[a * dim + d]) as f32;
+            for x in 0..width {
+                let a = x.saturating_sub(r);
+                let b = (x + r + 1).min(width);
+                for d in 0..dim {
+                    hs[x * dim + d] = (pre[b * dim + d] - pre[a * dim + d]) as f32;
+                }
+                hc[x] = (b.min(row_n).saturating_sub(a.min(row_n))) as f32;
             }
-            hc[x] = (b.min(row_n).saturating_sub(a.min(row_n))) as f32;
-        }
-    });
+        });
     // Vertical pass per column, then normalise by the occupied count.
     let mut out = vec![0f32; n * dim];
     let cols: Vec<(Vec<f32>, Vec<f32>)> = (0..width)
@@ -262,9 +328,11 @@ fn box_blur(grid: &[f32], dim: usize, width: usize, n: usize, r: usize) -> Vec<f
             let mut pre = vec![0f64; (height + 1) * (dim + 1)];
             for y in 0..height {
                 for d in 0..dim {
-                    pre[(y + 1) * (dim + 1) + d] = pre[y * (dim + 1) + d] + hsum[(y * width + x) * dim + d] as f64;
+                    pre[(y + 1) * (dim + 1) + d] =
+                        pre[y * (dim + 1) + d] + hsum[(y * width + x) * dim + d] as f64;
                 }
-                pre[(y + 1) * (dim + 1) + dim] = pre[y * (dim + 1) + dim] + hcnt[y * width + x] as f64;
+                pre[(y + 1) * (dim + 1) + dim] =
+                    pre[y * (dim + 1) + dim] + hcnt[y * width + x] as f64;
             }
             let mut col = vec![0f32; height * dim];
             let mut cnt = vec![0f32; height];
@@ -303,7 +371,12 @@ fn box_blur(grid: &[f32], dim: usize, width: usize, n: usize, r: usize) -> Vec<f
 pub fn neighbour_cost(features: &[f32], dim: usize, width: usize, order: &[u32]) -> f64 {
     let n = order.len();
     let f = |p: usize| &features[order[p] as usize * dim..][..dim];
-    let d = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| ((x - y) * (x - y)) as f64).sum::<f64>();
+    let d = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| ((x - y) * (x - y)) as f64)
+            .sum::<f64>()
+    };
     (0..n)
         .into_par_iter()
         .map(|p| {
@@ -330,7 +403,12 @@ mod tests {
         let hi = [1.0; 3];
         assert!(morton_code([0.0, 0.0, 0.0], lo, hi) < morton_code([1.0, 0.0, 0.0], lo, hi));
         assert_eq!(morton_code([1.0, 1.0, 1.0], lo, hi), (1u64 << 63) - 1);
-        let means = [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]];
+        let means = [
+            [1.0, 1.0, 1.0],
+            [0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.5],
+            [0.0, 0.0, 0.0],
+        ];
         assert_eq!(morton_order(&means), vec![1, 3, 2, 0]);
     }
 
@@ -346,9 +424,14 @@ mod tests {
             }
         }
         cells.sort_unstable();
-        assert!(cells.iter().enumerate().all(|(i, c)| c.0 == i as u64), "a bijection onto 0..512");
+        assert!(
+            cells.iter().enumerate().all(|(i, c)| c.0 == i as u64),
+            "a bijection onto 0..512"
+        );
         for w in cells.windows(2) {
-            let d: i64 = (0..3).map(|a| (w[0].1[a] as i64 - w[1].1[a] as i64).abs()).sum();
+            let d: i64 = (0..3)
+                .map(|a| (w[0].1[a] as i64 - w[1].1[a] as i64).abs())
+                .sum();
             assert_eq!(d, 1, "{:?} -> {:?}", w[0].1, w[1].1);
         }
         let means = [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.5]];
@@ -364,13 +447,27 @@ mod tests {
         let feats: Vec<f32> = (0..n * 3).map(|_| rng.random::<f32>()).collect();
         let start: Vec<u32> = (0..n as u32).collect();
         let before = neighbour_cost(&feats, 3, 40, &start);
-        let sorted = plas_order(&feats, 3, 40, start, &PlasOptions::default(), &mut |_, _| {});
+        let sorted = plas_order(
+            &feats,
+            3,
+            40,
+            start,
+            &PlasOptions::default(),
+            &mut |_, _| {},
+        );
         let after = neighbour_cost(&feats, 3, 40, &sorted);
         let mut check = sorted.clone();
         check.sort_unstable();
         assert_eq!(check, (0..n as u32).collect::<Vec<_>>());
         assert!(after < 0.5 * before, "{before} -> {after}");
-        let again = plas_order(&feats, 3, 40, (0..n as u32).collect(), &PlasOptions::default(), &mut |_, _| {});
+        let again = plas_order(
+            &feats,
+            3,
+            40,
+            (0..n as u32).collect(),
+            &PlasOptions::default(),
+            &mut |_, _| {},
+        );
         assert_eq!(again, sorted, "same seed, same order");
     }
 }

@@ -125,11 +125,18 @@ impl Codebook {
 pub fn build_codebook(values: &[f32], weights: Option<&[f32]>) -> Codebook {
     const BINS: usize = 4096;
     let mut pairs: Vec<(f32, f64)> = match weights {
-        Some(w) => values.iter().zip(w).filter(|(_, &w)| w > 0.0).map(|(&v, &w)| (v, w as f64)).collect(),
+        Some(w) => values
+            .iter()
+            .zip(w)
+            .filter(|(_, &w)| w > 0.0)
+            .map(|(&v, &w)| (v, w as f64))
+            .collect(),
         None => values.iter().map(|&v| (v, 1.0)).collect(),
     };
     if pairs.is_empty() {
-        return Codebook { values: vec![0.0; CODEBOOK_SIZE] };
+        return Codebook {
+            values: vec![0.0; CODEBOOK_SIZE],
+        };
     }
     {
         use rayon::slice::ParallelSliceMut;
@@ -207,7 +214,9 @@ pub fn build_codebook(values: &[f32], weights: Option<&[f32]>) -> Codebook {
     let mut cb: Vec<f32> = groups
         .iter()
         .map(|&(a, b)| {
-            let (w, s) = bins[a..b].iter().fold((0.0, 0.0), |acc, x| (acc.0 + x[0], acc.1 + x[1]));
+            let (w, s) = bins[a..b]
+                .iter()
+                .fold((0.0, 0.0), |acc, x| (acc.0 + x[0], acc.1 + x[1]));
             (s / w + centre) as f32
         })
         .collect();
@@ -295,7 +304,13 @@ mod tests {
 
     #[test]
     fn quaternions_round_trip_within_a_step() {
-        let qs = [[1.0, 0.0, 0.0, 0.0], [0.1, -0.9, 0.3, 0.2], [-0.5, 0.5, -0.5, 0.5], [0.0, 0.0, 0.0, -2.0], [0.3, 0.2, -0.1, -0.7]];
+        let qs = [
+            [1.0, 0.0, 0.0, 0.0],
+            [0.1, -0.9, 0.3, 0.2],
+            [-0.5, 0.5, -0.5, 0.5],
+            [0.0, 0.0, 0.0, -2.0],
+            [0.3, 0.2, -0.1, -0.7],
+        ];
         for q in qs {
             let n = (q.iter().map(|v: &f32| v * v).sum::<f32>()).sqrt();
             let u = q.map(|v| v / n);
@@ -321,7 +336,9 @@ mod tests {
         let mut s = 12345u64;
         let mut many: Vec<f32> = (0..100_000)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let u = (s >> 40) as f32 / (1u64 << 24) as f32;
                 (u - 0.5) * 4.0
             })
@@ -329,11 +346,20 @@ mod tests {
         many.extend([50.0, -80.0]);
         let cb = build_codebook(&many, None);
         assert!(cb.values.windows(2).all(|w| w[0] <= w[1]));
-        let max_err = many.iter().map(|&v| (cb.values[cb.index(v) as usize] - v).abs()).fold(0.0f32, f32::max);
+        let max_err = many
+            .iter()
+            .map(|&v| (cb.values[cb.index(v) as usize] - v).abs())
+            .fold(0.0f32, f32::max);
         // 4.0 spread over ~254 centroids: uniform step 0.016, so half a step is about 0.008.
-        let inlier_err = many[..100_000].iter().map(|&v| (cb.values[cb.index(v) as usize] - v).abs()).fold(0.0f32, f32::max);
+        let inlier_err = many[..100_000]
+            .iter()
+            .map(|&v| (cb.values[cb.index(v) as usize] - v).abs())
+            .fold(0.0f32, f32::max);
         assert!(inlier_err < 0.012, "{inlier_err}");
-        assert!(max_err < 0.012, "outliers must get their own entries: {max_err}");
+        assert!(
+            max_err < 0.012,
+            "outliers must get their own entries: {max_err}"
+        );
     }
 
     #[test]

@@ -20,13 +20,22 @@ pub struct Rgba {
 impl Rgba {
     /// An all-zero image (alpha 0), the value of texels beyond the last Gaussian.
     pub fn zeroed(width: usize, height: usize) -> Self {
-        Self { width, height, data: vec![0; width * height * 4] }
+        Self {
+            width,
+            height,
+            data: vec![0; width * height * 4],
+        }
     }
 
     /// The 4 bytes of texel `i` in row-major order.
     pub fn texel(&self, i: usize) -> [u8; 4] {
         let o = i * 4;
-        [self.data[o], self.data[o + 1], self.data[o + 2], self.data[o + 3]]
+        [
+            self.data[o],
+            self.data[o + 1],
+            self.data[o + 2],
+            self.data[o + 3],
+        ]
     }
 }
 
@@ -35,9 +44,15 @@ pub const MAX_SIDE: usize = 16383;
 
 /// Encodes an image as lossless WebP with `exact` on, at libwebp's lossless preset `effort` (0..=9).
 pub fn encode_lossless(name: &str, img: &Rgba, effort: u8) -> Result<Vec<u8>, SogError> {
-    let fail = |reason: &str| SogError::Encode { name: name.to_string(), reason: reason.to_string() };
+    let fail = |reason: &str| SogError::Encode {
+        name: name.to_string(),
+        reason: reason.to_string(),
+    };
     if img.width == 0 || img.height == 0 || img.width > MAX_SIDE || img.height > MAX_SIDE {
-        return Err(fail(&format!("{}x{} is outside WebP's 1..{MAX_SIDE} pixels per side", img.width, img.height)));
+        return Err(fail(&format!(
+            "{}x{} is outside WebP's 1..{MAX_SIDE} pixels per side",
+            img.width, img.height
+        )));
     }
     if img.data.len() != img.width * img.height * 4 {
         return Err(fail("buffer size does not match the dimensions"));
@@ -47,7 +62,13 @@ pub fn encode_lossless(name: &str, img: &Rgba, effort: u8) -> Result<Vec<u8>, So
     // released on every path before returning.
     unsafe {
         let mut config = std::mem::MaybeUninit::<sys::WebPConfig>::uninit();
-        if sys::WebPConfigInitInternal(config.as_mut_ptr(), sys::WebPPreset::WEBP_PRESET_DEFAULT, 75.0, sys::WEBP_ENCODER_ABI_VERSION as _) == 0 {
+        if sys::WebPConfigInitInternal(
+            config.as_mut_ptr(),
+            sys::WebPPreset::WEBP_PRESET_DEFAULT,
+            75.0,
+            sys::WEBP_ENCODER_ABI_VERSION as _,
+        ) == 0
+        {
             return Err(fail("libwebp version mismatch"));
         }
         let mut config = config.assume_init();
@@ -76,7 +97,11 @@ pub fn encode_lossless(name: &str, img: &Rgba, effort: u8) -> Result<Vec<u8>, So
         let ok = sys::WebPEncode(&config, &mut pic);
         let code = pic.error_code;
         sys::WebPPictureFree(&mut pic);
-        let out = if ok != 0 && !writer.mem.is_null() { Ok(std::slice::from_raw_parts(writer.mem, writer.size).to_vec()) } else { Err(fail(&format!("libwebp error {code:?}"))) };
+        let out = if ok != 0 && !writer.mem.is_null() {
+            Ok(std::slice::from_raw_parts(writer.mem, writer.size).to_vec())
+        } else {
+            Err(fail(&format!("libwebp error {code:?}")))
+        };
         sys::WebPMemoryWriterClear(&mut writer);
         out
     }
@@ -84,8 +109,12 @@ pub fn encode_lossless(name: &str, img: &Rgba, effort: u8) -> Result<Vec<u8>, So
 
 /// Decodes a lossless WebP to RGBA; lossy images are refused because they corrupt the stored values.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgba, SogError> {
-    let bad = |reason: String| SogError::BadImage { path: path.to_path_buf(), reason };
-    let mut dec = image_webp::WebPDecoder::new(std::io::Cursor::new(bytes)).map_err(|e| bad(format!("not a WebP image ({e})")))?;
+    let bad = |reason: String| SogError::BadImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut dec = image_webp::WebPDecoder::new(std::io::Cursor::new(bytes))
+        .map_err(|e| bad(format!("not a WebP image ({e})")))?;
     if dec.is_lossy() {
         return Err(bad("lossy WebP; SOG textures must be lossless".into()));
     }
@@ -94,9 +123,12 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgba, SogError> {
     }
     let (w, h) = dec.dimensions();
     let (w, h) = (w as usize, h as usize);
-    let size = dec.output_buffer_size().ok_or_else(|| bad("image too large".into()))?;
+    let size = dec
+        .output_buffer_size()
+        .ok_or_else(|| bad("image too large".into()))?;
     let mut buf = vec![0u8; size];
-    dec.read_image(&mut buf).map_err(|e| bad(format!("corrupt WebP data ({e})")))?;
+    dec.read_image(&mut buf)
+        .map_err(|e| bad(format!("corrupt WebP data ({e})")))?;
     let data = if dec.has_alpha() {
         buf
     } else {
@@ -109,7 +141,11 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Rgba, SogError> {
     if data.len() != w * h * 4 {
         return Err(bad("decoded size does not match the dimensions".into()));
     }
-    Ok(Rgba { width: w, height: h, data })
+    Ok(Rgba {
+        width: w,
+        height: h,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -117,8 +153,14 @@ mod tests {
     use super::*;
 
     fn pattern(w: usize, h: usize) -> Rgba {
-        let data = (0..w * h * 4).map(|i| ((i * 37 + i / 7) % 256) as u8).collect();
-        Rgba { width: w, height: h, data }
+        let data = (0..w * h * 4)
+            .map(|i| ((i * 37 + i / 7) % 256) as u8)
+            .collect();
+        Rgba {
+            width: w,
+            height: h,
+            data,
+        }
     }
 
     #[test]

@@ -24,9 +24,17 @@ pub fn random_scene(n: usize, degree: usize, seed: u64) -> Gaussians {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut g = Gaussians::empty(degree);
     let coeffs = g.sh_coeffs();
-    let centres: Vec<[f32; 3]> = (0..8).map(|_| [0, 1, 2].map(|_| rng.random_range(-3.0..3.0))).collect();
+    let centres: Vec<[f32; 3]> = (0..8)
+        .map(|_| [0, 1, 2].map(|_| rng.random_range(-3.0..3.0)))
+        .collect();
     // A handful of SH "materials" so the palette has structure to find.
-    let materials: Vec<Vec<f32>> = (0..20).map(|_| (0..(coeffs - 1) * 3).map(|j| rng.random_range(-0.3..0.3) / (1.0 + (j / 9) as f32)).collect()).collect();
+    let materials: Vec<Vec<f32>> = (0..20)
+        .map(|_| {
+            (0..(coeffs - 1) * 3)
+                .map(|j| rng.random_range(-0.3..0.3) / (1.0 + (j / 9) as f32))
+                .collect()
+        })
+        .collect();
     for i in 0..n {
         let mean = if i % 20 == 0 {
             [0, 1, 2].map(|_| rng.random_range(-40.0..40.0))
@@ -36,7 +44,11 @@ pub fn random_scene(n: usize, degree: usize, seed: u64) -> Gaussians {
         };
         let ls = [0, 1, 2].map(|_| rng.random_range(-7.0..-1.0));
         let q = [0, 1, 2, 3].map(|_| rng.random_range(-1.0..1.0));
-        let op = if rng.random::<bool>() { rng.random_range(1.0..6.0) } else { rng.random_range(-6.0..-1.0) };
+        let op = if rng.random::<bool>() {
+            rng.random_range(1.0..6.0)
+        } else {
+            rng.random_range(-6.0..-1.0)
+        };
         let mut sh = vec![0f32; coeffs * 3];
         for s in sh.iter_mut().take(3) {
             *s = rng.random_range(-1.8..1.8);
