@@ -30,6 +30,10 @@ pub struct SfmOptions {
     pub default_focal_factor: f64,
     /// Upsample the first octave when the (downscaled) larger side is at most this.
     pub upsample_below: u32,
+    /// Refine the principal point (when `mapper.refine_principal_point` allows it) only for
+    /// images whose larger side is at least this: measured, it halves the pose error of
+    /// 3072 px Strecha images but made 768-800 px captures worse.
+    pub principal_point_min_size: u32,
     /// Feature extraction.
     pub sift: SiftOptions,
     /// Descriptor matching.
@@ -55,6 +59,7 @@ impl Default for SfmOptions {
             single_camera: true,
             default_focal_factor: 1.2,
             upsample_below: 1000,
+            principal_point_min_size: 2000,
             sift: SiftOptions::default(),
             matching: MatchOptions::default(),
             pairs: PairSelection::default(),
@@ -455,6 +460,12 @@ pub fn run(
         .collect();
     let mut mopt = opt.mapper.clone();
     mopt.seed ^= opt.seed;
+    let max_side = decoded
+        .iter()
+        .map(|d| d.width.max(d.height))
+        .min()
+        .unwrap_or(0);
+    mopt.refine_principal_point &= max_side >= opt.principal_point_min_size;
     let model = reconstruct(&mimages, cameras, &verified, &mopt, &mut |r, n| {
         progress(Stage::Mapping, r, n)
     })?;

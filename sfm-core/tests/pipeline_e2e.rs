@@ -103,8 +103,8 @@ fn fountain_p11_downscaled_registers_all_with_accurate_rotations() {
     let median = errs[errs.len() / 2];
     let max = errs[errs.len() - 1];
     eprintln!("relative rotation error: median {median:.3} deg, max {max:.3} deg");
-    assert!(median < 0.5, "median rotation error {median}");
-    assert!(max < 1.5, "max rotation error {max}");
+    assert!(median < 0.4, "median rotation error {median}");
+    assert!(max < 1.0, "max rotation error {max}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

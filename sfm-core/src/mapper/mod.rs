@@ -47,7 +47,8 @@ pub struct MapperOptions {
     /// registered. COLMAP keeps it at the image centre; on the Strecha scenes, whose true
     /// principal points are 15-17 px off centre, refining it halves the camera-centre error.
     /// A principal point that wanders more than 10 % of the image size from the centre is
-    /// treated as unobservable: it is reset to the centre and frozen.
+    /// treated as unobservable: it is reset to the centre and frozen. The pipeline turns this
+    /// off for small images (`SfmOptions::principal_point_min_size`).
     pub refine_principal_point: bool,
     /// Cauchy loss scale (pixels) of local adjustments, which see fresh, unfiltered tracks.
     pub loss_scale: f64,
