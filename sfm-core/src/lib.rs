@@ -2,8 +2,8 @@
 //! read and written as COLMAP models.
 
 pub mod colmap;
-pub mod geometry;
 pub mod features;
+pub mod geometry;
 pub mod linalg;
 pub mod mapper;
 pub mod matching;
