@@ -41,6 +41,8 @@ enum Command {
     },
     /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
     Train(train_cmd::TrainArgs),
+    /// Print the GPU, driver and memory, and run a short render self-test against the CPU.
+    GpuInfo,
     /// Run a grid of training configurations on one scene (results.csv + chart.png).
     Sweep {
         /// Sweep description (YAML: scene, downscale, base, grid).
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             angle,
         } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train_cmd::run(args),
+        Command::GpuInfo => cmd_gpu_info().map(|_| ExitCode::SUCCESS),
         Command::Sweep { spec, out } => train_cmd::sweep(&spec, &out).map(|_| ExitCode::SUCCESS),
     };
     match result {
@@ -110,5 +113,22 @@ fn cmd_render(
         secs,
         out.display()
     );
+    Ok(())
+}
+
+fn cmd_gpu_info() -> AnyResult<()> {
+    let mut gpu = splat_cuda::CudaBackend::new().map_err(|e| format!("no usable GPU: {e}"))?;
+    println!("{}", gpu.describe()?);
+    // Self-test: the demo scene on the GPU against the CPU reference.
+    let g = splat_core::demo::demo_gaussians();
+    let cam = splat_core::demo::demo_camera(160, 120, 0.7);
+    let opts = RenderOptions { background: [1.0; 3], ..Default::default() };
+    let a = gpu.render(&g, &cam, &opts)?;
+    let b = CpuBackend.render(&g, &cam, &opts)?;
+    let max = a.image.iter().zip(&b.image).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    if max > 1e-4 {
+        return Err(format!("self-test FAILED: GPU and CPU renders differ by up to {max:.2e}").into());
+    }
+    println!("self-test passed: {} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}", g.len());
     Ok(())
 }

@@ -62,23 +62,19 @@ pub struct TrainArgs {
     dump_config: bool,
 }
 
-fn make_backend(device: Device) -> AnyResult<Box<dyn TrainBackend>> {
+/// The backend for `device`: `auto` takes CUDA when a driver and a device work, else the CPU
+/// with a notice; `cuda` without one is an error.
+pub fn make_backend(device: Device) -> AnyResult<Box<dyn TrainBackend>> {
     match device {
         Device::Cpu => Ok(Box::new(CpuBackend)),
-        Device::Auto => {
-            if splat_cuda::driver_present() {
-                eprintln!("note: a CUDA driver is present but the CUDA backend is not built yet; training on the CPU");
-            } else {
-                eprintln!("note: no CUDA driver found; training on the CPU");
+        Device::Cuda => Ok(Box::new(splat_cuda::CudaBackend::new().map_err(|e| format!("--device cuda: {e}"))?)),
+        Device::Auto => match splat_cuda::CudaBackend::new() {
+            Ok(b) => Ok(Box::new(b)),
+            Err(e) => {
+                eprintln!("note: no usable GPU ({e}); using the CPU backend");
+                Ok(Box::new(CpuBackend))
             }
-            Ok(Box::new(CpuBackend))
-        }
-        Device::Cuda => Err(if splat_cuda::driver_present() {
-            "the CUDA training backend is not available in this build yet"
-        } else {
-            "--device cuda: no CUDA driver found on this machine"
-        }
-        .into()),
+        },
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use image::{DynamicImage, ImageEncoder};
+use rayon::prelude::*;
 use sfm_core::colmap::{Distortion, Intrinsics};
 
 use super::SceneError;
@@ -101,32 +102,33 @@ impl Image {
         let wy = area_weights(self.height as usize, height as usize);
         let (sw, ow) = (self.width as usize, width as usize);
         // Horizontal pass first: it shrinks every row before the vertical pass touches it.
+        // Rows are independent, so both passes run in parallel (the trainer resizes every
+        // view whenever the working size changes).
         let mut rows = vec![0.0f32; ow * self.height as usize * 3];
-        for (src_row, dst_row) in self
-            .data
-            .chunks_exact(sw * 3)
-            .zip(rows.chunks_exact_mut(ow * 3))
-        {
-            for (x, taps) in wx.iter().enumerate() {
-                let mut acc = [0.0f32; 3];
+        rows.par_chunks_exact_mut(ow * 3)
+            .zip(self.data.par_chunks_exact(sw * 3))
+            .for_each(|(dst_row, src_row)| {
+                for (x, taps) in wx.iter().enumerate() {
+                    let mut acc = [0.0f32; 3];
+                    for &(i, w) in taps {
+                        for c in 0..3 {
+                            acc[c] += src_row[i * 3 + c] * w;
+                        }
+                    }
+                    dst_row[x * 3..x * 3 + 3].copy_from_slice(&acc);
+                }
+            });
+        let mut data = vec![0.0f32; ow * height as usize * 3];
+        data.par_chunks_exact_mut(ow * 3)
+            .zip(wy.par_iter())
+            .for_each(|(dst, taps)| {
                 for &(i, w) in taps {
-                    for c in 0..3 {
-                        acc[c] += src_row[i * 3 + c] * w;
+                    let src = &rows[i * ow * 3..(i + 1) * ow * 3];
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d += s * w;
                     }
                 }
-                dst_row[x * 3..x * 3 + 3].copy_from_slice(&acc);
-            }
-        }
-        let mut data = vec![0.0f32; ow * height as usize * 3];
-        for (y, taps) in wy.iter().enumerate() {
-            let dst = &mut data[y * ow * 3..(y + 1) * ow * 3];
-            for &(i, w) in taps {
-                let src = &rows[i * ow * 3..(i + 1) * ow * 3];
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d += s * w;
-                }
-            }
-        }
+            });
         Image {
             width,
             height,
