@@ -1,5 +1,6 @@
 //! The `spaceport` command line.
 
+mod codec_cmd;
 mod train_cmd;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,31 @@ enum Command {
     },
     /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
     Train(train_cmd::TrainArgs),
+    /// Compress a 3DGS PLY to PlayCanvas's SOG format.
+    Compress {
+        /// Input PLY (standard 3DGS layout).
+        input: PathBuf,
+        /// Output `.sog` file (or folder with `--format sog-dir`).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Output form.
+        #[arg(long, value_enum, default_value = "sog")]
+        format: codec_cmd::SogFormat,
+        /// SH bands above DC to keep (default: all the input has).
+        #[arg(long)]
+        sh_bands: Option<usize>,
+        /// Texel layout.
+        #[arg(long, value_enum, default_value = "hilbert")]
+        sort: codec_cmd::Sort,
+    },
+    /// Decompress a SOG (v1 or v2, bundle or folder) to a 3DGS PLY.
+    Decompress {
+        /// Input `.sog`, SOG folder or its meta.json.
+        input: PathBuf,
+        /// Output PLY.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Print the GPU, driver and memory, and run a short render self-test against the CPU.
     GpuInfo,
     /// Run a grid of training configurations on one scene (results.csv + chart.png).
@@ -64,6 +90,8 @@ fn main() -> ExitCode {
             angle,
         } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train_cmd::run(args),
+        Command::Compress { input, out, format, sh_bands, sort } => codec_cmd::compress(&input, &out, format, sh_bands, sort).map(|_| ExitCode::SUCCESS),
+        Command::Decompress { input, out } => codec_cmd::decompress(&input, &out).map(|_| ExitCode::SUCCESS),
         Command::GpuInfo => cmd_gpu_info().map(|_| ExitCode::SUCCESS),
         Command::Sweep { spec, out } => train_cmd::sweep(&spec, &out).map(|_| ExitCode::SUCCESS),
     };
