@@ -42,6 +42,18 @@ enum Command {
     },
     /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
     Train(train_cmd::TrainArgs),
+    /// Structure from motion: a folder of photos to a COLMAP model and undistorted images.
+    Sfm {
+        /// Folder of photos.
+        #[arg(long)]
+        images: PathBuf,
+        /// Output folder (sparse/0, images/, sfm_report.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Longest image side used for features (larger images are downscaled).
+        #[arg(long)]
+        max_image_size: Option<u32>,
+    },
     /// Compress a 3DGS PLY to PlayCanvas's SOG format.
     Compress {
         /// Input PLY (standard 3DGS layout).
@@ -90,6 +102,7 @@ fn main() -> ExitCode {
             angle,
         } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train_cmd::run(args),
+        Command::Sfm { images, out, max_image_size } => cmd_sfm(&images, &out, max_image_size).map(|_| ExitCode::SUCCESS),
         Command::Compress { input, out, format, sh_bands, sort } => codec_cmd::compress(&input, &out, format, sh_bands, sort).map(|_| ExitCode::SUCCESS),
         Command::Decompress { input, out } => codec_cmd::decompress(&input, &out).map(|_| ExitCode::SUCCESS),
         Command::GpuInfo => cmd_gpu_info().map(|_| ExitCode::SUCCESS),
@@ -158,5 +171,33 @@ fn cmd_gpu_info() -> AnyResult<()> {
         return Err(format!("self-test FAILED: GPU and CPU renders differ by up to {max:.2e}").into());
     }
     println!("self-test passed: {} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}", g.len());
+    Ok(())
+}
+
+fn cmd_sfm(images: &Path, out: &Path, max_image_size: Option<u32>) -> AnyResult<()> {
+    let mut opts = sfm_core::pipeline::SfmOptions::default();
+    if let Some(m) = max_image_size {
+        opts.max_image_size = m;
+    }
+    let bar = indicatif::ProgressBar::new(1);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let report = sfm_core::pipeline::run(&opts, images, out, &|stage, done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{stage:?}"));
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px -> {}",
+        report.registered_images,
+        report.num_images,
+        report.num_points,
+        report.mean_track_length,
+        report.mean_reprojection_error,
+        out.display()
+    );
+    if !report.unregistered.is_empty() {
+        println!("not registered: {}", report.unregistered.join(", "));
+    }
     Ok(())
 }
