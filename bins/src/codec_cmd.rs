@@ -29,11 +29,28 @@ pub enum Sort {
 }
 
 /// Runs `spaceport compress`.
-pub fn compress(input: &Path, out: &Path, format: SogFormat, sh_bands: Option<usize>, sort: Sort) -> AnyResult<()> {
+pub fn compress(
+    input: &Path,
+    out: &Path,
+    format: SogFormat,
+    sh_bands: Option<usize>,
+    sort: Sort,
+) -> AnyResult<()> {
     let g = splat_core::ply::read_ply(input)?;
-    let opts = EncodeOptions { sh_bands, sort: match sort { Sort::Hilbert => SortMode::Hilbert, Sort::Morton => SortMode::Morton, Sort::Plas => SortMode::Plas }, ..Default::default() };
+    let opts = EncodeOptions {
+        sh_bands,
+        sort: match sort {
+            Sort::Hilbert => SortMode::Hilbert,
+            Sort::Morton => SortMode::Morton,
+            Sort::Plas => SortMode::Plas,
+        },
+        ..Default::default()
+    };
     let bar = ProgressBar::new(1);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let t = std::time::Instant::now();
     let files = sogs_codec::encode_sog(&g, &opts, &mut |p| {
         bar.set_length(p.total as u64);
@@ -47,13 +64,27 @@ pub fn compress(input: &Path, out: &Path, format: SogFormat, sh_bands: Option<us
     }
     let size = dir_or_file_size(out);
     let ply_size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
-    println!("{} Gaussians -> {} ({} bytes, {:.1}x smaller than the PLY) in {:.1} s", g.len(), out.display(), size, ply_size as f64 / size.max(1) as f64, t.elapsed().as_secs_f64());
+    println!(
+        "{} Gaussians -> {} ({} bytes, {:.1}x smaller than the PLY) in {:.1} s",
+        g.len(),
+        out.display(),
+        size,
+        ply_size as f64 / size.max(1) as f64,
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 fn dir_or_file_size(p: &Path) -> u64 {
     if p.is_dir() {
-        std::fs::read_dir(p).map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     } else {
         std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
     }
@@ -63,6 +94,11 @@ fn dir_or_file_size(p: &Path) -> u64 {
 pub fn decompress(input: &Path, out: &Path) -> AnyResult<()> {
     let g = sogs_codec::read_sog(input)?;
     splat_core::ply::write_ply(out, &g)?;
-    println!("{} Gaussians (SH degree {}) -> {}", g.len(), g.sh_degree, out.display());
+    println!(
+        "{} Gaussians (SH degree {}) -> {}",
+        g.len(),
+        g.sh_degree,
+        out.display()
+    );
     Ok(())
 }

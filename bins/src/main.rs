@@ -102,9 +102,21 @@ fn main() -> ExitCode {
             angle,
         } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
         Command::Train(args) => train_cmd::run(args),
-        Command::Sfm { images, out, max_image_size } => cmd_sfm(&images, &out, max_image_size).map(|_| ExitCode::SUCCESS),
-        Command::Compress { input, out, format, sh_bands, sort } => codec_cmd::compress(&input, &out, format, sh_bands, sort).map(|_| ExitCode::SUCCESS),
-        Command::Decompress { input, out } => codec_cmd::decompress(&input, &out).map(|_| ExitCode::SUCCESS),
+        Command::Sfm {
+            images,
+            out,
+            max_image_size,
+        } => cmd_sfm(&images, &out, max_image_size).map(|_| ExitCode::SUCCESS),
+        Command::Compress {
+            input,
+            out,
+            format,
+            sh_bands,
+            sort,
+        } => codec_cmd::compress(&input, &out, format, sh_bands, sort).map(|_| ExitCode::SUCCESS),
+        Command::Decompress { input, out } => {
+            codec_cmd::decompress(&input, &out).map(|_| ExitCode::SUCCESS)
+        }
         Command::GpuInfo => cmd_gpu_info().map(|_| ExitCode::SUCCESS),
         Command::Sweep { spec, out } => train_cmd::sweep(&spec, &out).map(|_| ExitCode::SUCCESS),
     };
@@ -163,14 +175,27 @@ fn cmd_gpu_info() -> AnyResult<()> {
     // Self-test: the demo scene on the GPU against the CPU reference.
     let g = splat_core::demo::demo_gaussians();
     let cam = splat_core::demo::demo_camera(160, 120, 0.7);
-    let opts = RenderOptions { background: [1.0; 3], ..Default::default() };
+    let opts = RenderOptions {
+        background: [1.0; 3],
+        ..Default::default()
+    };
     let a = gpu.render(&g, &cam, &opts)?;
     let b = CpuBackend.render(&g, &cam, &opts)?;
-    let max = a.image.iter().zip(&b.image).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    let max = a
+        .image
+        .iter()
+        .zip(&b.image)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
     if max > 1e-4 {
-        return Err(format!("self-test FAILED: GPU and CPU renders differ by up to {max:.2e}").into());
+        return Err(
+            format!("self-test FAILED: GPU and CPU renders differ by up to {max:.2e}").into(),
+        );
     }
-    println!("self-test passed: {} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}", g.len());
+    println!(
+        "self-test passed: {} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}",
+        g.len()
+    );
     Ok(())
 }
 
@@ -180,7 +205,10 @@ fn cmd_sfm(images: &Path, out: &Path, max_image_size: Option<u32>) -> AnyResult<
         opts.max_image_size = m;
     }
     let bar = indicatif::ProgressBar::new(1);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let report = sfm_core::pipeline::run(&opts, images, out, &|stage, done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

@@ -67,7 +67,9 @@ pub struct TrainArgs {
 pub fn make_backend(device: Device) -> AnyResult<Box<dyn TrainBackend>> {
     match device {
         Device::Cpu => Ok(Box::new(CpuBackend)),
-        Device::Cuda => Ok(Box::new(splat_cuda::CudaBackend::new().map_err(|e| format!("--device cuda: {e}"))?)),
+        Device::Cuda => Ok(Box::new(
+            splat_cuda::CudaBackend::new().map_err(|e| format!("--device cuda: {e}"))?,
+        )),
         Device::Auto => match splat_cuda::CudaBackend::new() {
             Ok(b) => Ok(Box::new(b)),
             Err(e) => {

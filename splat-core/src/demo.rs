@@ -75,3 +75,70 @@ pub fn demo_camera(width: u32, height: u32, angle: f64) -> Camera {
         DVec3::Z,
     )
 }
+
+/// A small posed scene for tests and examples: a 6x6x3 block of coloured Gaussians rendered
+/// on white from a ring of 12 cameras at `width` x `height`; every 4th view is a test view.
+pub fn synthetic_ring_scene(width: u32, height: u32) -> crate::scene::Scene {
+    use crate::scene::{Image, Scene, View};
+    let mut truth = Gaussians::empty(0);
+    let mut k = 0;
+    for i in 0..6 {
+        for j in 0..6 {
+            for l in 0..3 {
+                let p = [
+                    i as f32 * 0.2 - 0.5,
+                    j as f32 * 0.2 - 0.5,
+                    l as f32 * 0.2 - 0.2,
+                ];
+                let c = [
+                    (i as f32 / 5.0 - 0.5) * 3.0,
+                    (j as f32 / 5.0 - 0.5) * 3.0,
+                    (l as f32 - 1.0) * 1.5,
+                ];
+                truth.push(
+                    p,
+                    [(0.09f32).ln(); 3],
+                    [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0],
+                    2.0,
+                    &c,
+                );
+                k += 1;
+            }
+        }
+    }
+    let opts = crate::render::RenderOptions {
+        background: [1.0; 3],
+        ..Default::default()
+    };
+    let views: Vec<View> = (0..12)
+        .map(|v| {
+            let a = v as f64 / 12.0 * std::f64::consts::TAU;
+            let eye = DVec3::new(2.5 * a.cos(), 2.5 * a.sin(), 0.8 + 0.3 * (v % 3) as f64);
+            let camera = Camera::look_at(width, height, 0.9, eye, DVec3::ZERO, DVec3::Z);
+            let out = crate::render::render(&truth, &camera, &opts);
+            View {
+                name: format!("v{v:02}.png"),
+                camera,
+                image: Image {
+                    width,
+                    height,
+                    data: out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect(),
+                },
+            }
+        })
+        .collect();
+    let test = views.iter().step_by(4).cloned().collect();
+    let train = views
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 4 != 0)
+        .map(|(_, v)| v.clone())
+        .collect();
+    Scene {
+        name: "synthetic-ring".into(),
+        train,
+        test,
+        points: None,
+        background: [1.0; 3],
+    }
+}

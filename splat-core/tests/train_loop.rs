@@ -1,76 +1,13 @@
 //! Training on a tiny synthetic scene: the loss falls, test PSNR rises, arrays stay in step
 //! through densification, and a resumed run continues exactly where it stopped.
 
-use glam::DVec3;
-use splat_core::scene::{Image, Scene, View};
+use splat_core::scene::Scene;
 use splat_core::train::{checkpoint, TrainConfig, Trainer};
-use splat_core::{render, Camera, CpuBackend, Gaussians, RenderOptions};
+use splat_core::CpuBackend;
 
-/// A small coloured object rendered from a ring of cameras: the ground truth to fit.
+/// A small object seen from a ring of cameras (the ground truth to fit).
 fn tiny_scene() -> Scene {
-    let mut truth = Gaussians::empty(0);
-    let mut k = 0;
-    for i in 0..6 {
-        for j in 0..6 {
-            for l in 0..3 {
-                let p = [
-                    i as f32 * 0.2 - 0.5,
-                    j as f32 * 0.2 - 0.5,
-                    l as f32 * 0.2 - 0.2,
-                ];
-                let c = [
-                    (i as f32 / 5.0 - 0.5) * 3.0,
-                    (j as f32 / 5.0 - 0.5) * 3.0,
-                    (l as f32 - 1.0) * 1.5,
-                ];
-                truth.push(
-                    p,
-                    [(0.09f32).ln(); 3],
-                    [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0],
-                    2.0,
-                    &c,
-                );
-                k += 1;
-            }
-        }
-    }
-    let mut views = Vec::new();
-    for v in 0..12 {
-        let a = v as f64 / 12.0 * std::f64::consts::TAU;
-        let eye = DVec3::new(2.5 * a.cos(), 2.5 * a.sin(), 0.8 + 0.3 * (v % 3) as f64);
-        let cam = Camera::look_at(40, 32, 0.9, eye, DVec3::ZERO, DVec3::Z);
-        let out = render(
-            &truth,
-            &cam,
-            &RenderOptions {
-                background: [1.0; 3],
-                ..Default::default()
-            },
-        );
-        views.push(View {
-            name: format!("v{v:02}.png"),
-            camera: cam,
-            image: Image {
-                width: 40,
-                height: 32,
-                data: out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect(),
-            },
-        });
-    }
-    let test = views.iter().step_by(4).cloned().collect();
-    let train = views
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 4 != 0)
-        .map(|(_, v)| v.clone())
-        .collect();
-    Scene {
-        name: "tiny".into(),
-        train,
-        test,
-        points: None,
-        background: [1.0; 3],
-    }
+    splat_core::demo::synthetic_ring_scene(40, 32)
 }
 
 fn config(iterations: usize) -> TrainConfig {

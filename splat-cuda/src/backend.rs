@@ -179,13 +179,19 @@ impl CudaBackend {
 
     /// Device name, compute capability, driver version and memory, in one line.
     pub fn describe(&self) -> Result<String, BackendError> {
-        let dev = |e: cudarc::driver::DriverError| BackendError::Device(format!("querying the device: {e:?}"));
+        let dev = |e: cudarc::driver::DriverError| {
+            BackendError::Device(format!("querying the device: {e:?}"))
+        };
         let (major, minor) = self.ctx.compute_capability().map_err(dev)?;
         let (free, total) = self.ctx.mem_get_info().map_err(dev)?;
         let mut version = 0i32;
         // SAFETY: the driver is loaded (a context exists) and `version` is a valid out pointer.
         let rc = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut version) };
-        let driver = if rc == cudarc::driver::sys::CUresult::CUDA_SUCCESS { format!("{}.{}", version / 1000, version % 1000 / 10) } else { "unknown".into() };
+        let driver = if rc == cudarc::driver::sys::CUresult::CUDA_SUCCESS {
+            format!("{}.{}", version / 1000, version % 1000 / 10)
+        } else {
+            "unknown".into()
+        };
         let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
         Ok(format!("{} (compute {major}.{minor}), CUDA driver API {driver}, memory {:.1} GiB free of {:.1} GiB", self.name, gib(free), gib(total)))
     }

@@ -2,18 +2,17 @@
 //! densification, and a short training run. On a machine without a CUDA driver or device each
 //! test prints a notice and passes without checking anything.
 
-use glam::DVec3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use splat_core::backend::{SessionState, TrainSession};
 use splat_core::gaussians::{logit, Gaussians};
 use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
-use splat_core::scene::{Image, Scene, View};
+use splat_core::scene::Scene;
 use splat_core::train::config::DensifyConfig;
 use splat_core::train::densify::{self, DensifyStats};
 use splat_core::train::{TrainConfig, Trainer};
-use splat_core::{render, BackendError, Camera, CpuBackend, RenderOptions};
+use splat_core::{BackendError, CpuBackend};
 use splat_cuda::CudaBackend;
 
 fn notice(msg: &str) {
@@ -285,71 +284,9 @@ fn opacity_reset_caps_and_clears_moments() {
     assert_eq!(snap.adam, st.adam);
 }
 
-/// The ground truth of a small synthetic object from a ring of cameras.
+/// A small object seen from a ring of cameras (the ground truth to fit).
 fn tiny_scene() -> Scene {
-    let mut truth = Gaussians::empty(0);
-    let mut k = 0;
-    for i in 0..6 {
-        for j in 0..6 {
-            for l in 0..3 {
-                let p = [
-                    i as f32 * 0.2 - 0.5,
-                    j as f32 * 0.2 - 0.5,
-                    l as f32 * 0.2 - 0.2,
-                ];
-                let c = [
-                    (i as f32 / 5.0 - 0.5) * 3.0,
-                    (j as f32 / 5.0 - 0.5) * 3.0,
-                    (l as f32 - 1.0) * 1.5,
-                ];
-                truth.push(
-                    p,
-                    [(0.09f32).ln(); 3],
-                    [1.0, 0.1 * k as f32 % 1.0, 0.0, 0.0],
-                    2.0,
-                    &c,
-                );
-                k += 1;
-            }
-        }
-    }
-    let mut views = Vec::new();
-    for v in 0..12 {
-        let a = v as f64 / 12.0 * std::f64::consts::TAU;
-        let eye = DVec3::new(2.5 * a.cos(), 2.5 * a.sin(), 0.8 + 0.3 * (v % 3) as f64);
-        let cam = Camera::look_at(64, 48, 0.9, eye, DVec3::ZERO, DVec3::Z);
-        let out = render(
-            &truth,
-            &cam,
-            &RenderOptions {
-                background: [1.0; 3],
-                ..Default::default()
-            },
-        );
-        views.push(View {
-            name: format!("v{v:02}.png"),
-            camera: cam,
-            image: Image {
-                width: 64,
-                height: 48,
-                data: out.image.iter().map(|x| x.clamp(0.0, 1.0)).collect(),
-            },
-        });
-    }
-    let test = views.iter().step_by(4).cloned().collect();
-    let train = views
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 4 != 0)
-        .map(|(_, v)| v.clone())
-        .collect();
-    Scene {
-        name: "tiny".into(),
-        train,
-        test,
-        points: None,
-        background: [1.0; 3],
-    }
+    splat_core::demo::synthetic_ring_scene(64, 48)
 }
 
 #[test]
