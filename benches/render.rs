@@ -16,17 +16,39 @@ fn scene(n: usize) -> (Gaussians, Camera) {
         let mean = [0, 1, 2].map(|_| rng.random_range(-1.0..1.0f32));
         // Sizes like a trained scene's: a few pixels across, heavy-tailed.
         let s = (0.004f32 * (rng.random_range(0.0..2.5f32)).exp()).ln();
-        let ls = [s + rng.random_range(-0.5..0.5), s + rng.random_range(-0.5..0.5), s + rng.random_range(-0.5..0.5)];
+        let ls = [
+            s + rng.random_range(-0.5..0.5),
+            s + rng.random_range(-0.5..0.5),
+            s + rng.random_range(-0.5..0.5),
+        ];
         let q = [0, 1, 2, 3].map(|_| rng.random_range(-1.0..1.0f32));
-        let sh: Vec<f32> = (0..nsh).map(|j| if j < 3 { rng.random_range(-1.0..1.0) } else { rng.random_range(-0.1..0.1) }).collect();
+        let sh: Vec<f32> = (0..nsh)
+            .map(|j| {
+                if j < 3 {
+                    rng.random_range(-1.0..1.0)
+                } else {
+                    rng.random_range(-0.1..0.1)
+                }
+            })
+            .collect();
         g.push(mean, ls, q, rng.random_range(-3.0..3.0), &sh);
     }
-    let cam = Camera::look_at(800, 800, 0.69, DVec3::new(0.0, -3.2, 1.2), DVec3::ZERO, DVec3::Z);
+    let cam = Camera::look_at(
+        800,
+        800,
+        0.69,
+        DVec3::new(0.0, -3.2, 1.2),
+        DVec3::ZERO,
+        DVec3::Z,
+    );
     (g, cam)
 }
 
 fn bench(c: &mut Criterion) {
-    let opts = RenderOptions { background: [1.0; 3], ..Default::default() };
+    let opts = RenderOptions {
+        background: [1.0; 3],
+        ..Default::default()
+    };
     for n in [100_000usize, 1_000_000] {
         let (g, cam) = scene(n);
         let mut group = c.benchmark_group(format!("cpu_render_{}k_800x800", n / 1000));
