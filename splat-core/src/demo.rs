@@ -142,3 +142,22 @@ pub fn synthetic_ring_scene(width: u32, height: u32) -> crate::scene::Scene {
         background: [1.0; 3],
     }
 }
+
+/// A training configuration sized for [`synthetic_ring_scene`]: few Gaussians, SH degree 1, and
+/// densification and an opacity reset within a few hundred iterations.
+pub fn synthetic_ring_config(iterations: usize) -> crate::train::TrainConfig {
+    let mut cfg = crate::train::TrainConfig::default();
+    cfg.iterations = iterations;
+    cfg.sh_degree = 1;
+    cfg.sh_degree_interval = 100;
+    cfg.background = Some([1.0; 3]);
+    cfg.init.mode = crate::train::config::InitMode::Random;
+    cfg.init.random_count = 600;
+    cfg.init.random_box = Some(0.8);
+    cfg.densify.from = 50;
+    cfg.densify.interval = 50;
+    cfg.densify.until = 250;
+    cfg.densify.opacity_reset_interval = 200;
+    cfg.plateau.enabled = false;
+    cfg
+}

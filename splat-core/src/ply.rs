@@ -627,7 +627,7 @@ pub fn write_ply(path: impl AsRef<Path>, g: &Gaussians) -> Result<(), PlyError> 
 }
 
 /// Writes `bytes` to a temporary sibling of `path`, syncs it and renames it into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = path.file_name().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
     })?;

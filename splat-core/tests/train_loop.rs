@@ -11,19 +11,7 @@ fn tiny_scene() -> Scene {
 }
 
 fn config(iterations: usize) -> TrainConfig {
-    let mut cfg = TrainConfig::from_yaml_str(
-        "
-        sh_degree: 1
-        sh_degree_interval: 100
-        background: [1.0, 1.0, 1.0]
-        init: { mode: random, random_count: 600, random_box: 0.8 }
-        densify: { from: 50, interval: 50, until: 250, opacity_reset_interval: 200 }
-        plateau: { enabled: false }
-        ",
-    )
-    .expect("valid config");
-    cfg.iterations = iterations;
-    cfg
+    splat_core::demo::synthetic_ring_config(iterations)
 }
 
 #[test]

@@ -11,7 +11,7 @@ use splat_core::optim::{Adam, GroupRates};
 use splat_core::scene::Scene;
 use splat_core::train::config::DensifyConfig;
 use splat_core::train::densify::{self, DensifyStats};
-use splat_core::train::{TrainConfig, Trainer};
+use splat_core::train::Trainer;
 use splat_core::{BackendError, CpuBackend};
 use splat_cuda::CudaBackend;
 
@@ -293,18 +293,7 @@ fn tiny_scene() -> Scene {
 fn short_training_reaches_the_cpu_psnr() {
     let Some(mut be) = backend() else { return };
     let scene = tiny_scene();
-    let mut cfg = TrainConfig::from_yaml_str(
-        "
-        sh_degree: 1
-        sh_degree_interval: 100
-        background: [1.0, 1.0, 1.0]
-        init: { mode: random, random_count: 600, random_box: 0.8 }
-        densify: { from: 50, interval: 50, until: 250, opacity_reset_interval: 200 }
-        plateau: { enabled: false }
-        ",
-    )
-    .expect("config");
-    cfg.iterations = 400;
+    let cfg = splat_core::demo::synthetic_ring_config(400);
     let run = |b: &mut dyn splat_core::backend::TrainBackend| {
         let mut t = Trainer::new(&scene, cfg.clone(), b).expect("trainer");
         let before = t

@@ -664,18 +664,12 @@ pub fn peak_memory_bytes() -> Option<u64> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
-/// see a partial file.
+/// see a partial file (the PLY writer's mechanism, with the trainer's error type).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension(format!(
-        "{}.partial",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")
-    ));
-    let io = |e: std::io::Error| TrainError::Io {
+    crate::ply::write_atomic(path, bytes).map_err(|e| TrainError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
-    };
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    })
 }
 
 impl Trainer<'_> {
