@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use clap::ValueEnum;
-use indicatif::{ProgressBar, ProgressStyle};
 use sogs_codec::{EncodeOptions, SortMode};
 
 use crate::AnyResult;
@@ -46,11 +45,7 @@ pub fn compress(
         },
         ..Default::default()
     };
-    let bar = ProgressBar::new(1);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
     let t = std::time::Instant::now();
     let files = sogs_codec::encode_sog(&g, &opts, &mut |p| {
         bar.set_length(p.total as u64);

@@ -1,6 +1,9 @@
 //! The `spaceport` command line.
 
 mod codec_cmd;
+mod job;
+mod report;
+mod run_cmd;
 mod train_cmd;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Photos in, trained splat and .sog out: sfm -> train -> compress -> report, resumable
+    /// (job.json). With no input it runs on the built-in scene.
+    Run(run_cmd::RunArgs),
     /// Render Gaussians to a PNG: a PLY file, or the built-in demo scene when none is given.
     Render {
         /// Gaussians in the standard 3DGS PLY layout (default: the built-in demo scene).
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
             height,
             angle,
         } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
+        Command::Run(args) => run_cmd::run(args),
         Command::Train(args) => train_cmd::run(args),
         Command::Sfm {
             images,
@@ -131,6 +138,16 @@ fn main() -> ExitCode {
 
 /// Errors bins report: any library error, printed once.
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A progress bar of `len` steps drawn with `template` (indicatif syntax).
+pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
 
 fn cmd_render(
     ply: Option<&Path>,
@@ -204,11 +221,7 @@ fn cmd_sfm(images: &Path, out: &Path, max_image_size: Option<u32>) -> AnyResult<
     if let Some(m) = max_image_size {
         opts.max_image_size = m;
     }
-    let bar = indicatif::ProgressBar::new(1);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
     let report = sfm_core::pipeline::run(&opts, images, out, &|stage, done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

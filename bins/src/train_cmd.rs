@@ -138,11 +138,50 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C while the checkpoint is being written is ignored on purpose.
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    install_ctrlc(&stop);
+    let reason = drive(&mut trainer, &ckpt, args.checkpoint_every, &stop)?;
+    if reason == StopReason::Interrupted {
+        checkpoint::save(&mut trainer, &ckpt)?;
+        eprintln!(
+            "interrupted at iteration {}: checkpoint written to {} (continue with --resume)",
+            trainer.state.iteration,
+            ckpt.display()
+        );
+        return Ok(ExitCode::from(130));
     }
+    if args.checkpoint_every > 0 {
+        checkpoint::save(&mut trainer, &ckpt)?;
+    }
+    let m = trainer.write_outputs(&out, reason)?;
+    println!(
+        "done: {} iterations ({:?}) in {:.1} s, {} Gaussians, test PSNR {:.2} dB, SSIM {:.4} -> {}",
+        m.iterations,
+        m.stop_reason,
+        m.train_seconds,
+        m.gaussians,
+        m.test.psnr,
+        m.test.ssim,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sets `stop` on Ctrl-C; the trainer then stops at the end of the step and the caller writes
+/// a checkpoint, so nothing finished is lost.
+pub fn install_ctrlc(stop: &Arc<AtomicBool>) {
+    let stop = stop.clone();
+    // A second Ctrl-C while the checkpoint is being written is ignored on purpose.
+    let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+}
+
+/// Runs `trainer` to the end (or until `stop`) with a progress bar, writing a checkpoint to
+/// `ckpt` every `every` iterations (0: never).
+pub fn drive(
+    trainer: &mut Trainer,
+    ckpt: &std::path::Path,
+    every: usize,
+    stop: &AtomicBool,
+) -> AnyResult<StopReason> {
     let bar = ProgressBar::new(trainer.cfg.iterations as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -151,13 +190,12 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_position(trainer.state.iteration as u64);
-    let every = args.checkpoint_every;
     let started = Instant::now();
     let first = trainer.state.iteration;
     let mut ckpt_err: Option<String> = None;
     // Without a terminal the bar is hidden; log a line now and then instead.
     let log_lines = !std::io::stderr().is_terminal();
-    let reason = trainer.run(&stop, &mut |info, t| {
+    let reason = trainer.run(stop, &mut |info, t| {
         bar.set_position(info.iteration as u64);
         if info.iteration % 10 == 0 || info.monitor_psnr.is_some() {
             let rate = (info.iteration - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
@@ -175,7 +213,7 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
             bar.set_message(msg);
         }
         if every > 0 && info.iteration % every == 0 {
-            if let Err(e) = checkpoint::save(t, &ckpt) {
+            if let Err(e) = checkpoint::save(t, ckpt) {
                 ckpt_err = Some(e.to_string());
             }
         }
@@ -184,30 +222,7 @@ pub fn run(args: TrainArgs) -> AnyResult<ExitCode> {
     if let Some(e) = ckpt_err {
         return Err(format!("writing a checkpoint failed: {e}").into());
     }
-    if reason == StopReason::Interrupted {
-        checkpoint::save(&mut trainer, &ckpt)?;
-        eprintln!(
-            "interrupted at iteration {}: checkpoint written to {} (continue with --resume)",
-            trainer.state.iteration,
-            ckpt.display()
-        );
-        return Ok(ExitCode::from(130));
-    }
-    if every > 0 {
-        checkpoint::save(&mut trainer, &ckpt)?;
-    }
-    let m = trainer.write_outputs(&out, reason)?;
-    println!(
-        "done: {} iterations ({:?}) in {:.1} s, {} Gaussians, test PSNR {:.2} dB, SSIM {:.4} -> {}",
-        m.iterations,
-        m.stop_reason,
-        m.train_seconds,
-        m.gaussians,
-        m.test.psnr,
-        m.test.ssim,
-        out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(reason)
 }
 
 /// Runs `spaceport sweep`.

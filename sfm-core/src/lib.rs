@@ -2,6 +2,7 @@
 //! read and written as COLMAP models.
 
 pub mod colmap;
+pub mod eval;
 pub mod features;
 pub mod geometry;
 pub mod linalg;

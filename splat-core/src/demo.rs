@@ -1,5 +1,8 @@
 //! A built-in procedural scene, so that a fresh checkout can render something with no data.
 
+
+pub mod photos;
+
 use glam::DVec3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

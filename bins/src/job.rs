@@ -1,0 +1,281 @@
+//! The job manifest `job.json`: per stage its status, times, metrics, artifacts and the config
+//! it ran with. It is rewritten atomically after every change so that a killed run leaves a
+//! manifest that says exactly which stages finished.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AnyResult;
+
+/// Pipeline stages in their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    /// Generate the built-in scene's photos.
+    Scene,
+    /// Structure from motion.
+    Sfm,
+    /// Gaussian training.
+    Train,
+    /// SOG compression.
+    Compress,
+    /// report.json, report.md, report.png.
+    Report,
+}
+
+impl StageName {
+    /// The name used in job.json and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageName::Scene => "scene",
+            StageName::Sfm => "sfm",
+            StageName::Train => "train",
+            StageName::Compress => "compress",
+            StageName::Report => "report",
+        }
+    }
+}
+
+impl std::fmt::Display for StageName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Status of one stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not started (or reset by `--from` or a changed config).
+    Pending,
+    /// Started and not finished: the process is running or was killed.
+    Running,
+    /// Finished; its artifacts are complete.
+    Done,
+    /// Failed or interrupted; `error` says why.
+    Failed,
+}
+
+/// One stage's record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// Stage.
+    pub name: StageName,
+    /// Status.
+    pub status: Status,
+    /// Start time (UTC, ISO 8601) of the last attempt.
+    pub started: Option<String>,
+    /// End time (UTC, ISO 8601) of the last attempt.
+    pub finished: Option<String>,
+    /// Wall time of the last attempt in seconds.
+    pub seconds: Option<f64>,
+    /// Stage metrics (registered images, PSNR, sizes, ...).
+    pub metrics: Value,
+    /// Files and folders written, relative to the output folder.
+    pub artifacts: Vec<String>,
+    /// The error of a failed attempt.
+    pub error: Option<String>,
+    /// The config section the stage last ran with.
+    pub config: Value,
+}
+
+/// The manifest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    /// Format version.
+    pub version: u32,
+    /// Where the input comes from.
+    pub input: Value,
+    /// The effective configuration.
+    pub config: Value,
+    /// Stages in order.
+    pub stages: Vec<StageRecord>,
+    #[serde(skip)]
+    path: PathBuf,
+    #[serde(skip)]
+    started_at: Option<std::time::Instant>,
+}
+
+impl Job {
+    /// Opens `out/job.json`, or starts a new one; a manifest for another input is an error,
+    /// so that two jobs never mix their artifacts.
+    pub fn open<I: Serialize, C: Serialize>(
+        out: &Path,
+        input: &I,
+        config: &C,
+        stages: &[StageName],
+    ) -> AnyResult<Self> {
+        let path = out.join("job.json");
+        let input = serde_json::to_value(input)?;
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let mut job: Job = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a spaceport job manifest: {e}", path.display()))?;
+            if job.input != input {
+                return Err(format!(
+                    "{} belongs to a job with another input ({}); use another --out or remove it",
+                    path.display(),
+                    job.input
+                )
+                .into());
+            }
+            let names: Vec<StageName> = job.stages.iter().map(|s| s.name).collect();
+            if names != stages {
+                return Err(format!("{}: unexpected stage list {names:?}", path.display()).into());
+            }
+            job.path = path;
+            return Ok(job);
+        }
+        Ok(Job {
+            version: 1,
+            input,
+            config: serde_json::to_value(config)?,
+            stages: stages
+                .iter()
+                .map(|&name| StageRecord {
+                    name,
+                    status: Status::Pending,
+                    started: None,
+                    finished: None,
+                    seconds: None,
+                    metrics: Value::Null,
+                    artifacts: Vec::new(),
+                    error: None,
+                    config: Value::Null,
+                })
+                .collect(),
+            path,
+            started_at: None,
+        })
+    }
+
+    /// The record of `stage`.
+    pub fn stage(&self, stage: StageName) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.name == stage)
+    }
+
+    fn stage_mut(&mut self, stage: StageName) -> &mut StageRecord {
+        self.stages
+            .iter_mut()
+            .find(|s| s.name == stage)
+            .expect("stage list fixed at open")
+    }
+
+    /// The config section `stage` last ran with.
+    pub fn config_section(&self, stage: StageName) -> Value {
+        self.stage(stage)
+            .map(|s| s.config.clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Whether `stage` finished and its artifacts still exist.
+    pub fn is_done(&self, stage: StageName) -> bool {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        self.stage(stage).is_some_and(|s| {
+            s.status == Status::Done && s.artifacts.iter().all(|a| dir.join(a).exists())
+        })
+    }
+
+    /// Marks `from` and every later stage pending.
+    pub fn reset_from(&mut self, from: StageName) {
+        for s in self.stages.iter_mut().filter(|s| s.name >= from) {
+            s.status = Status::Pending;
+            s.error = None;
+        }
+    }
+
+    /// Records the start of `stage`.
+    pub fn begin(&mut self, stage: StageName, config: &Value) -> AnyResult<()> {
+        self.started_at = Some(std::time::Instant::now());
+        let s = self.stage_mut(stage);
+        s.status = Status::Running;
+        s.started = Some(now_iso8601());
+        s.finished = None;
+        s.seconds = None;
+        s.error = None;
+        s.config = config.clone();
+        self.save()
+    }
+
+    /// Records the successful end of `stage`.
+    pub fn finish(
+        &mut self,
+        stage: StageName,
+        metrics: Value,
+        artifacts: Vec<String>,
+    ) -> AnyResult<()> {
+        let secs = self.started_at.map(|t| t.elapsed().as_secs_f64());
+        let s = self.stage_mut(stage);
+        s.status = Status::Done;
+        s.finished = Some(now_iso8601());
+        s.seconds = secs;
+        s.metrics = metrics;
+        s.artifacts = artifacts;
+        self.save()
+    }
+
+    /// Records the failure of `stage`.
+    pub fn fail(&mut self, stage: StageName, error: &str) -> AnyResult<()> {
+        let secs = self.started_at.map(|t| t.elapsed().as_secs_f64());
+        let s = self.stage_mut(stage);
+        s.status = Status::Failed;
+        s.finished = Some(now_iso8601());
+        s.seconds = secs;
+        s.error = Some(error.to_string());
+        self.save()
+    }
+
+    /// Writes the manifest atomically.
+    pub fn save(&self) -> AnyResult<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        splat_core::train::write_atomic(&self.path, &bytes)?;
+        Ok(())
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn now_iso8601() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    iso8601(secs)
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian calendar).
+pub fn iso8601(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_700_000), "2026-11-26T13:33:20Z");
+    }
+}
