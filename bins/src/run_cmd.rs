@@ -96,9 +96,9 @@ impl RunConfig {
     /// Defaults; `quick` shrinks the built-in scene and the training run.
     fn defaults(quick: bool) -> Self {
         let (width, height, views, iters) = if quick {
-            (200, 150, 24, 600)
+            (200, 150, 24, 500)
         } else {
-            (320, 240, 36, 3000)
+            (320, 240, 36, 2000)
         };
         let mut train = TrainConfig::default();
         train.iterations = iters;
@@ -110,6 +110,9 @@ impl RunConfig {
         train.densify.opacity_reset_interval = (iters / 3).max(200);
         train.sh_degree_interval = (iters / 6).max(100);
         train.plateau.enabled = false;
+        // Twice the paper's gradient threshold: at these image sizes the default grows three
+        // times more Gaussians for no test-view gain (measured on the built-in scene).
+        train.densify.grad_threshold = 0.0004;
         let mut sfm = sfm_core::pipeline::SfmOptions::default();
         // Few, small photos: the undistorted images are written as PNG-quality inputs anyway.
         sfm.max_image_size = 1600;
@@ -394,7 +397,7 @@ impl Ctx {
         let gt_dir = tmp.join("ground_truth");
         std::fs::create_dir_all(&gt_dir)?;
         sfm_core::colmap::write_text(&gt_dir, &truth)?;
-        replace_dir(&tmp, &self.out.join("input"))?;
+        replace_path(&tmp, &self.out.join("input"))?;
         Ok(StageOutcome::Done {
             metrics: json!({ "views": views.len(), "width": opt.width, "height": opt.height }),
             artifacts: vec!["input/images".into(), "input/ground_truth".into()],
@@ -598,6 +601,7 @@ impl Ctx {
                 "seconds": seconds,
                 "test_psnr_ply": psnr_ply,
                 "test_psnr_sog": psnr_sog,
+                "psnr_views": scene.test.len().max(1).min(PSNR_CHECK_VIEWS),
             }),
             artifacts: vec!["scene.sog".into()],
         })
@@ -625,7 +629,11 @@ impl Ctx {
     }
 }
 
-/// Mean PSNR of `g` over the scene's test views, rendered on the CPU reference renderer.
+/// Test views rendered for the compression check (the CPU renderer takes seconds per view on
+/// large scenes; the first few views are enough to compare before and after).
+const PSNR_CHECK_VIEWS: usize = 8;
+
+/// Mean PSNR of `g` over the scene's first test views, rendered on the CPU reference renderer.
 fn test_psnr(g: &splat_core::Gaussians, scene: &Scene) -> f64 {
     use splat_core::Backend;
     let opts = splat_core::RenderOptions {
@@ -637,6 +645,7 @@ fn test_psnr(g: &splat_core::Gaussians, scene: &Scene) -> f64 {
     } else {
         &scene.test
     };
+    let views = &views[..views.len().min(PSNR_CHECK_VIEWS)];
     let mut backend = splat_core::CpuBackend;
     let mut sum = 0.0;
     for v in views {
@@ -693,10 +702,6 @@ fn replace_path(from: &Path, to: &Path) -> AnyResult<()> {
     }
     std::fs::rename(from, to)
         .map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()).into())
-}
-
-fn replace_dir(from: &Path, to: &Path) -> AnyResult<()> {
-    replace_path(from, to)
 }
 
 /// The `--from` values, printable.

@@ -95,7 +95,11 @@ pub fn auc(sorted_errors: &[f64], threshold: f64) -> f64 {
         if e >= threshold {
             break;
         }
-        let next = sorted_errors.get(i + 1).copied().unwrap_or(threshold).min(threshold);
+        let next = sorted_errors
+            .get(i + 1)
+            .copied()
+            .unwrap_or(threshold)
+            .min(threshold);
         area += (i + 1) as f64 / n as f64 * (next - e.max(0.0));
     }
     area / threshold
@@ -139,7 +143,10 @@ mod tests {
             .collect();
         let e = relative_pose_errors(&est, &truth).unwrap();
         assert_eq!(e.pairs, 15);
-        assert!(e.rotation_max_deg < 1e-6 && e.translation_median_deg < 1e-6, "{e:?}");
+        assert!(
+            e.rotation_max_deg < 1e-6 && e.translation_median_deg < 1e-6,
+            "{e:?}"
+        );
         assert!(e.auc.iter().all(|a| *a > 99.99), "{e:?}");
     }
 
@@ -147,7 +154,8 @@ mod tests {
     fn a_perturbed_camera_lowers_the_auc() {
         let truth = ring(6);
         let mut est = truth.clone();
-        est[2].rotation = DMat3::from_quat(DQuat::from_rotation_x(2f64.to_radians())) * est[2].rotation;
+        est[2].rotation =
+            DMat3::from_quat(DQuat::from_rotation_x(2f64.to_radians())) * est[2].rotation;
         let e = relative_pose_errors(&est, &truth).unwrap();
         assert!((e.rotation_max_deg - 2.0).abs() < 1e-6, "{e:?}");
         // 5 of 15 pairs have error >= 2 deg: AUC@1 at most 10/15.

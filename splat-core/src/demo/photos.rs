@@ -346,10 +346,13 @@ mod tests {
         };
         for v in photo_cameras(&opt) {
             let img = render_photo(&v.camera, 1);
-            assert!(img.data.iter().all(|x| x.is_finite() && (0.0..=1.0).contains(x)));
+            assert!(img
+                .data
+                .iter()
+                .all(|x| x.is_finite() && (0.0..=1.0).contains(x)));
             let mean = img.data.iter().sum::<f32>() / img.data.len() as f32;
-            let var = img.data.iter().map(|x| (x - mean).powi(2)).sum::<f32>()
-                / img.data.len() as f32;
+            let var =
+                img.data.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / img.data.len() as f32;
             assert!(var > 0.005, "{}: variance {var}", v.name);
         }
     }
