@@ -86,7 +86,9 @@ pub fn summary(job: &Job) -> Value {
             "ply_bytes": compress["ply_bytes"],
             "sog_bytes": compress["sog_bytes"],
             "ratio": compress["ratio"],
+            "test_psnr_ply": compress["test_psnr_ply"],
             "test_psnr_sog": compress["test_psnr_sog"],
+            "psnr_views": compress["psnr_views"],
             "seconds": secs(StageName::Compress),
         }),
         "total_seconds": job.stages.iter().filter_map(|s| s.seconds).sum::<f64>(),
@@ -132,11 +134,13 @@ pub fn markdown(r: &Value) -> String {
     );
     let c = &r["compress"];
     s += &format!(
-        "| compression | {} B PLY -> {} B `scene.sog` ({}x) in {} s |\n| test PSNR after compression | {} dB |\n",
+        "| compression | {} B PLY -> {} B `scene.sog` ({}x) in {} s |\n| PSNR before -> after compression ({} test views) | {} -> {} dB |\n",
         c["ply_bytes"],
         c["sog_bytes"],
         f(&c["ratio"], 1),
         f(&c["seconds"], 1),
+        c["psnr_views"],
+        f(&c["test_psnr_ply"], 2),
         f(&c["test_psnr_sog"], 2)
     );
     s += &format!("| total | {} s |\n\n", f(&r["total_seconds"], 1));

@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Training iterations (overrides the config).
     #[arg(long)]
     iters: Option<usize>,
+    /// Train on images shrunk so that their longer side is at most this (overrides the config).
+    #[arg(long)]
+    max_side: Option<u32>,
     /// A smaller built-in scene and a shorter training run (for CI and quick checks).
     #[arg(long)]
     quick: bool,
@@ -86,6 +89,8 @@ pub struct RunConfig {
     pub sfm: sfm_core::pipeline::SfmOptions,
     /// Training.
     pub train: TrainConfig,
+    /// Train on images shrunk so that their longer side is at most this (`null`: as given).
+    pub train_max_side: Option<u32>,
     /// Write a training checkpoint every this many iterations, so a killed run resumes.
     pub checkpoint_every: usize,
     /// Compression.
@@ -125,6 +130,7 @@ impl RunConfig {
             },
             sfm,
             train,
+            train_max_side: None,
             checkpoint_every: (iters / 6).max(100),
             compress: CompressConfig {
                 sh_bands: None,
@@ -172,7 +178,7 @@ impl RunConfig {
         match stage {
             StageName::Scene => json!(self.builtin),
             StageName::Sfm => json!(self.sfm),
-            StageName::Train => json!([self.train, self.checkpoint_every]),
+            StageName::Train => json!([self.train, self.train_max_side, self.checkpoint_every]),
             StageName::Compress => json!(self.compress),
             StageName::Report => Value::Null,
         }
@@ -253,6 +259,9 @@ pub fn run(args: RunArgs) -> AnyResult<ExitCode> {
         let mut c = RunConfig::load(args.config.as_deref(), args.quick)?;
         if let Some(n) = args.iters {
             c.train.iterations = n;
+        }
+        if args.max_side.is_some() {
+            c.train_max_side = args.max_side;
         }
         c
     };
@@ -494,6 +503,11 @@ impl Ctx {
         if self.scene.is_none() {
             let load = LoadOptions {
                 background: self.cfg.train.background.unwrap_or([0.0; 3]),
+                downscale: self
+                    .cfg
+                    .train_max_side
+                    .map(splat_core::scene::Downscale::MaxSide)
+                    .unwrap_or_default(),
                 ..Default::default()
             };
             self.scene = Some(load_scene(self.scene_path(), &load)?);

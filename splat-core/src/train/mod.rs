@@ -1,5 +1,6 @@
-//! The training loop: the 3DGS recipe written against the [`Backend`] trait, with progressive
-//! resolution, PSNR-plateau stopping, evaluation, outputs and resumable checkpoints.
+//! The training loop: the 3DGS recipe written against the
+//! [`TrainBackend`](crate::backend::TrainBackend) trait, with progressive resolution,
+//! PSNR-plateau stopping, evaluation, outputs and resumable checkpoints.
 
 pub mod checkpoint;
 pub mod config;
