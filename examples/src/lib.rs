@@ -47,4 +47,25 @@ mod tests {
         // The test harness's own arguments start at index 1; index 1000 is never given.
         assert_eq!(arg::<usize>(1000, "N", 7).unwrap(), 7);
     }
+
+    #[test]
+    fn every_example_documents_its_own_command() {
+        let manifest = include_str!("../Cargo.toml");
+        let sources = [
+            ("render_ply_psnr", include_str!("../render_ply_psnr.rs")),
+            ("train_from_colmap", include_str!("../train_from_colmap.rs")),
+            ("compress_ply", include_str!("../compress_ply.rs")),
+            ("sfm_only", include_str!("../sfm_only.rs")),
+            ("full_pipeline", include_str!("../full_pipeline.rs")),
+        ];
+        for (name, src) in sources {
+            assert!(
+                manifest.contains(&format!("name = \"{name}\"")),
+                "{name} not in Cargo.toml"
+            );
+            let cmd = format!("cargo run --release -p spaceport-examples --example {name}");
+            assert!(src.starts_with("//! "), "{name}: no doc comment at the top");
+            assert!(src.contains(&cmd), "{name}: doc comment lacks `{cmd}`");
+        }
+    }
 }
