@@ -5,7 +5,7 @@
 //! `cargo run --release -p spaceport-examples --example compress_ply -- [PLY] [OUT.sog] [SH_BANDS]`
 //!
 //! Defaults: `../shared/data/trained/lego_gsplat_30k.ply`, `$TMPDIR/spaceport-examples/scene.sog`,
-//! all SH bands of the input.
+//! SH_BANDS -1 (keep every band of the input; 0 to 3 keeps that many).
 use std::error::Error;
 use std::path::PathBuf;
 
@@ -58,13 +58,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let d = read_sog(&out)?;
     let n = d.len() as f64;
     let (mut pos2, mut rgb, mut opa) = (0f64, 0f64, 0f64);
-    let (cd, ci) = (d.sh_coeffs() * 3, g.sh_coeffs() * 3);
+    // Base colour of Gaussian i, channel a (its SH block starts with the three DC values).
+    let dc = |h: &splat_core::Gaussians, i: usize, a: usize| sh_dc_to_rgb(h.sh_of(i)[a]);
     for (t, &src) in files.order.iter().enumerate() {
         let s = src as usize;
         for a in 0..3 {
             pos2 += ((d.means[t][a] - g.means[s][a]) as f64).powi(2);
-            let dc = |sh: &[f32], per: usize, i: usize| sh_dc_to_rgb(sh[i * per + a]);
-            rgb += (dc(&d.sh, cd, t) - dc(&g.sh, ci, s)).abs() as f64 / 3.0;
+            rgb += (dc(&d, t, a) - dc(&g, s, a)).abs() as f64 / 3.0;
         }
         opa += (sigmoid(d.opacity_logits[t]) - sigmoid(g.opacity_logits[s])).abs() as f64;
     }
