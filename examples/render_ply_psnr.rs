@@ -1,7 +1,7 @@
 //! Renders a trained PLY from a scene's test cameras and prints PSNR against the test images:
 //! a check of the renderer and the camera conventions on real trained Gaussians.
 //!
-//! `cargo run --release -p splat-core --example render_ply_psnr -- PLY SCENE DOWNSCALE [white]`
+//! `cargo run --release -p spaceport-examples --example render_ply_psnr -- PLY SCENE DOWNSCALE [white]`
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::{loss, render, RenderOptions};
 
