@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p spaceport-examples --example full_pipeline -- [IMAGES] [OUT] [ITERS] [SFM_SIZE] [TRAIN_SIZE]`
 //!
-//! Defaults: `../shared/data/strecha/fountain-P11/images` (11 photos),
+//! Defaults: `builtin` (the built-in scene's 36 photos, rendered into `OUT/input` first; give a
+//! folder such as `../shared/data/strecha/fountain-P11/images` for real photos),
 //! `$TMPDIR/spaceport-examples/full_pipeline`, 300 iterations, SfM on images of at most 800 px,
 //! training on images of at most 400 px.
 use std::error::Error;
@@ -12,14 +13,23 @@ use std::sync::atomic::AtomicBool;
 
 use sfm_core::pipeline::SfmOptions;
 use sogs_codec::EncodeOptions;
-use spaceport_examples::{arg, shared_data, temp_out};
+use spaceport_examples::{arg, temp_out};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::{TrainConfig, Trainer};
 use splat_core::CpuBackend;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let images: PathBuf = arg(0, "IMAGES", shared_data("strecha/fountain-P11/images"))?;
+    let images: String = arg(0, "IMAGES", "builtin".to_string())?;
     let out: PathBuf = arg(1, "OUT", temp_out("full_pipeline"))?;
+    let images = if images == "builtin" {
+        // 0. The built-in scene: photos ray-cast from a ring of known cameras.
+        let dir = out.join("input");
+        let opt = splat_core::demo::photos::PhotoSetOptions::default();
+        splat_core::demo::photos::write_photo_set(&dir, &opt)?;
+        dir
+    } else {
+        PathBuf::from(images)
+    };
     let iterations: usize = arg(2, "ITERS", 300)?;
     let sfm_size: u32 = arg(3, "SFM_SIZE", 800)?;
     let train_size: u32 = arg(4, "TRAIN_SIZE", 400)?;
