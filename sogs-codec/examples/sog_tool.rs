@@ -1,5 +1,5 @@
 //! Benchmark/interop driver: `sog_tool encode IN.ply OUT.sog|OUT_DIR [--bands N] [--sort hilbert|morton|plas]
-//! [--effort 0-9] [--iters N] [--seed N]` and `sog_tool decode IN.sog|DIR|meta.json OUT.ply`.
+//! [--effort 0-9] [--iters N] [--refine N] [--vis VIEWS] [--seed N] [--check]` and `sog_tool decode IN.sog|DIR|meta.json OUT.ply`.
 //! Prints wall time per phase and output sizes; the `spaceport` CLI is the user-facing tool.
 
 use std::time::Instant;
@@ -41,6 +41,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             if let Some(i) = flag("--iters") {
                 opts.kmeans_iterations = i.parse()?;
+            }
+            if let Some(r) = flag("--refine") {
+                opts.palette_refine_iterations = r.parse()?;
+            }
+            if let Some(v) = flag("--vis") {
+                opts.palette_visibility_views = Some(v.parse()?);
             }
             if let Some(s) = flag("--seed") {
                 opts.seed = s.parse()?;

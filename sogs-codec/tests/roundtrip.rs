@@ -25,6 +25,9 @@ fn encode(g: &Gaussians, opts: &EncodeOptions) -> sogs_codec::SogFiles {
     .expect("encode");
     let mut want = vec![Stage::Sort, Stage::Quantize];
     if f.meta.shN.is_some() {
+        if opts.palette_visibility_views != Some(0) {
+            want.push(Stage::Visibility);
+        }
         want.push(Stage::ShPalette);
     }
     want.push(Stage::Webp);
