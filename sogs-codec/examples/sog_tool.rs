@@ -91,6 +91,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                         add(4, (back.sh[t * c_out + j] - g.sh[s * c_in + j]) as f64);
                     }
                 }
+                // The same f_rest error weighted by visibility from 24 virtual views: SH error
+                // where it shows in renders, the measure the palette is fitted to.
+                let vis = sogs_codec::importance::visibility(&g, 24, 256, &mut |_, _| {});
+                let (mut wsum, mut werr) = (0f64, 0f64);
+                for (t, &s) in files.order.iter().enumerate() {
+                    let s = s as usize;
+                    let e: f64 = (3..c_out)
+                        .map(|j| ((back.sh[t * c_out + j] - g.sh[s * c_in + j]) as f64).powi(2))
+                        .sum();
+                    werr += vis[s] as f64 * e;
+                    wsum += vis[s] as f64 * (c_out as f64 - 3.0).max(1.0);
+                }
+                eprintln!("  f_rest visibility-weighted rms {:.4e}", (werr / wsum.max(1e-30)).sqrt());
                 let n = g.len() as f64;
                 let counts = [3.0 * n, 3.0 * n, 3.0 * n, n, (c_out as f64 - 3.0).max(1.0) * n];
                 for (k, name) in ["position", "log_scale", "f_dc", "opacity", "f_rest"].iter().enumerate() {

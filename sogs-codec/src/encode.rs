@@ -24,8 +24,10 @@ pub enum SortMode {
     /// smaller files (0.5 % on the lego scene); the default.
     Hilbert,
     /// Hilbert order refined by a PLAS-style self-organizing sort over all attributes. Smaller
-    /// scale/colour images but a larger high-byte position image: on the lego scene the total is
-    /// larger, so this is for experiments, not the default.
+    /// scale/colour images but a larger high-byte position image (Hilbert rows keep long runs of
+    /// equal high bytes; any 2-D reshuffle breaks them): on the lego scene without SH 5.02 MB
+    /// against Hilbert's 4.70 MB, and position-weighted or Hilbert-seeded local variants lose
+    /// too (BENCHMARKS.md), so this is for experiments, not the default.
     Plas,
 }
 
