@@ -2,7 +2,9 @@
 //! bounded Lloyd iterations, in parallel over subtrees. A flat k-means with 65 536 centroids costs
 //! N·65 536·dims per iteration; splitting into 32-way levels down to leaves of ≤ 64 centroids costs
 //! a few hundred distance evaluations per point in all, which is what makes a million Gaussians
-//! with 45 SH values fit in seconds on two cores.
+//! with 45 SH values fit in seconds on two cores. [`refine`] then runs global Lloyd iterations
+//! over the whole palette with a centroid neighbour graph standing in for the full search, so
+//! points can leave the subtree a top-level split put them in.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
