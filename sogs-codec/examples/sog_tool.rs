@@ -1,5 +1,5 @@
 //! Benchmark/interop driver: `sog_tool encode IN.ply OUT.sog|OUT_DIR [--bands N] [--sort hilbert|morton|plas]
-//! [--effort 0-9] [--iters N] [--seed N]` and `sog_tool decode IN.sog|DIR|meta.json OUT.ply`.
+//! [--effort 0-9] [--iters N] [--refine N] [--vis VIEWS] [--seed N] [--check]` and `sog_tool decode IN.sog|DIR|meta.json OUT.ply`.
 //! Prints wall time per phase and output sizes; the `spaceport` CLI is the user-facing tool.
 
 use std::time::Instant;
@@ -41,6 +41,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             if let Some(i) = flag("--iters") {
                 opts.kmeans_iterations = i.parse()?;
+            }
+            if let Some(r) = flag("--refine") {
+                opts.palette_refine_iterations = r.parse()?;
+            }
+            if let Some(v) = flag("--vis") {
+                opts.palette_visibility_views = Some(v.parse()?);
             }
             if let Some(s) = flag("--seed") {
                 opts.seed = s.parse()?;
@@ -85,6 +91,19 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                         add(4, (back.sh[t * c_out + j] - g.sh[s * c_in + j]) as f64);
                     }
                 }
+                // The same f_rest error weighted by visibility from 24 virtual views: SH error
+                // where it shows in renders, the measure the palette is fitted to.
+                let vis = sogs_codec::importance::visibility(&g, 24, 256, &mut |_, _| {});
+                let (mut wsum, mut werr) = (0f64, 0f64);
+                for (t, &s) in files.order.iter().enumerate() {
+                    let s = s as usize;
+                    let e: f64 = (3..c_out)
+                        .map(|j| ((back.sh[t * c_out + j] - g.sh[s * c_in + j]) as f64).powi(2))
+                        .sum();
+                    werr += vis[s] as f64 * e;
+                    wsum += vis[s] as f64 * (c_out as f64 - 3.0).max(1.0);
+                }
+                eprintln!("  f_rest visibility-weighted rms {:.4e}", (werr / wsum.max(1e-30)).sqrt());
                 let n = g.len() as f64;
                 let counts = [3.0 * n, 3.0 * n, 3.0 * n, n, (c_out as f64 - 3.0).max(1.0) * n];
                 for (k, name) in ["position", "log_scale", "f_dc", "opacity", "f_rest"].iter().enumerate() {

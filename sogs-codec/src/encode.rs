@@ -8,6 +8,7 @@ use splat_core::gaussians::{sh_coeffs_for_degree, sigmoid};
 use splat_core::Gaussians;
 
 use crate::error::SogError;
+use crate::importance;
 use crate::kmeans;
 use crate::meta::{Asset, CodebookMeta, FilesMeta, MeansMeta, MetaV2, ShNMeta};
 use crate::order::{self, PlasOptions};
@@ -23,8 +24,10 @@ pub enum SortMode {
     /// smaller files (0.5 % on the lego scene); the default.
     Hilbert,
     /// Hilbert order refined by a PLAS-style self-organizing sort over all attributes. Smaller
-    /// scale/colour images but a larger high-byte position image: on the lego scene the total is
-    /// larger, so this is for experiments, not the default.
+    /// scale/colour images but a larger high-byte position image (Hilbert rows keep long runs of
+    /// equal high bytes; any 2-D reshuffle breaks them): on the lego scene without SH 5.02 MB
+    /// against Hilbert's 4.70 MB, and position-weighted or Hilbert-seeded local variants lose
+    /// too (BENCHMARKS.md), so this is for experiments, not the default.
     Plas,
 }
 
@@ -39,6 +42,17 @@ pub struct EncodeOptions {
     pub seed: u64,
     /// Lloyd iterations per k-means node of the SH palette.
     pub kmeans_iterations: usize,
+    /// Global Lloyd iterations over the whole SH palette after the hierarchical k-means
+    /// ([`kmeans::refine`]); 0 keeps the hierarchy's palette.
+    pub palette_refine_iterations: usize,
+    /// Virtual views whose blending weights weight the SH palette ([`importance::visibility`]),
+    /// so SH error goes where it shows; `Some(0)` weighs all Gaussians alike, `None` picks
+    /// [`auto_visibility_views`].
+    pub palette_visibility_views: Option<usize>,
+    /// Per-Gaussian weights for the SH palette (non-negative, one per input Gaussian), e.g. each
+    /// Gaussian's blending weight summed over the capture's training views; when given, they
+    /// replace the virtual views (on lego, training-view weights gave 0.08 dB more).
+    pub palette_weights: Option<Vec<f32>>,
     /// SH palette size; `None` uses splat-transform's rule (a power of two ≤ N, at most 65 536).
     pub palette_size: Option<usize>,
     /// libwebp lossless effort 0..=9 (higher: smaller, slower).
@@ -54,6 +68,9 @@ impl Default for EncodeOptions {
             sort: SortMode::Hilbert,
             seed: 0,
             kmeans_iterations: 10,
+            palette_refine_iterations: 3,
+            palette_visibility_views: None,
+            palette_weights: None,
             palette_size: None,
             webp_effort: 4,
             plas: PlasOptions::default(),
@@ -68,6 +85,8 @@ pub enum Stage {
     Sort,
     /// Positions, rotations, scales, colours and opacities.
     Quantize,
+    /// Rendering virtual views for the SH palette's weights (`done`/`total` count views).
+    Visibility,
     /// k-means of the higher SH bands (`done`/`total` count Gaussians).
     ShPalette,
     /// Lossless WebP encoding (`done`/`total` count images).
@@ -122,6 +141,15 @@ pub fn grid_size(n: usize) -> (usize, usize) {
     let w = w.max(4);
     let h = 4 * n.div_ceil(4 * w).max(1);
     (w, h)
+}
+
+/// Side in pixels of the virtual views of [`importance::visibility`].
+pub const VISIBILITY_SIZE: u32 = 256;
+
+/// Virtual views for the palette weights: 24 (12 gave 0.03 dB less on the lego scene),
+/// fewer above ~400k Gaussians so that rendering costs at most ~9M Gaussian-views, at least 8.
+pub fn auto_visibility_views(n: usize) -> usize {
+    (9_000_000 / n.max(1)).clamp(8, 24)
 }
 
 /// splat-transform's palette size: the largest power of two ≤ N/1024 (capped at 64), times 1024.
@@ -225,6 +253,14 @@ fn sort_features(g: &Gaussians) -> (Vec<f32>, usize) {
     (f, DIM)
 }
 
+/// Weights with a floor of 1e-3 of their mean: Gaussians no view sees keep a little weight
+/// (other cameras may see them) and every weight stays positive.
+fn floored(v: Vec<f32>) -> Vec<f32> {
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64;
+    let floor = ((1e-3 * mean) as f32).max(f32::MIN_POSITIVE);
+    v.into_iter().map(|x| x.max(floor)).collect()
+}
+
 /// Compresses Gaussians to SOG version 2. `progress` is called on the calling thread.
 pub fn encode_sog(
     g: &Gaussians,
@@ -238,6 +274,16 @@ pub fn encode_sog(
         });
     }
     let n = g.len();
+    if let Some(pw) = &opts.palette_weights {
+        if pw.len() != n || pw.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(SogError::InvalidInput {
+                reason: format!(
+                    "palette weights: {} values for {n} Gaussians, all finite and >= 0 needed",
+                    pw.len()
+                ),
+            });
+        }
+    }
     let (w, h) = grid_size(n);
     let bands = opts.sh_bands.unwrap_or(g.sh_degree).min(g.sh_degree);
 
@@ -389,17 +435,41 @@ pub fn encode_sog(
             .clamp(1, 65536)
             .min(n);
         let done = AtomicUsize::new(0);
+        let vis_views = opts
+            .palette_visibility_views
+            .unwrap_or_else(|| auto_visibility_views(n));
+        let weights: Option<Vec<f32>> = if let Some(w) = &opts.palette_weights {
+            Some(floored(w.clone()))
+        } else if vis_views > 0 {
+            Some(floored(importance::visibility(
+                g,
+                vis_views,
+                VISIBILITY_SIZE,
+                &mut |d, t| {
+                    progress(Progress {
+                        stage: Stage::Visibility,
+                        done: d,
+                        total: t,
+                    })
+                },
+            )))
+        } else {
+            None
+        };
+        let wts = weights.as_deref();
         let pal = std::thread::scope(|scope| {
             let job = scope.spawn(|| {
-                kmeans::palette(
+                let mut pal = kmeans::palette(
                     &data,
                     dim,
                     p,
                     opts.kmeans_iterations,
                     opts.seed,
-                    None,
+                    wts,
                     &|d, _| done.store(d, Ordering::Relaxed),
-                )
+                );
+                kmeans::refine(&data, dim, &mut pal, opts.palette_refine_iterations, wts);
+                pal
             });
             while !job.is_finished() {
                 progress(Progress {

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod importance;
 pub mod kmeans;
 pub mod meta;
 pub mod order;

@@ -9,7 +9,7 @@ use common::{random_scene, scratch};
 use sogs_codec::quant::log_transform;
 use sogs_codec::{
     decode_entries, encode_sog, grid_size, read_sog, read_sog_meta, write_sog_bundle,
-    write_sog_dir, EncodeOptions, Meta, SortMode, Stage,
+    write_sog_dir, EncodeOptions, Meta, SogError, SortMode, Stage,
 };
 use splat_core::gaussians::sigmoid;
 use splat_core::Gaussians;
@@ -25,6 +25,9 @@ fn encode(g: &Gaussians, opts: &EncodeOptions) -> sogs_codec::SogFiles {
     .expect("encode");
     let mut want = vec![Stage::Sort, Stage::Quantize];
     if f.meta.shN.is_some() {
+        if opts.palette_weights.is_none() && opts.palette_visibility_views != Some(0) {
+            want.push(Stage::Visibility);
+        }
         want.push(Stage::ShPalette);
     }
     want.push(Stage::Webp);
@@ -358,4 +361,54 @@ fn decoded_scene_writes_as_ply() {
     splat_core::ply::write_ply(&p, &back).unwrap();
     assert!(splat_core::ply::read_ply(&p).unwrap() == back);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn palette_weights_steer_the_sh_error() {
+    // 64 centroids for 2000 Gaussians: the palette must choose whom to serve well.
+    let g = random_scene(2000, 3, 11);
+    let heavy_first: Vec<f32> = (0..2000)
+        .map(|i| if i < 1000 { 100.0 } else { 1.0 })
+        .collect();
+    let heavy_last: Vec<f32> = heavy_first.iter().rev().copied().collect();
+    let err = |w: &Vec<f32>| -> (f64, f64) {
+        let f = encode(
+            &g,
+            &EncodeOptions {
+                palette_size: Some(64),
+                palette_weights: Some(w.clone()),
+                ..Default::default()
+            },
+        );
+        let back = decode_entries(Path::new("mem"), &f.entries()).unwrap();
+        let c = g.sh_coeffs() * 3;
+        let mut e = [0f64; 2];
+        for (t, &s) in f.order.iter().enumerate() {
+            let s = s as usize;
+            e[(s >= 1000) as usize] += (3..c)
+                .map(|j| ((back.sh[t * c + j] - g.sh[s * c + j]) as f64).powi(2))
+                .sum::<f64>();
+        }
+        (e[0], e[1])
+    };
+    let (a0, a1) = err(&heavy_first);
+    let (b0, b1) = err(&heavy_last);
+    assert!(
+        a0 < b0 && b1 < a1,
+        "first half {a0} vs {b0}, second half {a1} vs {b1}"
+    );
+
+    let bad = EncodeOptions {
+        palette_weights: Some(vec![1.0; 1999]),
+        ..Default::default()
+    };
+    assert!(matches!(
+        encode_sog(&g, &bad, &mut |_| {}),
+        Err(SogError::InvalidInput { .. })
+    ));
+    let bad = EncodeOptions {
+        palette_weights: Some(vec![-1.0; 2000]),
+        ..Default::default()
+    };
+    assert!(encode_sog(&g, &bad, &mut |_| {}).is_err());
 }
