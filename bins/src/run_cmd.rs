@@ -579,10 +579,31 @@ impl Ctx {
         let ply = self.out.join("point_cloud.ply");
         let sog = self.out.join("scene.sog");
         let g = splat_core::ply::read_ply(&ply)?;
+        let sort = self.cfg.sort_mode()?;
+        let (sh_bands, seed) = (self.cfg.compress.sh_bands, self.cfg.compress.seed);
+        let scene = self.load_scene()?;
+        // The SH palette is fitted where the capture looks: weight it by how much each
+        // Gaussian shows from (a sample of) the training cameras, not from virtual ones.
+        let palette_weights = (g.sh_degree > 0 && sh_bands != Some(0)).then(|| {
+            let step = scene.train.len().div_ceil(PALETTE_WEIGHT_VIEWS).max(1);
+            let cams: Vec<splat_core::Camera> = scene
+                .train
+                .iter()
+                .step_by(step)
+                .map(|v| {
+                    let c = &v.camera;
+                    let s = (PALETTE_WEIGHT_SIZE / c.width.max(c.height) as f64).min(1.0);
+                    let (w, h) = ((c.width as f64 * s).round(), (c.height as f64 * s).round());
+                    c.scaled_to(w.max(1.0) as u32, h.max(1.0) as u32)
+                })
+                .collect();
+            sogs_codec::importance::blending_weights(&g, &cams, &mut |_, _| {})
+        });
         let opts = sogs_codec::EncodeOptions {
-            sh_bands: self.cfg.compress.sh_bands,
-            sort: self.cfg.sort_mode()?,
-            seed: self.cfg.compress.seed,
+            sh_bands,
+            sort,
+            seed,
+            palette_weights,
             ..Default::default()
         };
         let bar = crate::progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
@@ -599,7 +620,6 @@ impl Ctx {
         let sog_bytes = std::fs::metadata(&sog)?.len();
         // Quality after compression: the decoded file rendered from the test views.
         let decoded = sogs_codec::read_sog(&sog)?;
-        let scene = self.load_scene()?;
         let (psnr_ply, psnr_sog) = (test_psnr(&g, scene), test_psnr(&decoded, scene));
         eprintln!(
             "{} Gaussians: {ply_bytes} B PLY -> {sog_bytes} B SOG ({:.1}x) in {seconds:.1} s; test PSNR {psnr_ply:.2} -> {psnr_sog:.2} dB",
@@ -642,6 +662,10 @@ impl Ctx {
         })
     }
 }
+
+/// Training views (at most) that weight the SH palette, and their longer side in pixels.
+const PALETTE_WEIGHT_VIEWS: usize = 24;
+const PALETTE_WEIGHT_SIZE: f64 = 256.0;
 
 /// Test views rendered for the compression check (the CPU renderer takes seconds per view on
 /// large scenes; the first few views are enough to compare before and after).

@@ -23,10 +23,15 @@ pub fn visibility(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<f32> {
     let n = g.len();
-    let mut imp = vec![0f64; n];
     if n == 0 || views == 0 {
         return vec![0.0; n];
     }
+    blending_weights(g, &virtual_cameras(g, views, size), progress)
+}
+
+/// `views` cameras on a Fibonacci sphere three core radii from the core's centre, looking at it.
+fn virtual_cameras(g: &Gaussians, views: usize, size: u32) -> Vec<Camera> {
+    let n = g.len();
     let mut centre = [0f64; 3];
     for a in 0..3 {
         let mut v: Vec<f32> = g.means.iter().map(|m| m[a]).collect();
@@ -44,6 +49,36 @@ pub fn visibility(
     // Three radii away, with the core sphere filling most of the frame.
     let eye_dist = 3.0 * radius;
     let fov = 2.0 * (radius / eye_dist).asin() * 1.15;
+    let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
+    (0..views)
+        .map(|v| {
+            let z = 1.0 - 2.0 * (v as f64 + 0.5) / views as f64;
+            let r = (1.0 - z * z).sqrt();
+            let dir = DVec3::new(
+                r * (golden * v as f64).cos(),
+                r * (golden * v as f64).sin(),
+                z,
+            );
+            let up = if dir.z.abs() > 0.9 {
+                DVec3::Y
+            } else {
+                DVec3::Z
+            };
+            Camera::look_at(size, size, fov, centre + dir * eye_dist, centre, up)
+        })
+        .collect()
+}
+
+/// Per-Gaussian blending weight Σ α·T summed over renders from `cameras` (e.g. a capture's
+/// training cameras at a reduced size, the best weights for [`crate::EncodeOptions::palette_weights`]).
+/// `progress(done, total)` counts cameras.
+pub fn blending_weights(
+    g: &Gaussians,
+    cameras: &[Camera],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<f32> {
+    let n = g.len();
+    let mut imp = vec![0f64; n];
     let opts = RenderOptions {
         background: [1.0; 3],
         ..Default::default()
@@ -60,32 +95,17 @@ pub fn visibility(
     };
     let g = &grey;
     let c = 3;
-    let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
-    for v in 0..views {
-        let z = 1.0 - 2.0 * (v as f64 + 0.5) / views as f64;
-        let r = (1.0 - z * z).sqrt();
-        let dir = DVec3::new(
-            r * (golden * v as f64).cos(),
-            r * (golden * v as f64).sin(),
-            z,
-        );
-        let up = if dir.z.abs() > 0.9 {
-            DVec3::Y
-        } else {
-            DVec3::Z
-        };
-        let cam = Camera::look_at(size, size, fov, centre + dir * eye_dist, centre, up);
-        let out = render(g, &cam, &opts);
+    for (v, cam) in cameras.iter().enumerate() {
+        let out = render(g, cam, &opts);
         let ones = vec![1.0f32; out.image.len()];
-        let Some(grads) = try_render_backward(g, &out, &ones) else {
-            continue;
-        };
-        // d(Σ image)/d(f_dc) = Σ α·T times the constant DC basis value, per channel.
-        imp.par_iter_mut().enumerate().for_each(|(i, w)| {
-            let s = &grads.params.sh[i * c..i * c + 3];
-            *w += (s[0].abs() + s[1].abs() + s[2].abs()) as f64;
-        });
-        progress(v + 1, views);
+        if let Some(grads) = try_render_backward(g, &out, &ones) {
+            // d(Σ image)/d(f_dc) = Σ α·T times the constant DC basis value, per channel.
+            imp.par_iter_mut().enumerate().for_each(|(i, w)| {
+                let s = &grads.params.sh[i * c..i * c + 3];
+                *w += (s[0].abs() + s[1].abs() + s[2].abs()) as f64;
+            });
+        }
+        progress(v + 1, cameras.len());
     }
     imp.into_iter().map(|v| v as f32).collect()
 }
