@@ -138,6 +138,17 @@ pub struct StepParams {
     pub accumulate_stats: bool,
 }
 
+/// Device time per stage of a window of training steps, from a backend that measures it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StageTimes {
+    /// Steps in the window.
+    pub steps: usize,
+    /// (stage, milliseconds summed over the window), in pipeline order.
+    pub ms: Vec<(String, f64)>,
+    /// Peak device memory in use so far (bytes), where known.
+    pub peak_device_bytes: Option<u64>,
+}
+
 /// Training state held where a backend computes: parameters, optimizer moments and
 /// densification statistics, with the operations of the training loop.
 pub trait TrainSession: Send {
@@ -169,6 +180,11 @@ pub trait TrainSession: Send {
     fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError>;
     /// Copies the state back to the host (checkpoints, outputs).
     fn snapshot(&mut self) -> Result<SessionState, BackendError>;
+    /// Per-stage device times since the last call, then starts a new window; `None` where the
+    /// backend does not measure them.
+    fn take_stage_times(&mut self) -> Option<StageTimes> {
+        None
+    }
 }
 
 /// The host-side copy of a training session's state.

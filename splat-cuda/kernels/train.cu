@@ -153,12 +153,14 @@ extern "C" __global__ void loss_bwd_v(int w, int h, float ssim_weight,
 // ---------------------------------------------------------------------------------------------
 // Adam over one parameter group. Elements whose index modulo `stride` is below `split` use
 // `lr_a`, the others `lr_b` (SH: 3 DC values then the rest of each Gaussian's row).
-extern "C" __global__ void adam_step(int len, int stride, int split, float* __restrict__ p,
+extern "C" __global__ void adam_step(const unsigned int* __restrict__ isect, unsigned int cap,
+                                     int len, int stride, int split, float* __restrict__ p,
                                      const float* __restrict__ g, float* __restrict__ m,
                                      float* __restrict__ v, float lr_a, float lr_b, float b1,
                                      float b2, float eps, float bc1, float sbc2) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= len) return;
+    // A step whose tile lists overflowed their buffers is re-run by the host: leave no trace.
+    if (i >= len || *isect > cap) return;
     float lr = (i % stride) < split ? lr_a : lr_b;
     float step = lr / bc1;
     float gi = g[i];
@@ -172,14 +174,15 @@ extern "C" __global__ void adam_step(int len, int stride, int split, float* __re
 // ---------------------------------------------------------------------------------------------
 // Densification statistics: NDC-scaled screen-position gradient norms where the radius is set.
 #define SG_STRIDE 9
-extern "C" __global__ void stats_accumulate(int n, float sx, float sy,
+extern "C" __global__ void stats_accumulate(const unsigned int* __restrict__ isect,
+                                            unsigned int cap, int n, float sx, float sy,
                                             const float* __restrict__ screen,
                                             const unsigned int* __restrict__ radius,
                                             float* __restrict__ grad_accum,
                                             unsigned int* __restrict__ count,
                                             unsigned int* __restrict__ max_radius) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+    if (i >= n || *isect > cap) return;
     unsigned int r = radius[i];
     if (r == 0) return;
     float gx = screen[(size_t)i * SG_STRIDE] * sx, gy = screen[(size_t)i * SG_STRIDE + 1] * sy;

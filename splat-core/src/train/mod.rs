@@ -17,7 +17,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendError, SessionState, StepParams, Target, TrainBackend, TrainSession};
+use crate::backend::{
+    BackendError, SessionState, StageTimes, StepParams, Target, TrainBackend, TrainSession,
+};
 use crate::gaussians::Gaussians;
 use crate::init::{self, InitOptions};
 use crate::loss;
@@ -159,6 +161,16 @@ pub struct TrainState {
     pub prior_seconds: f64,
 }
 
+/// Per-stage device times of the steps up to `iteration` (see [`TrainSession::take_stage_times`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageWindow {
+    /// Iterations done at the end of the window.
+    pub iteration: usize,
+    /// The backend's measurements.
+    #[serde(flatten)]
+    pub times: StageTimes,
+}
+
 /// The 3DGS trainer.
 pub struct Trainer<'a> {
     /// Configuration in force.
@@ -174,6 +186,8 @@ pub struct Trainer<'a> {
     monitor: Vec<usize>,
     gt_cache: HashMap<usize, ((u32, u32, u32), Vec<f32>)>,
     started: Instant,
+    /// Per-stage device times every 1000 iterations, where the backend measures them.
+    pub stage_times: Vec<StageWindow>,
 }
 
 /// 1.1 x the largest distance of a camera centre from the centroid of all of them.
@@ -361,6 +375,7 @@ impl<'a> Trainer<'a> {
             monitor,
             gt_cache: HashMap::new(),
             started: Instant::now(),
+            stage_times: Vec::new(),
         })
     }
 
@@ -539,6 +554,16 @@ impl<'a> Trainer<'a> {
         tm.step += (t2 - t1).as_secs_f64();
         tm.densify += (t3 - t2).as_secs_f64();
         tm.monitor += (t4 - t3).as_secs_f64();
+        if self.state.iteration % 1000 == 0 || self.finished() {
+            if let Some(times) = self.session.take_stage_times() {
+                if times.steps > 0 {
+                    self.stage_times.push(StageWindow {
+                        iteration: self.state.iteration,
+                        times,
+                    });
+                }
+            }
+        }
         Ok(StepInfo {
             iteration: self.state.iteration,
             loss: stats.loss,
@@ -651,6 +676,9 @@ pub struct TrainMetrics {
     pub extent: f32,
     /// Peak resident memory in bytes, where the OS reports it.
     pub peak_memory_bytes: Option<u64>,
+    /// Per-stage device times per 1000 iterations (device backends that measure them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_stages: Vec<StageWindow>,
     /// The configuration in force.
     pub config: TrainConfig,
 }
@@ -712,6 +740,7 @@ impl Trainer<'_> {
             monitor: self.state.checks.clone(),
             extent: self.extent,
             peak_memory_bytes: peak_memory_bytes(),
+            device_stages: self.stage_times.clone(),
             config: self.cfg.clone(),
         };
         let p = out.join("metrics.json");
