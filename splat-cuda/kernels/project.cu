@@ -278,9 +278,13 @@ extern "C" __global__ void project_fwd(int n, Cam cam, const float* __restrict__
     int nb = (cam.sh_degree + 1) * (cam.sh_degree + 1);
     const float* coeffs = sh + (size_t)i * cam.sh_coeffs * 3;
     float rgb[3] = {0.5f, 0.5f, 0.5f};
-    for (int j = 0; j < nb; j++) {
+    // Unrolled to the largest basis so that `basis` stays in registers.
 #pragma unroll
-        for (int c = 0; c < 3; c++) rgb[c] = rgb[c] + basis[j] * coeffs[j * 3 + c];
+    for (int j = 0; j < 16; j++) {
+        if (j < nb) {
+#pragma unroll
+            for (int c = 0; c < 3; c++) rgb[c] = rgb[c] + basis[j] * coeffs[j * 3 + c];
+        }
     }
     unsigned int f = F_VISIBLE | (g.guard[0] ? F_GUARD_X : 0u) | (g.guard[1] ? F_GUARD_Y : 0u);
 #pragma unroll
@@ -366,15 +370,19 @@ extern "C" __global__ void project_bwd(int n, Cam cam, const float* __restrict__
 #pragma unroll
     for (int c = 0; c < 3; c++) dc[c] = (f & (F_CLAMP_R << c)) ? 0.0f : sg_col[c];
     float d_dir[3] = {0.0f, 0.0f, 0.0f};
-    for (int j = 0; j < nb; j++) {
-        float s = 0.0f;
+    // Unrolled to the largest basis so that `b` and `gb` stay in registers.
 #pragma unroll
-        for (int c = 0; c < 3; c++) {
-            dsh[j * 3 + c] = b[j] * dc[c];
-            s = s + coeffs[j * 3 + c] * dc[c];
+    for (int j = 0; j < 16; j++) {
+        if (j < nb) {
+            float s = 0.0f;
+#pragma unroll
+            for (int c = 0; c < 3; c++) {
+                dsh[j * 3 + c] = b[j] * dc[c];
+                s = s + coeffs[j * 3 + c] * dc[c];
+            }
+#pragma unroll
+            for (int a = 0; a < 3; a++) d_dir[a] = d_dir[a] + s * gb[j][a];
         }
-#pragma unroll
-        for (int a = 0; a < 3; a++) d_dir[a] = d_dir[a] + s * gb[j][a];
     }
     float dd = dir[0] * d_dir[0] + dir[1] * d_dir[1] + dir[2] * d_dir[2];
     float d_mu[3];
