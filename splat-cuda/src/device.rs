@@ -108,6 +108,8 @@ pub(crate) struct Kernels {
     pub densify_scatter: sys::CUfunction,
     pub densify_children: sys::CUfunction,
     pub opacity_cap: sys::CUfunction,
+    pub resize_area_h: sys::CUfunction,
+    pub resize_area_v: sys::CUfunction,
 }
 
 // SAFETY: module and function handles are plain driver handles valid in the context they were
@@ -160,6 +162,8 @@ impl Kernels {
             densify_scatter: get(4, "densify_scatter")?,
             densify_children: get(4, "densify_children")?,
             opacity_cap: get(4, "opacity_cap")?,
+            resize_area_h: get(4, "resize_area_h")?,
+            resize_area_v: get(4, "resize_area_v")?,
             modules,
         })
     }

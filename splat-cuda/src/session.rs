@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 use splat_core::backend::{
-    SessionState, StageTimes, StepParams, StepStats, Target, TrainBackend, TrainSession,
+    SessionState, SourceImage, StageTimes, StepParams, StepStats, Target, TrainBackend,
+    TrainSession,
 };
 use splat_core::camera::Camera;
 use splat_core::gaussians::{logit, Gaussians};
@@ -223,6 +224,79 @@ impl CudaBackend {
         })
     }
 
+    /// Queues the area downscale of `src` (`sh x sw x 3` on the device) to `ow x oh`, as
+    /// `Image::resize_area` computes it.
+    pub(crate) fn resize_device(
+        &self,
+        src: &CudaSlice<f32>,
+        (sw, sh): (u32, u32),
+        (ow, oh): (u32, u32),
+    ) -> Result<CudaSlice<f32>, BackendError> {
+        let job = Job {
+            gaussians: 0,
+            width: ow,
+            height: oh,
+        };
+        let s = &self.stream;
+        let (sw, sh, ow, oh) = (sw as usize, sh as usize, ow as usize, oh as usize);
+        let rows = uninit::<f32>(s, sh * ow * 3).map_err(job.err("alloc"))?;
+        let out = uninit::<f32>(s, oh * ow * 3).map_err(job.err("alloc"))?;
+        launch(
+            s,
+            self.kernels.resize_area_h,
+            (blocks(sh * ow, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(sw as i32),
+                Arg::I32(sh as i32),
+                Arg::I32(ow as i32),
+                ptr(src, s),
+                ptr(&rows, s),
+            ],
+        )
+        .map_err(job.err("resize_area_h"))?;
+        launch(
+            s,
+            self.kernels.resize_area_v,
+            (blocks(oh * ow, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(sh as i32),
+                Arg::I32(ow as i32),
+                Arg::I32(oh as i32),
+                ptr(&rows, s),
+                ptr(&out, s),
+            ],
+        )
+        .map_err(job.err("resize_area_v"))?;
+        Ok(out)
+    }
+
+    /// The device area downscale on host images (tests and tools): the counterpart of
+    /// `splat_core::scene::Image::resize_area`.
+    pub fn resize_area_host(
+        &self,
+        src: &[f32],
+        (sw, sh): (u32, u32),
+        (ow, oh): (u32, u32),
+    ) -> Result<Vec<f32>, BackendError> {
+        if src.len() != sw as usize * sh as usize * 3 || sw * sh == 0 || ow * oh == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "an image of {} values for {sw}x{sh}x3, or an empty size",
+                src.len()
+            )));
+        }
+        self.bind()?;
+        let job = Job {
+            gaussians: 0,
+            width: ow,
+            height: oh,
+        };
+        let d = self.stream.clone_htod(src).map_err(job.err("upload"))?;
+        let out = self.resize_device(&d, (sw, sh), (ow, oh))?;
+        download(&self.stream, &out, ow as usize * oh as usize * 3, job)
+    }
+
     /// Starts a device session (the concrete type, for callers that want its extra methods).
     pub fn start_cuda_session(&self, state: SessionState) -> Result<CudaSession, BackendError> {
         let SessionState {
@@ -290,6 +364,7 @@ impl CudaBackend {
             count,
             max_radius,
             targets: HashMap::new(),
+            sources: HashMap::new(),
             window,
             sums,
             no_isect,
@@ -325,6 +400,8 @@ pub struct CudaSession {
     max_radius: CudaSlice<u32>,
     /// Resident targets by view: the key they were uploaded under and the image.
     targets: HashMap<usize, (u64, CudaSlice<f32>)>,
+    /// Resident full-size ground truths by view (`step_from_source`).
+    sources: HashMap<usize, CudaSlice<f32>>,
     window: CudaSlice<f32>,
     sums: CudaSlice<f64>,
     /// A zero intersection count, for updates outside a step (nothing to check).
@@ -618,7 +695,7 @@ impl CudaSession {
     fn step_once(
         &mut self,
         camera: &Camera,
-        view: usize,
+        tdev: &CudaSlice<f32>,
         p: &StepParams,
         job: Job,
     ) -> Result<(usize, usize), BackendError> {
@@ -634,10 +711,6 @@ impl CudaSession {
             Some(cap),
             Some(&self.profile.marks),
         )?;
-        let tdev = match self.targets.get(&view) {
-            Some((_, d)) => d,
-            None => return Err(BackendError::Device("target cache lost an entry".into())),
-        };
         let d_image = self.be.loss_device(
             &self.window,
             frame.image(),
@@ -813,6 +886,38 @@ impl CudaSession {
         })
     }
 
+    /// A step against the device target `tdev`, run again with larger tile lists when they
+    /// overflowed.
+    fn step_with(
+        &mut self,
+        camera: &Camera,
+        tdev: &CudaSlice<f32>,
+        p: &StepParams,
+        job: Job,
+    ) -> Result<StepStats, BackendError> {
+        let npix = 3 * camera.width as usize * camera.height as usize;
+        if tdev.len() < npix {
+            return Err(BackendError::InvalidInput(format!(
+                "target of {} values for {npix}",
+                tdev.len()
+            )));
+        }
+        // At most two passes: the second has room for the count the first measured.
+        for _ in 0..2 {
+            let (count, cap) = self.step_once(camera, tdev, p, job)?;
+            if count <= cap {
+                let (loss, _, _, psnr) = loss_from_sums(&self.last_sums, npix, p.ssim_weight);
+                return Ok(StepStats { loss, psnr });
+            }
+            // Room for the count plus slack for growth, so that overflows stay rare.
+            self.isect_cap = count + count / 4 + 4096;
+            self.profile.reruns += 1;
+        }
+        Err(BackendError::Device(
+            "the tile lists overflowed twice in one step".into(),
+        ))
+    }
+
     fn reset_stats(&mut self) -> Result<(), BackendError> {
         let n = self.p.n;
         let job = self.job(0, 0);
@@ -846,21 +951,66 @@ impl TrainSession for CudaSession {
         }
         let job = self.job(camera.width, camera.height);
         self.target(&target, job)?;
-        // At most two passes: the second has room for the count the first measured.
-        for _ in 0..2 {
-            let (count, cap) = self.step_once(camera, target.view, p, job)?;
-            if count <= cap {
-                let sums = self.last_sums;
-                let (loss, _, _, psnr) = loss_from_sums(&sums, npix, p.ssim_weight);
-                return Ok(StepStats { loss, psnr });
-            }
-            // Room for the count plus slack for growth, so that overflows stay rare.
-            self.isect_cap = count + count / 4 + 4096;
-            self.profile.reruns += 1;
+        // The target leaves the cache for the step (the step borrows the session mutably).
+        let Some((key, tdev)) = self.targets.remove(&target.view) else {
+            return Err(BackendError::Device("target cache lost an entry".into()));
+        };
+        let r = self.step_with(camera, &tdev, p, job);
+        self.targets.insert(target.view, (key, tdev));
+        r
+    }
+
+    fn resizes_targets(&self) -> bool {
+        true
+    }
+
+    fn step_from_source(
+        &mut self,
+        camera: &Camera,
+        src: SourceImage<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        self.be.bind()?;
+        let full = 3 * src.width as usize * src.height as usize;
+        if src.data.len() != full || src.width == 0 || src.height == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "source image of view {} has {} values for {}x{}x3",
+                src.view,
+                src.data.len(),
+                src.width,
+                src.height
+            )));
         }
-        Err(BackendError::Device(
-            "the tile lists overflowed twice in one step".into(),
-        ))
+        if camera.width > src.width || camera.height > src.height {
+            return Err(BackendError::InvalidInput(format!(
+                "working size {}x{} exceeds the source's {}x{}",
+                camera.width, camera.height, src.width, src.height
+            )));
+        }
+        let job = self.job(camera.width, camera.height);
+        let resident = matches!(self.sources.get(&src.view), Some(d) if d.len() == full);
+        if !resident {
+            let s = &self.be.stream;
+            let mut d = uninit::<f32>(s, full).map_err(job.err("alloc"))?;
+            s.memcpy_htod(src.data, &mut d).map_err(job.err("upload"))?;
+            self.sources.insert(src.view, d);
+        }
+        let Some(sdev) = self.sources.remove(&src.view) else {
+            return Err(BackendError::Device("source cache lost an entry".into()));
+        };
+        let r = if (camera.width, camera.height) == (src.width, src.height) {
+            self.step_with(camera, &sdev, p, job)
+        } else {
+            self.be
+                .resize_device(
+                    &sdev,
+                    (src.width, src.height),
+                    (camera.width, camera.height),
+                )
+                .and_then(|t| self.step_with(camera, &t, p, job))
+        };
+        self.sources.insert(src.view, sdev);
+        r
     }
 
     fn densify(

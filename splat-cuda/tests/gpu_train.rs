@@ -388,3 +388,35 @@ fn lego_200px_3000_iterations_reach_the_cpu_psnr() {
         "GPU {p_gpu:.2} dB is more than 0.2 dB below the CPU's {p_cpu:.2} dB"
     );
 }
+
+#[test]
+fn device_resize_equals_image_resize_area() {
+    let Some(be) = backend() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for &((sw, sh), (ow, oh)) in &[
+        ((800u32, 800u32), (245u32, 245u32)),
+        ((800, 533), (641, 427)),
+        ((37, 23), (11, 7)),
+        ((100, 60), (99, 59)),
+        ((13, 9), (1, 1)),
+        ((64, 48), (64, 17)),
+    ] {
+        let img = splat_core::scene::Image {
+            width: sw,
+            height: sh,
+            data: random_image(sw as usize * sh as usize * 3, &mut rng),
+        };
+        let cpu = img.resize_area(ow, oh);
+        let gpu = be
+            .resize_area_host(&img.data, (sw, sh), (ow, oh))
+            .expect("device resize");
+        assert_eq!(cpu.data.len(), gpu.len());
+        for (i, (a, b)) in cpu.data.iter().zip(&gpu).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits(),
+                "{sw}x{sh} -> {ow}x{oh}: value {i} cpu {a} gpu {b}"
+            );
+        }
+    }
+    assert!(be.resize_area_host(&[0.0; 5], (2, 1), (1, 1)).is_err());
+}

@@ -19,7 +19,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{
-    BackendError, SessionState, StageTimes, StepParams, Target, TrainBackend, TrainSession,
+    BackendError, SessionState, SourceImage, StageTimes, StepParams, Target, TrainBackend,
+    TrainSession,
 };
 use crate::gaussians::Gaussians;
 use crate::init::{self, InitOptions};
@@ -478,7 +479,13 @@ impl<'a> Trainer<'a> {
         let cam = full.scaled_to(w, h);
         let sigma = schedule::blur_sigma(&self.cfg, it);
         let t0 = Instant::now();
-        let key = self.prepare_ground_truth(v, w, h, sigma);
+        // A session that resizes targets itself gets the full-size image (unblurred steps).
+        let on_device = sigma == 0.0 && self.session.resizes_targets();
+        let key = if on_device {
+            0
+        } else {
+            self.prepare_ground_truth(v, w, h, sigma)
+        };
         let params = StepParams {
             render: RenderOptions {
                 background: self.background,
@@ -490,14 +497,24 @@ impl<'a> Trainer<'a> {
             accumulate_stats: it < self.cfg.densify.until,
         };
         let t1 = Instant::now();
-        let data = self
-            .gt_cache
-            .get(&v)
-            .map(|(_, d)| d.as_slice())
-            .unwrap_or(&[]);
-        let stats = self
-            .session
-            .step(&cam, Target { view: v, key, data }, &params)?;
+        let stats = if on_device {
+            let img = &self.scene.train[v].image;
+            let src = SourceImage {
+                view: v,
+                width: img.width,
+                height: img.height,
+                data: &img.data,
+            };
+            self.session.step_from_source(&cam, src, &params)?
+        } else {
+            let data = self
+                .gt_cache
+                .get(&v)
+                .map(|(_, d)| d.as_slice())
+                .unwrap_or(&[]);
+            self.session
+                .step(&cam, Target { view: v, key, data }, &params)?
+        };
         if !stats.loss.is_finite() {
             return Err(TrainError::Diverged { iteration: it });
         }
