@@ -24,6 +24,8 @@ pub(crate) const THREADS: u32 = 256;
 const SCAN_TILE: usize = 1024;
 /// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
 const SORT_TILE: usize = 4096;
+/// Threads per block of project_bwd (kernels/project.cu: PB_THREADS).
+const PB_THREADS: u32 = 128;
 /// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
 pub(crate) const SG_STRIDE: usize = 9;
 
@@ -695,8 +697,8 @@ impl CudaBackend {
         launch(
             s,
             self.kernels.project_bwd,
-            (blocks(n, THREADS as usize), 1, 1),
-            THREADS,
+            (blocks(n, PB_THREADS as usize), 1, 1),
+            PB_THREADS,
             vec![
                 Arg::I32(n as i32),
                 Arg::Cam(f.cam),

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rayon::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{
@@ -281,29 +281,31 @@ fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
     // resolution ramp, so both passes run in parallel.
     let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
         let mut out = vec![0f32; src.len()];
-        out.par_chunks_exact_mut(w * 3).enumerate().for_each(|(y, row)| {
-            let y = y as isize;
-            for x in 0..w as isize {
-                let mut acc = [0f32; 3];
-                let mut wsum = 0f32;
-                for (j, kv) in k.iter().enumerate() {
-                    let d = j as isize - r;
-                    let (xx, yy) = if horizontal { (x + d, y) } else { (x, y + d) };
-                    if xx < 0 || yy < 0 || xx >= w as isize || yy >= h as isize {
-                        continue;
+        out.par_chunks_exact_mut(w * 3)
+            .enumerate()
+            .for_each(|(y, row)| {
+                let y = y as isize;
+                for x in 0..w as isize {
+                    let mut acc = [0f32; 3];
+                    let mut wsum = 0f32;
+                    for (j, kv) in k.iter().enumerate() {
+                        let d = j as isize - r;
+                        let (xx, yy) = if horizontal { (x + d, y) } else { (x, y + d) };
+                        if xx < 0 || yy < 0 || xx >= w as isize || yy >= h as isize {
+                            continue;
+                        }
+                        let p = (yy as usize * w + xx as usize) * 3;
+                        for c in 0..3 {
+                            acc[c] += kv * src[p + c];
+                        }
+                        wsum += kv;
                     }
-                    let p = (yy as usize * w + xx as usize) * 3;
+                    let p = x as usize * 3;
                     for c in 0..3 {
-                        acc[c] += kv * src[p + c];
+                        row[p + c] = acc[c] / wsum;
                     }
-                    wsum += kv;
                 }
-                let p = x as usize * 3;
-                for c in 0..3 {
-                    row[p + c] = acc[c] / wsum;
-                }
-            }
-        });
+            });
         out
     };
     pass(&pass(data, true), false)
