@@ -13,7 +13,7 @@ use splat_core::render::{RenderGrads, RenderOptions, RenderOutput, TILE_SIZE};
 use splat_core::{Backend, BackendError};
 
 use crate::device::{
-    launch, mark, ptr, ptr_at, uninit, zeros, Arg, CamParams, Job, Kernels, Marks,
+    dptr, launch, mark, ptr, ptr_at, uninit, zeros, Arg, CamParams, Job, Kernels, Marks,
 };
 
 /// Relative guard band beyond the image for the Jacobian clamp (the CPU reference's value).
@@ -334,18 +334,13 @@ impl CudaBackend {
         &self,
         keys: [&mut CudaSlice<u64>; 2],
         vals: [&mut CudaSlice<u32>; 2],
-        count: Arg,
+        count: cudarc::driver::sys::CUdeviceptr,
         cap: usize,
         bits: u32,
         job: Job,
     ) -> Result<bool, BackendError> {
         let s = &self.stream;
         let m = cap;
-        let Arg::Ptr(count) = count else {
-            return Err(BackendError::Device(
-                "sort count must be a device pointer".into(),
-            ));
-        };
         let nb = m.div_ceil(SORT_TILE);
         let mut hist = uninit::<u32>(s, 256 * nb).map_err(job.err("sort"))?;
         let passes = bits.div_ceil(8);
@@ -429,7 +424,7 @@ impl CudaBackend {
         let second = self.sort_pairs(
             [&mut k0, &mut k1],
             [&mut v0, &mut v1],
-            ptr(&count, s),
+            dptr(&count, 0, s),
             m,
             key_bits,
             job,
@@ -557,7 +552,7 @@ impl CudaBackend {
             let second = self.sort_pairs(
                 [&mut k0, &mut k1],
                 [&mut ids, &mut v1],
-                ptr_at(&offsets, n, s),
+                dptr(&offsets, n, s),
                 m,
                 32 + tile_bits,
                 job,

@@ -230,9 +230,14 @@ pub(crate) fn uninit<T: DeviceRepr>(
 }
 
 /// The raw device address of element `index` of a buffer.
-pub(crate) fn ptr_at<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> Arg {
+pub(crate) fn dptr<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> sys::CUdeviceptr {
     let (p, _sync) = s.device_ptr(stream);
-    Arg::Ptr(p + (index * std::mem::size_of::<T>()) as u64)
+    p + (index * std::mem::size_of::<T>()) as u64
+}
+
+/// [`dptr`] as a kernel argument.
+pub(crate) fn ptr_at<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> Arg {
+    Arg::Ptr(dptr(s, index, stream))
 }
 
 /// CUDA events marking the stage boundaries of a step, for per-stage device times.

@@ -21,7 +21,7 @@ use splat_core::train::densify::{DensifyReport, DensifyStats};
 use splat_core::BackendError;
 
 use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, SG_STRIDE, THREADS};
-use crate::device::{launch, mark, ptr, ptr_at, uninit, zeros, Arg, Job, Marks};
+use crate::device::{dptr, launch, mark, ptr, uninit, zeros, Arg, Job, Marks};
 
 /// The 11 weights of the SSIM window, computed exactly as splat-core's loss.rs does so that
 /// both sides blur with bit-equal weights.
@@ -446,7 +446,7 @@ impl CudaSession {
         &mut self,
         g: GradRefs<'_>,
         lr: &GroupRates,
-        isect: Option<(Arg, usize)>,
+        isect: Option<(cudarc::driver::sys::CUdeviceptr, usize)>,
     ) -> Result<(), BackendError> {
         self.adam_step += 1;
         let (b1, b2) = (self.beta1, self.beta2);
@@ -466,13 +466,7 @@ impl CudaSession {
             (n, 1, 1, lr.opacity, lr.opacity, g.opacity_logits, 3),
             (nsh * n, nsh, 3, lr.sh_dc, lr.sh_rest, g.sh, 4),
         ];
-        let (count, cap) = match isect {
-            Some((Arg::Ptr(p), c)) => (p, c),
-            _ => match ptr(&self.no_isect, s) {
-                Arg::Ptr(p) => (p, 0),
-                _ => unreachable!("ptr returns a pointer"),
-            },
-        };
+        let (count, cap) = isect.unwrap_or((dptr(&self.no_isect, 0, s), 0));
         for (len, stride, split, la, lb, grad, which) in groups {
             let pick = |d: &DeviceSplats| -> Arg {
                 match which {
@@ -561,7 +555,7 @@ impl CudaSession {
         }
         let screen = s.clone_htod(&screen).map_err(job.err("upload"))?;
         let radius = s.clone_htod(radii).map_err(job.err("upload"))?;
-        let none = ptr(&self.no_isect, s);
+        let none = dptr(&self.no_isect, 0, s);
         self.accumulate(&screen, &radius, width, height, (none, 0))?;
         self.be.synchronize()
     }
@@ -574,7 +568,7 @@ impl CudaSession {
         radius: &CudaSlice<u32>,
         width: u32,
         height: u32,
-        isect: (Arg, usize),
+        isect: (cudarc::driver::sys::CUdeviceptr, usize),
     ) -> Result<(), BackendError> {
         let n = self.p.n;
         let s = &self.be.stream;
@@ -584,7 +578,7 @@ impl CudaSession {
             (blocks(n, THREADS as usize), 1, 1),
             THREADS,
             vec![
-                isect.0,
+                Arg::Ptr(isect.0),
                 Arg::U32(isect.1 as u32),
                 Arg::I32(n as i32),
                 Arg::F32(width as f32 * 0.5),
@@ -726,7 +720,7 @@ impl CudaSession {
             .backward_inner(&self.p, &frame, &d_image, Some(&self.profile.marks))?;
         let n = self.p.n;
         if p.accumulate_stats {
-            let isect = (ptr_at(&frame.offsets, n, &s), cap);
+            let isect = (dptr(&frame.offsets, n, &s), cap);
             self.accumulate(&g.screen, &frame.radius, camera.width, camera.height, isect)?;
         }
         self.adam(
@@ -738,7 +732,7 @@ impl CudaSession {
                 sh: &g.sh,
             },
             &p.rates,
-            Some((ptr_at(&frame.offsets, n, &s), cap)),
+            Some((dptr(&frame.offsets, n, &s), cap)),
         )?;
         mark(Some(&self.profile.marks), STAGES.len(), &s).map_err(ev)?;
         // The count joins the sums so that one copy reads both.
