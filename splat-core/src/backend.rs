@@ -116,6 +116,20 @@ pub struct Target<'d> {
     pub data: &'d [f32],
 }
 
+/// A training view's full-size ground truth, for sessions that make each step's target
+/// themselves (see [`TrainSession::step_from_source`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SourceImage<'d> {
+    /// Training view index (the data never changes for a view).
+    pub view: usize,
+    /// Full width.
+    pub width: u32,
+    /// Full height.
+    pub height: u32,
+    /// RGB, `height x width x 3`.
+    pub data: &'d [f32],
+}
+
 /// What a training step reports back to the host.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepStats {
@@ -136,6 +150,17 @@ pub struct StepParams {
     pub rates: GroupRates,
     /// Whether to add this step to the densification statistics.
     pub accumulate_stats: bool,
+}
+
+/// Device time per stage of a window of training steps, from a backend that measures it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StageTimes {
+    /// Steps in the window.
+    pub steps: usize,
+    /// (stage, milliseconds summed over the window), in pipeline order.
+    pub ms: Vec<(String, f64)>,
+    /// Peak device memory in use so far (bytes), where known.
+    pub peak_device_bytes: Option<u64>,
 }
 
 /// Training state held where a backend computes: parameters, optimizer moments and
@@ -169,6 +194,27 @@ pub trait TrainSession: Send {
     fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError>;
     /// Copies the state back to the host (checkpoints, outputs).
     fn snapshot(&mut self) -> Result<SessionState, BackendError>;
+    /// Whether [`TrainSession::step_from_source`] is implemented.
+    fn resizes_targets(&self) -> bool {
+        false
+    }
+    /// A step whose target is `src` area-downscaled to the camera's size exactly as
+    /// [`crate::scene::Image::resize_area`] does, made where the session computes (no blur).
+    fn step_from_source(
+        &mut self,
+        _camera: &Camera,
+        _src: SourceImage<'_>,
+        _p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        Err(BackendError::Unavailable(
+            "this session takes prepared targets".into(),
+        ))
+    }
+    /// Per-stage device times since the last call, then starts a new window; `None` where the
+    /// backend does not measure them.
+    fn take_stage_times(&mut self) -> Option<StageTimes> {
+        None
+    }
 }
 
 /// The host-side copy of a training session's state.

@@ -278,9 +278,13 @@ extern "C" __global__ void project_fwd(int n, Cam cam, const float* __restrict__
     int nb = (cam.sh_degree + 1) * (cam.sh_degree + 1);
     const float* coeffs = sh + (size_t)i * cam.sh_coeffs * 3;
     float rgb[3] = {0.5f, 0.5f, 0.5f};
-    for (int j = 0; j < nb; j++) {
+    // Unrolled to the largest basis so that `basis` stays in registers.
 #pragma unroll
-        for (int c = 0; c < 3; c++) rgb[c] = rgb[c] + basis[j] * coeffs[j * 3 + c];
+    for (int j = 0; j < 16; j++) {
+        if (j < nb) {
+#pragma unroll
+            for (int c = 0; c < 3; c++) rgb[c] = rgb[c] + basis[j] * coeffs[j * 3 + c];
+        }
     }
     unsigned int f = F_VISIBLE | (g.guard[0] ? F_GUARD_X : 0u) | (g.guard[1] ? F_GUARD_Y : 0u);
 #pragma unroll
@@ -321,28 +325,29 @@ __device__ __forceinline__ void quat_to_mat_bwd(const float q[4], const float g[
 // colour r, g, b.
 #define SG_STRIDE 9
 
-// Backward of project_fwd: chains the screen-space gradients of visible Gaussians to the
-// parameters. Every output entry is written (zeros for culled Gaussians).
-extern "C" __global__ void project_bwd(int n, Cam cam, const float* __restrict__ means,
-                                       const float* __restrict__ log_scales,
-                                       const float* __restrict__ quats,
-                                       const float* __restrict__ sh,
-                                       const float4* __restrict__ conic_opacity,
-                                       const unsigned int* __restrict__ flags,
-                                       const float* __restrict__ screen,
-                                       float* __restrict__ d_means, float* __restrict__ d_log_scales,
-                                       float* __restrict__ d_quats, float* __restrict__ d_logits,
-                                       float* __restrict__ d_sh) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+// Backward of project_fwd for Gaussian i. `row` is its SH row (in shared memory): the
+// coefficients on entry, their gradient on exit. Every output entry is written (zeros for
+// culled Gaussians).
+__device__ __forceinline__ void project_bwd_one(int i, const Cam& cam,
+                                                const float* __restrict__ means,
+                                                const float* __restrict__ log_scales,
+                                                const float* __restrict__ quats,
+                                                const float4* __restrict__ conic_opacity,
+                                                const unsigned int* __restrict__ flags,
+                                                const float* __restrict__ screen,
+                                                float* __restrict__ d_means,
+                                                float* __restrict__ d_log_scales,
+                                                float* __restrict__ d_quats,
+                                                float* __restrict__ d_logits, float* row) {
     int nsh = cam.sh_coeffs * 3;
-    float* dsh = d_sh + (size_t)i * nsh;
-    for (int k = 0; k < nsh; k++) dsh[k] = 0.0f;
     for (int k = 0; k < 3; k++) d_means[i * 3 + k] = d_log_scales[i * 3 + k] = 0.0f;
     for (int k = 0; k < 4; k++) d_quats[i * 4 + k] = 0.0f;
     d_logits[i] = 0.0f;
     unsigned int f = flags[i];
-    if (!(f & F_VISIBLE)) return;
+    if (!(f & F_VISIBLE)) {
+        for (int k = 0; k < nsh; k++) row[k] = 0.0f;
+        return;
+    }
     const float* sg = screen + (size_t)i * SG_STRIDE;
     float sg_m[2] = {sg[0], sg[1]};
     float sg_c[3] = {sg[2], sg[3], sg[4]};
@@ -361,21 +366,26 @@ extern "C" __global__ void project_bwd(int n, Cam cam, const float* __restrict__
     float b[16], gb[16][3];
     sh_basis(cam.sh_degree, dir[0], dir[1], dir[2], b, gb);
     int nb = (cam.sh_degree + 1) * (cam.sh_degree + 1);
-    const float* coeffs = sh + (size_t)i * nsh;
     float dc[3];
 #pragma unroll
     for (int c = 0; c < 3; c++) dc[c] = (f & (F_CLAMP_R << c)) ? 0.0f : sg_col[c];
     float d_dir[3] = {0.0f, 0.0f, 0.0f};
-    for (int j = 0; j < nb; j++) {
-        float s = 0.0f;
+    // Unrolled to the largest basis so that `b` and `gb` stay in registers.
 #pragma unroll
-        for (int c = 0; c < 3; c++) {
-            dsh[j * 3 + c] = b[j] * dc[c];
-            s = s + coeffs[j * 3 + c] * dc[c];
+    for (int j = 0; j < 16; j++) {
+        if (j < nb) {
+            float s = 0.0f;
+#pragma unroll
+            for (int c = 0; c < 3; c++) {
+                // The coefficient is read before its slot takes the gradient.
+                s = s + row[j * 3 + c] * dc[c];
+                row[j * 3 + c] = b[j] * dc[c];
+            }
+#pragma unroll
+            for (int a = 0; a < 3; a++) d_dir[a] = d_dir[a] + s * gb[j][a];
         }
-#pragma unroll
-        for (int a = 0; a < 3; a++) d_dir[a] = d_dir[a] + s * gb[j][a];
     }
+    for (int k = nb * 3; k < nsh; k++) row[k] = 0.0f;
     float dd = dir[0] * d_dir[0] + dir[1] * d_dir[1] + dir[2] * d_dir[2];
     float d_mu[3];
 #pragma unroll
@@ -485,4 +495,33 @@ extern "C" __global__ void project_bwd(int n, Cam cam, const float* __restrict__
     for (int k = 0; k < 4; k++) d_quats[i * 4 + k] = (d_qn[k] - g.qn[k] * dot) / g.qnorm;
 #pragma unroll
     for (int k = 0; k < 3; k++) d_means[i * 3 + k] = d_mu[k];
+}
+
+// Threads per block of project_bwd (its launch uses this) and the widest SH row (degree 3).
+#define PB_THREADS 128
+#define PB_MAX_NSH 48
+
+// Backward of project_fwd: chains the screen-space gradients of visible Gaussians to the
+// parameters. The block's SH rows go through shared memory so that the wide per-Gaussian rows
+// are read and written by coalesced block-wide loops, not one 192-byte row per thread.
+extern "C" __global__ void __launch_bounds__(PB_THREADS)
+project_bwd(int n, Cam cam, const float* __restrict__ means, const float* __restrict__ log_scales,
+            const float* __restrict__ quats, const float* __restrict__ sh,
+            const float4* __restrict__ conic_opacity, const unsigned int* __restrict__ flags,
+            const float* __restrict__ screen, float* __restrict__ d_means,
+            float* __restrict__ d_log_scales, float* __restrict__ d_quats,
+            float* __restrict__ d_logits, float* __restrict__ d_sh) {
+    __shared__ float s_sh[PB_THREADS * PB_MAX_NSH];
+    int nsh = cam.sh_coeffs * 3;
+    int base = blockIdx.x * PB_THREADS;
+    int cnt = min(PB_THREADS, n - base);
+    size_t off = (size_t)base * nsh;
+    for (int k = threadIdx.x; k < cnt * nsh; k += PB_THREADS) s_sh[k] = sh[off + k];
+    __syncthreads();
+    if ((int)threadIdx.x < cnt)
+        project_bwd_one(base + threadIdx.x, cam, means, log_scales, quats, conic_opacity, flags,
+                        screen, d_means, d_log_scales, d_quats, d_logits,
+                        s_sh + threadIdx.x * nsh);
+    __syncthreads();
+    for (int k = threadIdx.x; k < cnt * nsh; k += PB_THREADS) d_sh[off + k] = s_sh[k];
 }

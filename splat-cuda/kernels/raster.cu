@@ -12,12 +12,22 @@
 
 __device__ __forceinline__ float cr_expf(float x) { return (float)exp((double)x); }
 
+// A power below which a Gaussian of opacity `o` is certainly under the 1/255 alpha floor:
+// ln(MIN_ALPHA / o) less a margin of 1e-3, far above the few-ulp errors of logf (|ln| < 100
+// for any positive float o), the division, exp and the product, so skipping below it decides
+// exactly as the correctly rounded path would, without paying for its exp. o = 0 gives +inf
+// (always skipped, as alpha = 0 is); a NaN compares false and takes the exact path.
+__device__ __forceinline__ float alpha_floor_power(float o) {
+    return logf(MIN_ALPHA / o) - 1e-3f;
+}
+
 // Shared by both passes: the alpha of a Gaussian at a pixel offset (dx, dy) = mean - pixel.
 // Returns false when skipped; `g` is exp(power), `clamped` whether the 0.99 clamp is active.
-__device__ __forceinline__ bool eval_alpha(float4 co, float dx, float dy, float* alpha, float* g,
-                                           bool* clamped) {
+// `floor_power` is alpha_floor_power(co.w).
+__device__ __forceinline__ bool eval_alpha(float4 co, float floor_power, float dx, float dy,
+                                           float* alpha, float* g, bool* clamped) {
     float power = -0.5f * (co.x * dx * dx + co.z * dy * dy) - co.y * dx * dy;
-    if (power > 0.0f) return false;
+    if (power > 0.0f || power < floor_power) return false;
     // exp in double rounded once to float is the correctly rounded expf, which the CPU
     // reference's libm returns in all but rare cases; CUDA's expf (up to 2 ulp off) made the
     // 0.99 clamp and the 1e-4 stop flip against the reference on a few pixels per scene.
@@ -43,6 +53,7 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
     __shared__ float2 s_xy[BLOCK];
     __shared__ float4 s_co[BLOCK];
     __shared__ float3 s_col[BLOCK];
+    __shared__ float s_floor[BLOCK];
     unsigned int tiles_x = gridDim.x;
     unsigned int tile = blockIdx.y * tiles_x + blockIdx.x;
     unsigned int px = blockIdx.x * TILE + threadIdx.x % TILE;
@@ -60,7 +71,9 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
         if (idx < range.y) {
             unsigned int gid = ids[idx];
             s_xy[threadIdx.x] = xy[gid];
-            s_co[threadIdx.x] = conic_opacity[gid];
+            float4 co = conic_opacity[gid];
+            s_co[threadIdx.x] = co;
+            s_floor[threadIdx.x] = alpha_floor_power(co.w);
             s_col[threadIdx.x] = make_float3(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2]);
         }
         __syncthreads();
@@ -69,7 +82,8 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             float2 m = s_xy[j];
             float alpha, g;
             bool clamped;
-            if (!eval_alpha(s_co[j], m.x - fx, m.y - fy, &alpha, &g, &clamped)) continue;
+            if (!eval_alpha(s_co[j], s_floor[j], m.x - fx, m.y - fy, &alpha, &g, &clamped))
+                continue;
             float next = t * (1.0f - alpha);
             if (next < MIN_T) {
                 done = true;
@@ -114,6 +128,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
     __shared__ float2 s_xy[BLOCK];
     __shared__ float4 s_co[BLOCK];
     __shared__ float3 s_col[BLOCK];
+    __shared__ float s_floor[BLOCK];
     unsigned int tiles_x = gridDim.x;
     unsigned int tile = blockIdx.y * tiles_x + blockIdx.x;
     unsigned int px = blockIdx.x * TILE + threadIdx.x % TILE;
@@ -149,7 +164,9 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             unsigned int k = idx - lo;
             s_id[k] = gid;
             s_xy[k] = xy[gid];
-            s_co[k] = conic_opacity[gid];
+            float4 co = conic_opacity[gid];
+            s_co[k] = co;
+            s_floor[k] = alpha_floor_power(co.w);
             s_col[k] = make_float3(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2]);
         }
         __syncthreads();
@@ -160,7 +177,8 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             float dx = m.x - fx, dy = m.y - fy;
             float alpha = 0.0f, g = 0.0f;
             bool clamped = false;
-            bool contrib = pos < last && eval_alpha(co, dx, dy, &alpha, &g, &clamped);
+            bool contrib =
+                pos < last && eval_alpha(co, s_floor[k], dx, dy, &alpha, &g, &clamped);
             float gm0 = 0.0f, gm1 = 0.0f, gc0 = 0.0f, gc1 = 0.0f, gc2 = 0.0f, go = 0.0f;
             float gr = 0.0f, gg = 0.0f, gb = 0.0f;
             if (contrib) {

@@ -73,10 +73,13 @@ extern "C" __global__ void scan_add(int n, unsigned int* data,
 #define SORT_TILE (SORT_THREADS * SORT_ROUNDS)
 
 // Per-block digit histogram, stored digit-major (hist[d * blocks + b]) so that one exclusive
-// scan of it gives every block's first output position per digit.
-extern "C" __global__ void radix_histogram(int n, int shift,
+// scan of it gives every block's first output position per digit. The key count is
+// min(*count, cap), read on the device; blocks past it write empty histograms.
+extern "C" __global__ void radix_histogram(const unsigned int* __restrict__ count,
+                                           unsigned int cap, int shift,
                                            const unsigned long long* __restrict__ keys,
                                            unsigned int* __restrict__ hist) {
+    int n = (int)min(*count, cap);
     __shared__ unsigned int h[RADIX];
     h[threadIdx.x] = 0;
     __syncthreads();
@@ -92,12 +95,14 @@ extern "C" __global__ void radix_histogram(int n, int shift,
 // Stable scatter of one pass: within a block, items keep their order per digit (warp ranks by
 // match masks, warps ranked in order through shared counters), and blocks take the slots the
 // scanned histogram gives them.
-extern "C" __global__ void radix_scatter(int n, int shift,
+extern "C" __global__ void radix_scatter(const unsigned int* __restrict__ count,
+                                         unsigned int cap, int shift,
                                          const unsigned long long* __restrict__ keys_in,
                                          const unsigned int* __restrict__ vals_in,
                                          unsigned long long* __restrict__ keys_out,
                                          unsigned int* __restrict__ vals_out,
                                          const unsigned int* __restrict__ hist) {
+    int n = (int)min(*count, cap);
     __shared__ unsigned int base[RADIX];
     __shared__ unsigned int wcnt[SORT_THREADS / 32][RADIX];
     int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

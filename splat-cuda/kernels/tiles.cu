@@ -1,10 +1,13 @@
 // Tile binning: one (tile | depth) key per (Gaussian, tile) pair, and per-tile ranges of the
 // sorted keys.
 
-// Writes the keys and Gaussian ids of every visible Gaussian's tiles at its scanned offset.
+// Writes the keys and Gaussian ids of every visible Gaussian's tiles at its scanned offset;
+// entries at or past `cap` (the buffers' size, when the caller sized them from an estimate)
+// are dropped, and the caller sees the overflow in the scanned total.
 // Keys are (tile id << 32) | depth bits: positive floats order like their bit patterns, and
 // emission in Gaussian order plus a stable sort breaks depth ties by index, as the CPU does.
-extern "C" __global__ void emit_keys(int n, unsigned int tiles_x, const uint4* __restrict__ rect,
+extern "C" __global__ void emit_keys(int n, unsigned int cap, unsigned int tiles_x,
+                                     const uint4* __restrict__ rect,
                                      const unsigned int* __restrict__ offsets,
                                      const unsigned int* __restrict__ tiles_touched,
                                      const float* __restrict__ depth,
@@ -17,6 +20,7 @@ extern "C" __global__ void emit_keys(int n, unsigned int tiles_x, const uint4* _
     unsigned long long d = (unsigned long long)__float_as_uint(depth[i]);
     for (unsigned int ty = r.y; ty < r.w; ty++) {
         for (unsigned int tx = r.x; tx < r.z; tx++) {
+            if (o >= cap) return;
             unsigned long long tile = (unsigned long long)(ty * tiles_x + tx);
             keys[o] = (tile << 32) | d;
             vals[o] = (unsigned int)i;
@@ -26,9 +30,12 @@ extern "C" __global__ void emit_keys(int n, unsigned int tiles_x, const uint4* _
 }
 
 // [start, end) of each tile's entries in the sorted keys; tiles with none keep the zeros
-// the caller filled in.
-extern "C" __global__ void tile_ranges(int m, const unsigned long long* __restrict__ keys,
+// the caller filled in. The entry count is read on the device (min(*count, cap)), so no host
+// round trip sits between emission and compositing.
+extern "C" __global__ void tile_ranges(const unsigned int* __restrict__ count, unsigned int cap,
+                                       const unsigned long long* __restrict__ keys,
                                        uint2* __restrict__ ranges) {
+    int m = (int)min(*count, cap);
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= m) return;
     unsigned int tile = (unsigned int)(keys[i] >> 32);

@@ -153,12 +153,14 @@ extern "C" __global__ void loss_bwd_v(int w, int h, float ssim_weight,
 // ---------------------------------------------------------------------------------------------
 // Adam over one parameter group. Elements whose index modulo `stride` is below `split` use
 // `lr_a`, the others `lr_b` (SH: 3 DC values then the rest of each Gaussian's row).
-extern "C" __global__ void adam_step(int len, int stride, int split, float* __restrict__ p,
+extern "C" __global__ void adam_step(const unsigned int* __restrict__ isect, unsigned int cap,
+                                     int len, int stride, int split, float* __restrict__ p,
                                      const float* __restrict__ g, float* __restrict__ m,
                                      float* __restrict__ v, float lr_a, float lr_b, float b1,
                                      float b2, float eps, float bc1, float sbc2) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= len) return;
+    // A step whose tile lists overflowed their buffers is re-run by the host: leave no trace.
+    if (i >= len || *isect > cap) return;
     float lr = (i % stride) < split ? lr_a : lr_b;
     float step = lr / bc1;
     float gi = g[i];
@@ -172,14 +174,15 @@ extern "C" __global__ void adam_step(int len, int stride, int split, float* __re
 // ---------------------------------------------------------------------------------------------
 // Densification statistics: NDC-scaled screen-position gradient norms where the radius is set.
 #define SG_STRIDE 9
-extern "C" __global__ void stats_accumulate(int n, float sx, float sy,
+extern "C" __global__ void stats_accumulate(const unsigned int* __restrict__ isect,
+                                            unsigned int cap, int n, float sx, float sy,
                                             const float* __restrict__ screen,
                                             const unsigned int* __restrict__ radius,
                                             float* __restrict__ grad_accum,
                                             unsigned int* __restrict__ count,
                                             unsigned int* __restrict__ max_radius) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+    if (i >= n || *isect > cap) return;
     unsigned int r = radius[i];
     if (r == 0) return;
     float gx = screen[(size_t)i * SG_STRIDE] * sx, gy = screen[(size_t)i * SG_STRIDE + 1] * sy;
@@ -371,4 +374,81 @@ extern "C" __global__ void opacity_cap(int n, float cap, float* __restrict__ opa
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     opacity[i] = fminf(opacity[i], cap);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Area downscale of a resident full-size target to the working size, with splat-core's
+// Image::resize_area arithmetic: the same f64 tap weights rounded to f32, horizontal pass
+// first, taps summed in ascending order from zero (so the results are bit-equal).
+
+// The [first, last) source range of output `o` and the source-to-output scale.
+__device__ __forceinline__ void area_range(int src, int dst, int o, double* start, double* end,
+                                           double* scale, int* first, int* last) {
+    *scale = (double)src / (double)dst;
+    *start = (double)o * *scale;
+    *end = (double)(o + 1) * *scale;
+    *first = (int)floor(*start);
+    *last = min((int)ceil(*end), src);
+}
+
+// Horizontal pass: rows (sh x ow x 3) from src (sh x sw x 3), one thread per output pixel.
+extern "C" __global__ void resize_area_h(int sw, int sh, int ow, const float* __restrict__ src,
+                                         float* __restrict__ rows) {
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= sh * ow) return;
+    int y = e / ow, x = e % ow;
+    double start, end, scale;
+    int first, last;
+    area_range(sw, ow, x, &start, &end, &scale, &first, &last);
+    const float* row = src + (size_t)y * sw * 3;
+    float acc[3] = {0.0f, 0.0f, 0.0f};
+    bool any = false;
+    for (int i = first; i < last; i++) {
+        double cover = fmax(fmin(end, (double)i + 1.0) - fmax(start, (double)i), 0.0);
+        float w = (float)(cover / scale);
+        if (w > 0.0f) {
+            any = true;
+#pragma unroll
+            for (int c = 0; c < 3; c++) acc[c] = acc[c] + row[i * 3 + c] * w;
+        }
+    }
+    if (!any) {
+        int i = min(first, sw - 1);
+#pragma unroll
+        for (int c = 0; c < 3; c++) acc[c] = 0.0f + row[i * 3 + c] * 1.0f;
+    }
+    float* out = rows + (size_t)e * 3;
+#pragma unroll
+    for (int c = 0; c < 3; c++) out[c] = acc[c];
+}
+
+// Vertical pass: out (oh x ow x 3) from rows (sh x ow x 3).
+extern "C" __global__ void resize_area_v(int sh, int ow, int oh, const float* __restrict__ rows,
+                                         float* __restrict__ out) {
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= oh * ow) return;
+    int y = e / ow, x = e % ow;
+    double start, end, scale;
+    int first, last;
+    area_range(sh, oh, y, &start, &end, &scale, &first, &last);
+    float acc[3] = {0.0f, 0.0f, 0.0f};
+    bool any = false;
+    for (int i = first; i < last; i++) {
+        double cover = fmax(fmin(end, (double)i + 1.0) - fmax(start, (double)i), 0.0);
+        float w = (float)(cover / scale);
+        if (w > 0.0f) {
+            any = true;
+            const float* r = rows + ((size_t)i * ow + x) * 3;
+#pragma unroll
+            for (int c = 0; c < 3; c++) acc[c] = acc[c] + r[c] * w;
+        }
+    }
+    if (!any) {
+        const float* r = rows + ((size_t)min(first, sh - 1) * ow + x) * 3;
+#pragma unroll
+        for (int c = 0; c < 3; c++) acc[c] = 0.0f + r[c] * 1.0f;
+    }
+    float* o = out + (size_t)e * 3;
+#pragma unroll
+    for (int c = 0; c < 3; c++) o[c] = acc[c];
 }

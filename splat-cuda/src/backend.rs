@@ -12,7 +12,9 @@ use splat_core::gaussians::{Gaussians, Splats};
 use splat_core::render::{RenderGrads, RenderOptions, RenderOutput, TILE_SIZE};
 use splat_core::{Backend, BackendError};
 
-use crate::device::{launch, ptr, uninit, zeros, Arg, CamParams, Job, Kernels};
+use crate::device::{
+    dptr, launch, mark, ptr, ptr_at, uninit, zeros, Arg, CamParams, Job, Kernels, Marks,
+};
 
 /// Relative guard band beyond the image for the Jacobian clamp (the CPU reference's value).
 const GUARD_BAND: f64 = 0.3;
@@ -22,6 +24,8 @@ pub(crate) const THREADS: u32 = 256;
 const SCAN_TILE: usize = 1024;
 /// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
 const SORT_TILE: usize = 4096;
+/// Threads per block of project_bwd (kernels/project.cu: PB_THREADS).
+const PB_THREADS: u32 = 128;
 /// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
 pub(crate) const SG_STRIDE: usize = 9;
 
@@ -32,6 +36,9 @@ pub struct CudaBackend {
     pub(crate) stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
     name: String,
+    /// The device's current memory pool (a `CUmemoryPool`), where stream-ordered allocations
+    /// come from; 0 when it could not be queried.
+    pool: usize,
 }
 
 /// Gaussian parameters on the device, laid out like [`Splats`].
@@ -62,7 +69,10 @@ pub struct DeviceFrame {
     cam: CamParams,
     bg: [f32; 3],
     n: usize,
+    /// The intersection count when the forward read it; otherwise the buffers' capacity.
     n_isect: usize,
+    /// Exclusive scan of the per-Gaussian tile counts; entry `n` is the intersection count.
+    pub(crate) offsets: CudaSlice<u32>,
     xy: CudaSlice<f32>,
     conic_opacity: CudaSlice<f32>,
     color: CudaSlice<f32>,
@@ -77,7 +87,8 @@ pub struct DeviceFrame {
 }
 
 impl DeviceFrame {
-    /// Number of (Gaussian, tile) pairs.
+    /// Number of (Gaussian, tile) pairs (the buffers' capacity for a forward that did not
+    /// read the count back).
     pub fn n_intersections(&self) -> usize {
         self.n_isect
     }
@@ -169,11 +180,13 @@ impl CudaBackend {
         let kernels = Arc::new(Kernels::load(&ctx)?);
         let dev_name = ctx.name().unwrap_or_else(|_| "unknown device".into());
         let name = format!("cuda:{} {}", ctx.ordinal(), dev_name);
+        let pool = keep_pool_memory(&ctx);
         Ok(CudaBackend {
             kernels,
             stream,
             ctx,
             name,
+            pool,
         })
     }
 
@@ -207,7 +220,26 @@ impl CudaBackend {
             stream: self.stream.clone(),
             ctx: self.ctx.clone(),
             name: self.name.clone(),
+            pool: self.pool,
         }
+    }
+
+    /// Peak bytes allocated from the device's memory pool since the backend started.
+    pub fn peak_pool_bytes(&self) -> Option<u64> {
+        if self.pool == 0 {
+            return None;
+        }
+        let mut v: u64 = 0;
+        // SAFETY: the pool handle came from the driver for this device, and the attribute is
+        // a u64 (cuuint64_t).
+        let rc = unsafe {
+            cudarc::driver::result::mem_pool::get_attribute(
+                self.pool as cudarc::driver::sys::CUmemoryPool,
+                cudarc::driver::sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                &mut v as *mut u64 as *mut std::ffi::c_void,
+            )
+        };
+        rc.ok().map(|_| v)
     }
 
     pub(crate) fn bind(&self) -> Result<(), BackendError> {
@@ -295,17 +327,20 @@ impl CudaBackend {
         Ok(())
     }
 
-    /// Stable LSD radix sort of `m` (key, value) pairs by the low `bits` bits of the keys.
-    /// Returns whether the result ended in the second buffer pair.
+    /// Stable LSD radix sort of min(`count`, `cap`) (key, value) pairs by the low `bits` bits
+    /// of the keys, `count` being read on the device. Returns whether the result ended in the
+    /// second buffer pair.
     fn sort_pairs(
         &self,
         keys: [&mut CudaSlice<u64>; 2],
         vals: [&mut CudaSlice<u32>; 2],
-        m: usize,
+        count: cudarc::driver::sys::CUdeviceptr,
+        cap: usize,
         bits: u32,
         job: Job,
     ) -> Result<bool, BackendError> {
         let s = &self.stream;
+        let m = cap;
         let nb = m.div_ceil(SORT_TILE);
         let mut hist = uninit::<u32>(s, 256 * nb).map_err(job.err("sort"))?;
         let passes = bits.div_ceil(8);
@@ -324,7 +359,8 @@ impl CudaBackend {
                 (nb as u32, 1, 1),
                 THREADS,
                 vec![
-                    Arg::I32(m as i32),
+                    Arg::Ptr(count),
+                    Arg::U32(m as u32),
                     Arg::I32(shift),
                     ptr(src_k, s),
                     ptr(&hist, s),
@@ -339,7 +375,8 @@ impl CudaBackend {
                 (nb as u32, 1, 1),
                 THREADS,
                 vec![
-                    Arg::I32(m as i32),
+                    Arg::Ptr(count),
+                    Arg::U32(m as u32),
                     Arg::I32(shift),
                     ptr(src_k, s),
                     ptr(src_v, s),
@@ -383,7 +420,15 @@ impl CudaBackend {
         let mut v1 = uninit::<u32>(s, m).map_err(job.err("sort"))?;
         s.memcpy_htod(keys, &mut k0).map_err(job.err("sort"))?;
         s.memcpy_htod(vals, &mut v0).map_err(job.err("sort"))?;
-        let second = self.sort_pairs([&mut k0, &mut k1], [&mut v0, &mut v1], m, key_bits, job)?;
+        let count = s.clone_htod(&[m as u32]).map_err(job.err("sort"))?;
+        let second = self.sort_pairs(
+            [&mut k0, &mut k1],
+            [&mut v0, &mut v1],
+            dptr(&count, 0, s),
+            m,
+            key_bits,
+            job,
+        )?;
         let (k, v) = if second { (&k1, &v1) } else { (&k0, &v0) };
         let ko = s.clone_dtoh(k).map_err(job.err("sort"))?;
         let vo = s.clone_dtoh(v).map_err(job.err("sort"))?;
@@ -396,6 +441,21 @@ impl CudaBackend {
         g: &DeviceSplats,
         camera: &Camera,
         opts: &RenderOptions,
+    ) -> Result<DeviceFrame, BackendError> {
+        self.forward_inner(g, camera, opts, None, None)
+    }
+
+    /// The forward. With `cap`, the intersection buffers hold `cap` entries and the count is
+    /// not read back (no host synchronisation): entries past `cap` are dropped, and the caller
+    /// compares the count (`offsets[n]`) with `cap` later. `marks` 1-3 are recorded after
+    /// projection, tile sorting and compositing.
+    pub(crate) fn forward_inner(
+        &self,
+        g: &DeviceSplats,
+        camera: &Camera,
+        opts: &RenderOptions,
+        cap: Option<usize>,
+        marks: Option<&Marks>,
     ) -> Result<DeviceFrame, BackendError> {
         if camera.width == 0 || camera.height == 0 {
             return Err(BackendError::InvalidInput("empty image".into()));
@@ -451,10 +511,16 @@ impl CudaBackend {
         .map_err(e("project_fwd"))?;
         let mut offsets = uninit::<u32>(s, n + 1).map_err(e("alloc"))?;
         self.scan(&touched, &mut offsets, n + 1, job)?;
-        let total = s
-            .clone_dtoh(&offsets.slice(n..n + 1))
-            .map_err(e("reading the intersection count"))?;
-        let m = total.first().copied().unwrap_or(0) as usize;
+        mark(marks, 1, s).map_err(e("event"))?;
+        let m = match cap {
+            Some(c) => c,
+            None => {
+                let total = s
+                    .clone_dtoh(&offsets.slice(n..n + 1))
+                    .map_err(e("reading the intersection count"))?;
+                total.first().copied().unwrap_or(0) as usize
+            }
+        };
 
         let n_tiles = (cam.tiles_x * cam.tiles_y) as usize;
         let ranges = zeros::<u32>(s, 2 * n_tiles).map_err(e("alloc"))?;
@@ -470,6 +536,7 @@ impl CudaBackend {
                 THREADS,
                 vec![
                     Arg::I32(n as i32),
+                    Arg::U32(m as u32),
                     Arg::U32(cam.tiles_x),
                     ptr(&rect, s),
                     ptr(&offsets, s),
@@ -485,6 +552,7 @@ impl CudaBackend {
             let second = self.sort_pairs(
                 [&mut k0, &mut k1],
                 [&mut ids, &mut v1],
+                dptr(&offsets, n, s),
                 m,
                 32 + tile_bits,
                 job,
@@ -500,10 +568,16 @@ impl CudaBackend {
                 self.kernels.tile_ranges,
                 (blocks(m, THREADS as usize), 1, 1),
                 THREADS,
-                vec![Arg::I32(m as i32), ptr(&keys, s), ptr(&ranges, s)],
+                vec![
+                    ptr_at(&offsets, n, s),
+                    Arg::U32(m as u32),
+                    ptr(&keys, s),
+                    ptr(&ranges, s),
+                ],
             )
             .map_err(e("tile_ranges"))?;
         }
+        mark(marks, 2, s).map_err(e("event"))?;
         let npix = (camera.width * camera.height) as usize;
         let image = uninit::<f32>(s, 3 * npix).map_err(e("alloc"))?;
         let final_t = uninit::<f32>(s, npix).map_err(e("alloc"))?;
@@ -531,11 +605,13 @@ impl CudaBackend {
             ],
         )
         .map_err(e("raster_fwd"))?;
+        mark(marks, 3, s).map_err(e("event"))?;
         Ok(DeviceFrame {
             cam,
             bg,
             n,
             n_isect: m,
+            offsets,
             xy,
             conic_opacity,
             color,
@@ -556,6 +632,17 @@ impl CudaBackend {
         g: &DeviceSplats,
         f: &DeviceFrame,
         d_image: &CudaSlice<f32>,
+    ) -> Result<DeviceGrads, BackendError> {
+        self.backward_inner(g, f, d_image, None)
+    }
+
+    /// The backward; `marks` 5 and 6 are recorded after compositing and projection.
+    pub(crate) fn backward_inner(
+        &self,
+        g: &DeviceSplats,
+        f: &DeviceFrame,
+        d_image: &CudaSlice<f32>,
+        marks: Option<&Marks>,
     ) -> Result<DeviceGrads, BackendError> {
         self.bind()?;
         let n = g.n;
@@ -595,6 +682,7 @@ impl CudaBackend {
             ],
         )
         .map_err(e("raster_bwd"))?;
+        mark(marks, 5, s).map_err(e("event"))?;
         let nsh = (g.sh_degree + 1) * (g.sh_degree + 1) * 3;
         let means = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
         let log_scales = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
@@ -604,8 +692,8 @@ impl CudaBackend {
         launch(
             s,
             self.kernels.project_bwd,
-            (blocks(n, THREADS as usize), 1, 1),
-            THREADS,
+            (blocks(n, PB_THREADS as usize), 1, 1),
+            PB_THREADS,
             vec![
                 Arg::I32(n as i32),
                 Arg::Cam(f.cam),
@@ -624,6 +712,7 @@ impl CudaBackend {
             ],
         )
         .map_err(e("project_bwd"))?;
+        mark(marks, 6, s).map_err(e("event"))?;
         Ok(DeviceGrads {
             means,
             log_scales,
@@ -639,6 +728,26 @@ impl CudaBackend {
         self.stream
             .synchronize()
             .map_err(|e| BackendError::Device(format!("kernel failure: {e:?}")))
+    }
+}
+
+/// Keeps freed memory in the device's pool instead of returning it to the driver at every
+/// synchronisation (the default threshold of 0), so that the per-step buffers of training are
+/// recycled rather than mapped and unmapped each step. Returns the pool handle, or 0.
+fn keep_pool_memory(ctx: &Arc<CudaContext>) -> usize {
+    use cudarc::driver::{result, sys};
+    // SAFETY: the device handle comes from a live context; the attribute takes a u64.
+    unsafe {
+        let Ok(pool) = result::device::get_mem_pool(ctx.cu_device()) else {
+            return 0;
+        };
+        let mut max = u64::MAX;
+        let _ = result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            &mut max as *mut u64 as *mut std::ffi::c_void,
+        );
+        pool as usize
     }
 }
 

@@ -108,6 +108,8 @@ pub(crate) struct Kernels {
     pub densify_scatter: sys::CUfunction,
     pub densify_children: sys::CUfunction,
     pub opacity_cap: sys::CUfunction,
+    pub resize_area_h: sys::CUfunction,
+    pub resize_area_v: sys::CUfunction,
 }
 
 // SAFETY: module and function handles are plain driver handles valid in the context they were
@@ -160,6 +162,8 @@ impl Kernels {
             densify_scatter: get(4, "densify_scatter")?,
             densify_children: get(4, "densify_children")?,
             opacity_cap: get(4, "opacity_cap")?,
+            resize_area_h: get(4, "resize_area_h")?,
+            resize_area_v: get(4, "resize_area_v")?,
             modules,
         })
     }
@@ -223,4 +227,77 @@ pub(crate) fn uninit<T: DeviceRepr>(
 ) -> Result<CudaSlice<T>, DriverError> {
     // SAFETY: callers only read elements after a kernel has written them.
     unsafe { stream.alloc::<T>(len.max(1)) }
+}
+
+/// The raw device address of element `index` of a buffer.
+pub(crate) fn dptr<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> sys::CUdeviceptr {
+    let (p, _sync) = s.device_ptr(stream);
+    p + (index * std::mem::size_of::<T>()) as u64
+}
+
+/// [`dptr`] as a kernel argument.
+pub(crate) fn ptr_at<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> Arg {
+    Arg::Ptr(dptr(s, index, stream))
+}
+
+/// CUDA events marking the stage boundaries of a step, for per-stage device times.
+pub(crate) struct Marks {
+    events: Vec<sys::CUevent>,
+}
+
+// SAFETY: event handles are plain driver handles of the context, used only by the session
+// that owns them, after binding that context.
+unsafe impl Send for Marks {}
+
+impl Marks {
+    /// `n` timing events in the current context.
+    pub fn new(n: usize) -> Result<Self, DriverError> {
+        let mut events = Vec::with_capacity(n);
+        for _ in 0..n {
+            match result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT) {
+                Ok(e) => events.push(e),
+                Err(err) => {
+                    // Drop the ones made so far.
+                    drop(Marks { events });
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Marks { events })
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Records event `i` on `stream`.
+    pub fn record(&self, i: usize, stream: &CudaStream) -> Result<(), DriverError> {
+        // SAFETY: the event and stream belong to the current context.
+        unsafe { result::event::record(self.events[i], stream.cu_stream()) }
+    }
+
+    /// Milliseconds between the completed events `a` and `b`.
+    pub fn elapsed_ms(&self, a: usize, b: usize) -> Result<f32, DriverError> {
+        // SAFETY: both events were recorded on one stream and have completed (the caller
+        // synchronised after recording them).
+        unsafe { result::event::elapsed(self.events[a], self.events[b]) }
+    }
+}
+
+impl Drop for Marks {
+    fn drop(&mut self) {
+        for &e in &self.events {
+            // SAFETY: each event was created once and is destroyed once.
+            let _ = unsafe { result::event::destroy(e) };
+        }
+    }
+}
+
+/// Records mark `i` when marks are being taken.
+pub(crate) fn mark(m: Option<&Marks>, i: usize, stream: &CudaStream) -> Result<(), DriverError> {
+    match m {
+        Some(m) if i < m.len() => m.record(i, stream),
+        _ => Ok(()),
+    }
 }

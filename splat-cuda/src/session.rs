@@ -1,12 +1,16 @@
 //! `CudaSession`: a whole training session on the device. Parameters, Adam moments,
-//! densification statistics and the targets stay resident; a step reads back only the
-//! intersection count (to size the tile sort) and the loss/PSNR sums.
+//! densification statistics and the targets stay resident. A step makes one device-to-host
+//! copy: the loss/PSNR sums with the intersection count. The tile lists are sized from the
+//! largest count seen so far (with slack); a step whose count overflows them leaves
+//! parameters, moments and statistics untouched (its Adam and statistics kernels check the
+//! count on the device) and is run again with larger buffers.
 
 use std::collections::HashMap;
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 use splat_core::backend::{
-    SessionState, StepParams, StepStats, Target, TrainBackend, TrainSession,
+    SessionState, SourceImage, StageTimes, StepParams, StepStats, Target, TrainBackend,
+    TrainSession,
 };
 use splat_core::camera::Camera;
 use splat_core::gaussians::{logit, Gaussians};
@@ -17,7 +21,7 @@ use splat_core::train::densify::{DensifyReport, DensifyStats};
 use splat_core::BackendError;
 
 use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, SG_STRIDE, THREADS};
-use crate::device::{launch, ptr, uninit, zeros, Arg, Job};
+use crate::device::{dptr, launch, mark, ptr, uninit, zeros, Arg, Job, Marks};
 
 /// The 11 weights of the SSIM window, computed exactly as splat-core's loss.rs does so that
 /// both sides blur with bit-equal weights.
@@ -48,6 +52,31 @@ pub struct DeviceLoss {
 
 /// Sums the loss kernels leave on the device: |x - y|, SSIM, clamped squared error.
 const N_SUMS: usize = 3;
+/// The step's read-back: the sums, then one slot whose low 32 bits receive the intersection
+/// count.
+const N_READBACK: usize = N_SUMS + 1;
+
+/// Stage names of a step, in order; stage `i` runs between marks `i` and `i + 1`.
+const STAGES: [&str; 7] = [
+    "project",
+    "tiles_sort",
+    "raster_fwd",
+    "loss",
+    "raster_bwd",
+    "project_bwd",
+    "stats_adam",
+];
+
+/// Accumulated per-stage device times of a window of steps.
+struct Profile {
+    marks: Marks,
+    /// Two marks around a densification.
+    densify_marks: Marks,
+    ms: [f64; STAGES.len()],
+    densify_ms: f64,
+    reruns: usize,
+    steps: usize,
+}
 
 /// Loss and PSNR from the device sums of an image of `n` values.
 fn loss_from_sums(sums: &[f64], n: usize, ssim_weight: f32) -> (f64, f64, f64, f32) {
@@ -195,6 +224,79 @@ impl CudaBackend {
         })
     }
 
+    /// Queues the area downscale of `src` (`sh x sw x 3` on the device) to `ow x oh`, as
+    /// `Image::resize_area` computes it.
+    pub(crate) fn resize_device(
+        &self,
+        src: &CudaSlice<f32>,
+        (sw, sh): (u32, u32),
+        (ow, oh): (u32, u32),
+    ) -> Result<CudaSlice<f32>, BackendError> {
+        let job = Job {
+            gaussians: 0,
+            width: ow,
+            height: oh,
+        };
+        let s = &self.stream;
+        let (sw, sh, ow, oh) = (sw as usize, sh as usize, ow as usize, oh as usize);
+        let rows = uninit::<f32>(s, sh * ow * 3).map_err(job.err("alloc"))?;
+        let out = uninit::<f32>(s, oh * ow * 3).map_err(job.err("alloc"))?;
+        launch(
+            s,
+            self.kernels.resize_area_h,
+            (blocks(sh * ow, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(sw as i32),
+                Arg::I32(sh as i32),
+                Arg::I32(ow as i32),
+                ptr(src, s),
+                ptr(&rows, s),
+            ],
+        )
+        .map_err(job.err("resize_area_h"))?;
+        launch(
+            s,
+            self.kernels.resize_area_v,
+            (blocks(oh * ow, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(sh as i32),
+                Arg::I32(ow as i32),
+                Arg::I32(oh as i32),
+                ptr(&rows, s),
+                ptr(&out, s),
+            ],
+        )
+        .map_err(job.err("resize_area_v"))?;
+        Ok(out)
+    }
+
+    /// The device area downscale on host images (tests and tools): the counterpart of
+    /// `splat_core::scene::Image::resize_area`.
+    pub fn resize_area_host(
+        &self,
+        src: &[f32],
+        (sw, sh): (u32, u32),
+        (ow, oh): (u32, u32),
+    ) -> Result<Vec<f32>, BackendError> {
+        if src.len() != sw as usize * sh as usize * 3 || sw * sh == 0 || ow * oh == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "an image of {} values for {sw}x{sh}x3, or an empty size",
+                src.len()
+            )));
+        }
+        self.bind()?;
+        let job = Job {
+            gaussians: 0,
+            width: ow,
+            height: oh,
+        };
+        let d = self.stream.clone_htod(src).map_err(job.err("upload"))?;
+        let out = self.resize_device(&d, (sw, sh), (ow, oh))?;
+        download(&self.stream, &out, ow as usize * oh as usize * 3, job)
+    }
+
     /// Starts a device session (the concrete type, for callers that want its extra methods).
     pub fn start_cuda_session(&self, state: SessionState) -> Result<CudaSession, BackendError> {
         let SessionState {
@@ -243,7 +345,17 @@ impl CudaBackend {
         let count = up_u(&stats.count)?;
         let max_radius = up_u(&stats.max_radius)?;
         let window = s.clone_htod(&ssim_window()).map_err(job.err("upload"))?;
-        let sums = zeros::<f64>(s, N_SUMS).map_err(job.err("alloc"))?;
+        let sums = zeros::<f64>(s, N_READBACK).map_err(job.err("alloc"))?;
+        let no_isect = zeros::<u32>(s, 1).map_err(job.err("alloc"))?;
+        let ev = |e| BackendError::Device(format!("creating timing events: {e:?}"));
+        let profile = Profile {
+            marks: Marks::new(STAGES.len() + 1).map_err(ev)?,
+            densify_marks: Marks::new(2).map_err(ev)?,
+            ms: [0.0; STAGES.len()],
+            densify_ms: 0.0,
+            reruns: 0,
+            steps: 0,
+        };
         Ok(CudaSession {
             p,
             m,
@@ -252,8 +364,13 @@ impl CudaBackend {
             count,
             max_radius,
             targets: HashMap::new(),
+            sources: HashMap::new(),
             window,
             sums,
+            no_isect,
+            isect_cap: 0,
+            profile,
+            last_sums: [0.0; N_SUMS],
             adam_step: adam.step,
             beta1: adam.beta1,
             beta2: adam.beta2,
@@ -283,8 +400,17 @@ pub struct CudaSession {
     max_radius: CudaSlice<u32>,
     /// Resident targets by view: the key they were uploaded under and the image.
     targets: HashMap<usize, (u64, CudaSlice<f32>)>,
+    /// Resident full-size ground truths by view (`step_from_source`).
+    sources: HashMap<usize, CudaSlice<f32>>,
     window: CudaSlice<f32>,
     sums: CudaSlice<f64>,
+    /// A zero intersection count, for updates outside a step (nothing to check).
+    no_isect: CudaSlice<u32>,
+    /// Entries the next step's tile lists hold.
+    isect_cap: usize,
+    profile: Profile,
+    /// The sums of the last step's read-back.
+    last_sums: [f64; N_SUMS],
     adam_step: u64,
     beta1: f32,
     beta2: f32,
@@ -314,8 +440,14 @@ impl CudaSession {
         (self.p.sh_degree + 1) * (self.p.sh_degree + 1) * 3
     }
 
-    /// Queues one Adam update of every group.
-    fn adam(&mut self, g: GradRefs<'_>, lr: &GroupRates) -> Result<(), BackendError> {
+    /// Queues one Adam update of every group; `isect` is (count on the device, capacity) of
+    /// the step's tile lists: the update is skipped on the device when the count exceeds it.
+    fn adam(
+        &mut self,
+        g: GradRefs<'_>,
+        lr: &GroupRates,
+        isect: Option<(cudarc::driver::sys::CUdeviceptr, usize)>,
+    ) -> Result<(), BackendError> {
         self.adam_step += 1;
         let (b1, b2) = (self.beta1, self.beta2);
         // Bias corrections on the host, with the same f32 operations as optim.rs.
@@ -334,6 +466,7 @@ impl CudaSession {
             (n, 1, 1, lr.opacity, lr.opacity, g.opacity_logits, 3),
             (nsh * n, nsh, 3, lr.sh_dc, lr.sh_rest, g.sh, 4),
         ];
+        let (count, cap) = isect.unwrap_or((dptr(&self.no_isect, 0, s), 0));
         for (len, stride, split, la, lb, grad, which) in groups {
             let pick = |d: &DeviceSplats| -> Arg {
                 match which {
@@ -350,6 +483,8 @@ impl CudaSession {
                 (blocks(len, THREADS as usize), 1, 1),
                 THREADS,
                 vec![
+                    Arg::Ptr(count),
+                    Arg::U32(cap as u32),
                     Arg::I32(len as i32),
                     Arg::I32(stride as i32),
                     Arg::I32(split as i32),
@@ -392,6 +527,7 @@ impl CudaSession {
                 sh: &g.sh,
             },
             rates,
+            None,
         )?;
         self.be.synchronize()
     }
@@ -419,16 +555,20 @@ impl CudaSession {
         }
         let screen = s.clone_htod(&screen).map_err(job.err("upload"))?;
         let radius = s.clone_htod(radii).map_err(job.err("upload"))?;
-        self.accumulate(&screen, &radius, width, height)?;
+        let none = dptr(&self.no_isect, 0, s);
+        self.accumulate(&screen, &radius, width, height, (none, 0))?;
         self.be.synchronize()
     }
 
+    /// Queues the statistics update; skipped on the device when the count of `isect` (a
+    /// device pointer) exceeds its capacity.
     fn accumulate(
         &mut self,
         screen: &CudaSlice<f32>,
         radius: &CudaSlice<u32>,
         width: u32,
         height: u32,
+        isect: (cudarc::driver::sys::CUdeviceptr, usize),
     ) -> Result<(), BackendError> {
         let n = self.p.n;
         let s = &self.be.stream;
@@ -438,6 +578,8 @@ impl CudaSession {
             (blocks(n, THREADS as usize), 1, 1),
             THREADS,
             vec![
+                Arg::Ptr(isect.0),
+                Arg::U32(isect.1 as u32),
                 Arg::I32(n as i32),
                 Arg::F32(width as f32 * 0.5),
                 Arg::F32(height as f32 * 0.5),
@@ -541,46 +683,28 @@ impl CudaSession {
         Ok(())
     }
 
-    fn reset_stats(&mut self) -> Result<(), BackendError> {
-        let n = self.p.n;
-        let job = self.job(0, 0);
-        let s = &self.be.stream;
-        self.grad_accum = zeros::<f32>(s, n).map_err(job.err("alloc"))?;
-        self.count = zeros::<u32>(s, n).map_err(job.err("alloc"))?;
-        self.max_radius = zeros::<u32>(s, n).map_err(job.err("alloc"))?;
-        Ok(())
-    }
-}
-
-impl TrainSession for CudaSession {
-    fn len(&self) -> usize {
-        self.p.n
-    }
-
-    fn step(
+    /// One pass of a step with tile lists of `isect_cap` entries: returns the intersection
+    /// count and the capacity. When the count exceeds the capacity, the pass changed nothing
+    /// but the Adam step counter, which it restores.
+    fn step_once(
         &mut self,
         camera: &Camera,
-        target: Target<'_>,
+        tdev: &CudaSlice<f32>,
         p: &StepParams,
-    ) -> Result<StepStats, BackendError> {
-        self.be.bind()?;
-        let npix = 3 * camera.width as usize * camera.height as usize;
-        if target.data.len() != npix {
-            return Err(BackendError::InvalidInput(format!(
-                "target of view {} has {} values, the render has {npix}",
-                target.view,
-                target.data.len(),
-            )));
-        }
-        let job = self.job(camera.width, camera.height);
-        self.target(&target, job)?;
-        let frame = self.be.forward_device(&self.p, camera, &p.render)?;
+        job: Job,
+    ) -> Result<(usize, usize), BackendError> {
         let s = self.be.stream.clone();
+        let ev = |e| BackendError::Device(format!("timing event: {e:?}"));
         s.memset_zeros(&mut self.sums).map_err(job.err("memset"))?;
-        let tdev = match self.targets.get(&target.view) {
-            Some((_, d)) => d,
-            None => return Err(BackendError::Device("target cache lost an entry".into())),
-        };
+        mark(Some(&self.profile.marks), 0, &s).map_err(ev)?;
+        let cap = self.isect_cap;
+        let frame = self.be.forward_inner(
+            &self.p,
+            camera,
+            &p.render,
+            Some(cap),
+            Some(&self.profile.marks),
+        )?;
         let d_image = self.be.loss_device(
             &self.window,
             frame.image(),
@@ -590,9 +714,14 @@ impl TrainSession for CudaSession {
             p.ssim_weight,
             &self.sums,
         )?;
-        let g = self.be.backward_device(&self.p, &frame, &d_image)?;
+        mark(Some(&self.profile.marks), 4, &s).map_err(ev)?;
+        let g = self
+            .be
+            .backward_inner(&self.p, &frame, &d_image, Some(&self.profile.marks))?;
+        let n = self.p.n;
         if p.accumulate_stats {
-            self.accumulate(&g.screen, &frame.radius, camera.width, camera.height)?;
+            let isect = (dptr(&frame.offsets, n, &s), cap);
+            self.accumulate(&g.screen, &frame.radius, camera.width, camera.height, isect)?;
         }
         self.adam(
             GradRefs {
@@ -603,23 +732,50 @@ impl TrainSession for CudaSession {
                 sh: &g.sh,
             },
             &p.rates,
+            Some((dptr(&frame.offsets, n, &s), cap)),
         )?;
+        mark(Some(&self.profile.marks), STAGES.len(), &s).map_err(ev)?;
+        // The count joins the sums so that one copy reads both.
+        {
+            let (dst, _) = self.sums.device_ptr_mut(&s);
+            let (src, _) = frame.offsets.device_ptr(&s);
+            // SAFETY: both ranges lie inside live allocations of this context (slot N_SUMS of
+            // the read-back, entry n of the scan) and the copy is ordered on the one stream.
+            unsafe {
+                cudarc::driver::result::memcpy_dtod_async(
+                    dst + (N_SUMS * 8) as u64,
+                    src + (n * 4) as u64,
+                    4,
+                    s.cu_stream(),
+                )
+            }
+            .map_err(job.err("copy"))?;
+        }
         // The step's one read-back; it also surfaces any failed kernel of the step.
-        let sums = s
+        let back = s
             .clone_dtoh(&self.sums)
             .map_err(|e| BackendError::Device(format!("step: {e:?}")))?;
-        let (loss, _, _, psnr) = loss_from_sums(&sums, npix, p.ssim_weight);
-        Ok(StepStats { loss, psnr })
+        let count = (back[N_SUMS].to_bits() & 0xffff_ffff) as usize;
+        self.last_sums.copy_from_slice(&back[..N_SUMS]);
+        let prof = &mut self.profile;
+        for (i, ms) in prof.ms.iter_mut().enumerate() {
+            *ms += prof.marks.elapsed_ms(i, i + 1).map_err(ev)? as f64;
+        }
+        if count > cap {
+            self.adam_step -= 1;
+        } else {
+            prof.steps += 1;
+        }
+        Ok((count, cap))
     }
 
-    fn densify(
+    fn densify_inner(
         &mut self,
         cfg: &DensifyConfig,
         extent: f32,
         prune_large: bool,
         seed: u64,
     ) -> Result<DensifyReport, BackendError> {
-        self.be.bind()?;
         let n = self.p.n;
         if n == 0 {
             return Ok(DensifyReport::default());
@@ -724,6 +880,171 @@ impl TrainSession for CudaSession {
         })
     }
 
+    /// A step against the device target `tdev`, run again with larger tile lists when they
+    /// overflowed.
+    fn step_with(
+        &mut self,
+        camera: &Camera,
+        tdev: &CudaSlice<f32>,
+        p: &StepParams,
+        job: Job,
+    ) -> Result<StepStats, BackendError> {
+        let npix = 3 * camera.width as usize * camera.height as usize;
+        if tdev.len() < npix {
+            return Err(BackendError::InvalidInput(format!(
+                "target of {} values for {npix}",
+                tdev.len()
+            )));
+        }
+        // At most two passes: the second has room for the count the first measured.
+        for _ in 0..2 {
+            let (count, cap) = self.step_once(camera, tdev, p, job)?;
+            if count <= cap {
+                let (loss, _, _, psnr) = loss_from_sums(&self.last_sums, npix, p.ssim_weight);
+                return Ok(StepStats { loss, psnr });
+            }
+            // Room for the count plus slack for growth, so that overflows stay rare.
+            self.isect_cap = count + count / 4 + 4096;
+            self.profile.reruns += 1;
+        }
+        Err(BackendError::Device(
+            "the tile lists overflowed twice in one step".into(),
+        ))
+    }
+
+    fn reset_stats(&mut self) -> Result<(), BackendError> {
+        let n = self.p.n;
+        let job = self.job(0, 0);
+        let s = &self.be.stream;
+        self.grad_accum = zeros::<f32>(s, n).map_err(job.err("alloc"))?;
+        self.count = zeros::<u32>(s, n).map_err(job.err("alloc"))?;
+        self.max_radius = zeros::<u32>(s, n).map_err(job.err("alloc"))?;
+        Ok(())
+    }
+}
+
+impl TrainSession for CudaSession {
+    fn len(&self) -> usize {
+        self.p.n
+    }
+
+    fn step(
+        &mut self,
+        camera: &Camera,
+        target: Target<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        self.be.bind()?;
+        let npix = 3 * camera.width as usize * camera.height as usize;
+        if target.data.len() != npix {
+            return Err(BackendError::InvalidInput(format!(
+                "target of view {} has {} values, the render has {npix}",
+                target.view,
+                target.data.len(),
+            )));
+        }
+        let job = self.job(camera.width, camera.height);
+        self.target(&target, job)?;
+        // The target leaves the cache for the step (the step borrows the session mutably).
+        let Some((key, tdev)) = self.targets.remove(&target.view) else {
+            return Err(BackendError::Device("target cache lost an entry".into()));
+        };
+        let r = self.step_with(camera, &tdev, p, job);
+        self.targets.insert(target.view, (key, tdev));
+        r
+    }
+
+    fn resizes_targets(&self) -> bool {
+        true
+    }
+
+    fn step_from_source(
+        &mut self,
+        camera: &Camera,
+        src: SourceImage<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        self.be.bind()?;
+        let full = 3 * src.width as usize * src.height as usize;
+        if src.data.len() != full || src.width == 0 || src.height == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "source image of view {} has {} values for {}x{}x3",
+                src.view,
+                src.data.len(),
+                src.width,
+                src.height
+            )));
+        }
+        if camera.width > src.width || camera.height > src.height {
+            return Err(BackendError::InvalidInput(format!(
+                "working size {}x{} exceeds the source's {}x{}",
+                camera.width, camera.height, src.width, src.height
+            )));
+        }
+        let job = self.job(camera.width, camera.height);
+        let resident = matches!(self.sources.get(&src.view), Some(d) if d.len() == full);
+        if !resident {
+            let s = &self.be.stream;
+            let mut d = uninit::<f32>(s, full).map_err(job.err("alloc"))?;
+            s.memcpy_htod(src.data, &mut d).map_err(job.err("upload"))?;
+            self.sources.insert(src.view, d);
+        }
+        let Some(sdev) = self.sources.remove(&src.view) else {
+            return Err(BackendError::Device("source cache lost an entry".into()));
+        };
+        let r = if (camera.width, camera.height) == (src.width, src.height) {
+            self.step_with(camera, &sdev, p, job)
+        } else {
+            self.be
+                .resize_device(
+                    &sdev,
+                    (src.width, src.height),
+                    (camera.width, camera.height),
+                )
+                .and_then(|t| self.step_with(camera, &t, p, job))
+        };
+        self.sources.insert(src.view, sdev);
+        r
+    }
+
+    fn densify(
+        &mut self,
+        cfg: &DensifyConfig,
+        extent: f32,
+        prune_large: bool,
+        seed: u64,
+    ) -> Result<DensifyReport, BackendError> {
+        self.be.bind()?;
+        let ev = |e| BackendError::Device(format!("timing event: {e:?}"));
+        let s = self.be.stream.clone();
+        self.profile.densify_marks.record(0, &s).map_err(ev)?;
+        let report = self.densify_inner(cfg, extent, prune_large, seed)?;
+        self.profile.densify_marks.record(1, &s).map_err(ev)?;
+        self.be.synchronize()?;
+        self.profile.densify_ms += self.profile.densify_marks.elapsed_ms(0, 1).map_err(ev)? as f64;
+        Ok(report)
+    }
+
+    fn take_stage_times(&mut self) -> Option<StageTimes> {
+        let prof = &mut self.profile;
+        let mut ms: Vec<(String, f64)> = STAGES
+            .iter()
+            .zip(prof.ms)
+            .map(|(name, v)| (name.to_string(), v))
+            .collect();
+        ms.push(("densify".into(), prof.densify_ms));
+        ms.push(("overflow_reruns".into(), prof.reruns as f64));
+        let out = StageTimes {
+            steps: prof.steps,
+            ms,
+            peak_device_bytes: self.be.peak_pool_bytes(),
+        };
+        prof.ms = [0.0; STAGES.len()];
+        prof.densify_ms = 0.0;
+        prof.reruns = 0;
+        prof.steps = 0;
+        Some(out)
+    }
     fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError> {
         self.be.bind()?;
         let n = self.p.n;

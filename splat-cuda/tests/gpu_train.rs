@@ -327,3 +327,96 @@ fn short_training_reaches_the_cpu_psnr() {
         "cpu {a_cpu} dB vs gpu {a_gpu} dB"
     );
 }
+
+/// The lego scene for the full-protocol test: `SPLAT_LEGO_DIR`, else the shared copy beside
+/// the workspace.
+fn lego_dir() -> std::path::PathBuf {
+    match std::env::var_os("SPLAT_LEGO_DIR") {
+        Some(d) => d.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/nerf_synthetic_lego"),
+    }
+}
+
+/// The lego protocol at 200x200 (800 px views downscaled 4x on load, white background, random
+/// init, default recipe), 3000 iterations on each backend: the GPU's test PSNR must come
+/// within 0.2 dB of the CPU's (or above it). Slow on the CPU (minutes on 16 cores), so it runs
+/// only where a GPU is; without the lego data it prints a notice and passes.
+#[test]
+fn lego_200px_3000_iterations_reach_the_cpu_psnr() {
+    use splat_core::scene::{load_scene, Downscale, LoadOptions};
+    use splat_core::train::TrainConfig;
+    let Some(mut be) = backend() else { return };
+    let dir = lego_dir();
+    if !dir.join("transforms_train.json").is_file() {
+        notice(&format!(
+            "skipping the lego test: no scene at {} (set SPLAT_LEGO_DIR)",
+            dir.display()
+        ));
+        return;
+    }
+    let cfg = TrainConfig {
+        iterations: 3000,
+        background: Some([1.0; 3]),
+        ..TrainConfig::default()
+    };
+    let load = LoadOptions {
+        downscale: Downscale::Factor(4.0),
+        background: [1.0; 3],
+        ..Default::default()
+    };
+    let scene = load_scene(&dir, &load).expect("lego scene");
+    let run = |b: &mut dyn splat_core::backend::TrainBackend| {
+        let t0 = std::time::Instant::now();
+        let mut t = Trainer::new(&scene, cfg.clone(), b).expect("trainer");
+        while !t.finished() {
+            t.step().expect("step");
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let e = t
+            .evaluate(&scene.test, &mut |_, _, _| Ok(()))
+            .expect("eval");
+        (e.psnr, e.ssim, t.gaussians_len(), secs)
+    };
+    let (p_gpu, s_gpu, n_gpu, t_gpu) = run(&mut be);
+    eprintln!("lego 200 px 3000 it, gpu: {p_gpu:.2} dB, SSIM {s_gpu:.4}, {n_gpu} G, {t_gpu:.1} s");
+    let (p_cpu, s_cpu, n_cpu, t_cpu) = run(&mut CpuBackend);
+    eprintln!("lego 200 px 3000 it, cpu: {p_cpu:.2} dB, SSIM {s_cpu:.4}, {n_cpu} G, {t_cpu:.1} s");
+    assert!(p_gpu > 25.0, "the GPU run did not train: {p_gpu} dB");
+    assert!(
+        p_gpu >= p_cpu - 0.2,
+        "GPU {p_gpu:.2} dB is more than 0.2 dB below the CPU's {p_cpu:.2} dB"
+    );
+}
+
+#[test]
+fn device_resize_equals_image_resize_area() {
+    let Some(be) = backend() else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for &((sw, sh), (ow, oh)) in &[
+        ((800u32, 800u32), (245u32, 245u32)),
+        ((800, 533), (641, 427)),
+        ((37, 23), (11, 7)),
+        ((100, 60), (99, 59)),
+        ((13, 9), (1, 1)),
+        ((64, 48), (64, 17)),
+    ] {
+        let img = splat_core::scene::Image {
+            width: sw,
+            height: sh,
+            data: random_image(sw as usize * sh as usize * 3, &mut rng),
+        };
+        let cpu = img.resize_area(ow, oh);
+        let gpu = be
+            .resize_area_host(&img.data, (sw, sh), (ow, oh))
+            .expect("device resize");
+        assert_eq!(cpu.data.len(), gpu.len());
+        for (i, (a, b)) in cpu.data.iter().zip(&gpu).enumerate() {
+            assert!(
+                a.to_bits() == b.to_bits(),
+                "{sw}x{sh} -> {ow}x{oh}: value {i} cpu {a} gpu {b}"
+            );
+        }
+    }
+    assert!(be.resize_area_host(&[0.0; 5], (2, 1), (1, 1)).is_err());
+}

@@ -16,9 +16,13 @@ use std::time::Instant;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendError, SessionState, StepParams, Target, TrainBackend, TrainSession};
+use crate::backend::{
+    BackendError, SessionState, SourceImage, StageTimes, StepParams, Target, TrainBackend,
+    TrainSession,
+};
 use crate::gaussians::Gaussians;
 use crate::init::{self, InitOptions};
 use crate::loss;
@@ -160,6 +164,16 @@ pub struct TrainState {
     pub prior_seconds: f64,
 }
 
+/// Per-stage device times of the steps up to `iteration` (see [`TrainSession::take_stage_times`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageWindow {
+    /// Iterations done at the end of the window.
+    pub iteration: usize,
+    /// The backend's measurements.
+    #[serde(flatten)]
+    pub times: StageTimes,
+}
+
 /// The 3DGS trainer.
 pub struct Trainer<'a> {
     /// Configuration in force.
@@ -175,6 +189,8 @@ pub struct Trainer<'a> {
     monitor: Vec<usize>,
     gt_cache: HashMap<usize, ((u32, u32, u32), Vec<f32>)>,
     started: Instant,
+    /// Per-stage device times every 1000 iterations, where the backend measures them.
+    pub stage_times: Vec<StageWindow>,
 }
 
 /// 1.1 x the largest distance of a camera centre from the centroid of all of them.
@@ -255,34 +271,42 @@ fn evenly_spaced(n: usize, k: usize) -> Vec<usize> {
 
 /// Separable Gaussian blur of an RGB image (zero-padded edges renormalised).
 fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
+    if w == 0 || h == 0 {
+        return data.to_vec();
+    }
     let r = (3.0 * sigma).ceil() as isize;
     let k: Vec<f32> = (-r..=r)
         .map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp())
         .collect();
+    // Rows are independent: the trainer blurs a target at nearly every step of the
+    // resolution ramp, so both passes run in parallel.
     let pass = |src: &[f32], horizontal: bool| -> Vec<f32> {
         let mut out = vec![0f32; src.len()];
-        for y in 0..h as isize {
-            for x in 0..w as isize {
-                let mut acc = [0f32; 3];
-                let mut wsum = 0f32;
-                for (j, kv) in k.iter().enumerate() {
-                    let d = j as isize - r;
-                    let (xx, yy) = if horizontal { (x + d, y) } else { (x, y + d) };
-                    if xx < 0 || yy < 0 || xx >= w as isize || yy >= h as isize {
-                        continue;
+        out.par_chunks_exact_mut(w * 3)
+            .enumerate()
+            .for_each(|(y, row)| {
+                let y = y as isize;
+                for x in 0..w as isize {
+                    let mut acc = [0f32; 3];
+                    let mut wsum = 0f32;
+                    for (j, kv) in k.iter().enumerate() {
+                        let d = j as isize - r;
+                        let (xx, yy) = if horizontal { (x + d, y) } else { (x, y + d) };
+                        if xx < 0 || yy < 0 || xx >= w as isize || yy >= h as isize {
+                            continue;
+                        }
+                        let p = (yy as usize * w + xx as usize) * 3;
+                        for c in 0..3 {
+                            acc[c] += kv * src[p + c];
+                        }
+                        wsum += kv;
                     }
-                    let p = (yy as usize * w + xx as usize) * 3;
+                    let p = x as usize * 3;
                     for c in 0..3 {
-                        acc[c] += kv * src[p + c];
+                        row[p + c] = acc[c] / wsum;
                     }
-                    wsum += kv;
                 }
-                let p = (y as usize * w + x as usize) * 3;
-                for c in 0..3 {
-                    out[p + c] = acc[c] / wsum;
-                }
-            }
-        }
+            });
         out
     };
     pass(&pass(data, true), false)
@@ -362,6 +386,7 @@ impl<'a> Trainer<'a> {
             monitor,
             gt_cache: HashMap::new(),
             started: Instant::now(),
+            stage_times: Vec::new(),
         })
     }
 
@@ -457,7 +482,13 @@ impl<'a> Trainer<'a> {
         let cam = full.scaled_to(w, h);
         let sigma = schedule::blur_sigma(&self.cfg, it);
         let t0 = Instant::now();
-        let key = self.prepare_ground_truth(v, w, h, sigma);
+        // A session that resizes targets itself gets the full-size image (unblurred steps).
+        let on_device = sigma == 0.0 && self.session.resizes_targets();
+        let key = if on_device {
+            0
+        } else {
+            self.prepare_ground_truth(v, w, h, sigma)
+        };
         let params = StepParams {
             render: RenderOptions {
                 background: self.background,
@@ -469,14 +500,24 @@ impl<'a> Trainer<'a> {
             accumulate_stats: it < self.cfg.densify.until,
         };
         let t1 = Instant::now();
-        let data = self
-            .gt_cache
-            .get(&v)
-            .map(|(_, d)| d.as_slice())
-            .unwrap_or(&[]);
-        let stats = self
-            .session
-            .step(&cam, Target { view: v, key, data }, &params)?;
+        let stats = if on_device {
+            let img = &self.scene.train[v].image;
+            let src = SourceImage {
+                view: v,
+                width: img.width,
+                height: img.height,
+                data: &img.data,
+            };
+            self.session.step_from_source(&cam, src, &params)?
+        } else {
+            let data = self
+                .gt_cache
+                .get(&v)
+                .map(|(_, d)| d.as_slice())
+                .unwrap_or(&[]);
+            self.session
+                .step(&cam, Target { view: v, key, data }, &params)?
+        };
         if !stats.loss.is_finite() {
             return Err(TrainError::Diverged { iteration: it });
         }
@@ -540,6 +581,16 @@ impl<'a> Trainer<'a> {
         tm.step += (t2 - t1).as_secs_f64();
         tm.densify += (t3 - t2).as_secs_f64();
         tm.monitor += (t4 - t3).as_secs_f64();
+        if self.state.iteration % 1000 == 0 || self.finished() {
+            if let Some(times) = self.session.take_stage_times() {
+                if times.steps > 0 {
+                    self.stage_times.push(StageWindow {
+                        iteration: self.state.iteration,
+                        times,
+                    });
+                }
+            }
+        }
         Ok(StepInfo {
             iteration: self.state.iteration,
             loss: stats.loss,
@@ -652,6 +703,9 @@ pub struct TrainMetrics {
     pub extent: f32,
     /// Peak resident memory in bytes, where the OS reports it.
     pub peak_memory_bytes: Option<u64>,
+    /// Per-stage device times per 1000 iterations (device backends that measure them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_stages: Vec<StageWindow>,
     /// The configuration in force.
     pub config: TrainConfig,
 }
@@ -713,6 +767,7 @@ impl Trainer<'_> {
             monitor: self.state.checks.clone(),
             extent: self.extent,
             peak_memory_bytes: peak_memory_bytes(),
+            device_stages: self.stage_times.clone(),
             config: self.cfg.clone(),
         };
         let p = out.join("metrics.json");
