@@ -837,8 +837,7 @@ impl<'a> Mapper<'a> {
     /// Extends tracks with correspondences that reproject well (completion) and fuses points
     /// that the correspondence graph links and that agree geometrically (merging); both make
     /// tracks longer, which is what constrains the poses in bundle adjustment.
-    fn complete_and_merge(&mut self) {
-        let maxe = self.opt.max_reproj_error;
+    fn complete_and_merge(&mut self, maxe: f64) {
         for pid in 0..self.points.len() {
             let Some(pt) = &self.points[pid] else {
                 continue;
@@ -913,7 +912,6 @@ impl<'a> Mapper<'a> {
         for &i in &reg {
             self.triangulate_image(i);
         }
-        self.complete_and_merge();
         let o = self.opt;
         let (rounds, iters, loss, maxe, min_angle) = if final_round {
             (
@@ -932,10 +930,12 @@ impl<'a> Mapper<'a> {
                 o.tri_min_angle,
             )
         };
+        self.complete_and_merge(o.max_reproj_error);
         for _ in 0..rounds {
             self.adjust_with_loss(None, true, iters, loss);
             let removed = self.filter_with(None, maxe, min_angle);
-            self.complete_and_merge();
+            // Completion uses the same threshold, or it would re-add what the filter removed.
+            self.complete_and_merge(maxe);
             let total: usize = self.points.iter().flatten().map(|p| p.track.len()).sum();
             if (removed as f64) < 0.0005 * total as f64 {
                 break;
