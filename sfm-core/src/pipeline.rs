@@ -4,13 +4,14 @@
 
 use crate::colmap::{self, Camera, CameraModel, Reconstruction};
 use crate::features::{extract, Features, Gray, SiftOptions};
+use crate::geometry::Pose;
 use crate::mapper::{
     reconstruct, ImagePair, MapperError, MapperImage, MapperOptions, RadialCamera, SparseModel,
 };
 use crate::matching::{
     match_descriptors, select_pairs, DescriptorSet, MatchOptions, PairSelection,
 };
-use crate::twoview::{verify_pair, PinholePrior, VerifyOptions};
+use crate::twoview::{verify_pair, PairConfig, PinholePrior, TwoViewGeometry, VerifyOptions};
 use glam::{DQuat, DVec2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,12 @@ pub struct SfmOptions {
     pub undistort: bool,
     /// Seed for every randomised step.
     pub seed: u64,
+    /// When set, the result of feature extraction and matching (keypoints and verified pairs)
+    /// is written to this file, or read from it when it exists, so that the mapper can be
+    /// rerun with other settings without repeating the two most expensive stages. The file
+    /// is not checked against the images or the feature/matching settings.
+    #[serde(default)]
+    pub match_cache: Option<PathBuf>,
 }
 
 impl Default for SfmOptions {
@@ -68,6 +75,7 @@ impl Default for SfmOptions {
             write_text: true,
             undistort: true,
             seed: 0,
+            match_cache: None,
         }
     }
 }
@@ -331,22 +339,111 @@ impl StageTimer {
     }
 }
 
-/// Runs the whole pipeline on the photos in `images_dir`, writing into `out_dir`:
-/// `sparse/0` (undistorted PINHOLE model, binary and text), `images/` (undistorted),
-/// `distorted/sparse/0` (the SIMPLE_RADIAL model on the original images) and `sfm_report.json`.
-/// `progress(stage, done, total)` is called as work advances.
-pub fn run(
+/// One image as the mapper and the outputs need it: what remains of feature extraction once
+/// matching is done (and what the match cache stores).
+#[derive(Serialize, Deserialize)]
+struct ImageInfo {
+    name: String,
+    width: u32,
+    height: u32,
+    focal_prior: Option<f64>,
+    num_features: usize,
+    keypoints: Vec<[f64; 2]>,
+}
+
+/// A verified pair in the match cache.
+#[derive(Serialize, Deserialize)]
+struct CachedPair {
+    i: usize,
+    j: usize,
+    config: PairConfig,
+    inliers: Vec<(u32, u32)>,
+    /// Rotation (column-major) and translation of the relative pose.
+    relative_pose: Option<([f64; 9], [f64; 3])>,
+    num_h_inliers: usize,
+}
+
+/// Result of feature extraction and matching.
+#[derive(Serialize, Deserialize)]
+struct FrontEnd {
+    images: Vec<ImageInfo>,
+    unreadable: Vec<String>,
+    matched_pairs: usize,
+    pairs: Vec<CachedPair>,
+    match_cpu_seconds: f64,
+    verify_cpu_seconds: f64,
+}
+
+impl FrontEnd {
+    fn verified(&self) -> Vec<ImagePair> {
+        self.pairs
+            .iter()
+            .map(|p| ImagePair {
+                i: p.i,
+                j: p.j,
+                geometry: TwoViewGeometry {
+                    config: p.config,
+                    inliers: p.inliers.clone(),
+                    relative_pose: p.relative_pose.map(|(r, t)| Pose {
+                        r: glam::DMat3::from_cols_array(&r),
+                        t: glam::DVec3::from_array(t),
+                    }),
+                    num_h_inliers: p.num_h_inliers,
+                },
+            })
+            .collect()
+    }
+}
+
+fn read_cache(path: &Path) -> Result<FrontEnd, SfmError> {
+    let bytes = std::fs::read(path).map_err(|e| SfmError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| SfmError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+fn write_cache(path: &Path, fe: &FrontEnd) -> Result<(), SfmError> {
+    let json = serde_json::to_vec(fe).map_err(|e| SfmError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(path, json).map_err(|e| SfmError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+fn make_cameras(opt: &SfmOptions, images: &[ImageInfo]) -> Vec<RadialCamera> {
+    let prior = |d: &ImageInfo| {
+        d.focal_prior
+            .unwrap_or(opt.default_focal_factor * d.width.max(d.height) as f64)
+    };
+    if opt.single_camera {
+        vec![RadialCamera::with_prior(
+            images[0].width,
+            images[0].height,
+            prior(&images[0]),
+        )]
+    } else {
+        images
+            .iter()
+            .map(|d| RadialCamera::with_prior(d.width, d.height, prior(d)))
+            .collect()
+    }
+}
+
+/// Feature extraction and matching with geometric verification.
+fn front_end(
     opt: &SfmOptions,
     images_dir: &Path,
-    out_dir: &Path,
+    paths: &[PathBuf],
+    timer: &mut StageTimer,
     progress: &(dyn Fn(Stage, usize, usize) + Sync),
-) -> Result<SfmReport, SfmError> {
-    let mut timer = StageTimer {
-        stages: Vec::new(),
-        start: Instant::now(),
-        cur: None,
-    };
-    let paths = list_images(images_dir)?;
+) -> Result<FrontEnd, SfmError> {
     timer.begin(Stage::Features);
     let done = AtomicUsize::new(0);
     let total = paths.len();
@@ -377,23 +474,18 @@ pub fn run(
             unreadable,
         });
     }
-    // Cameras: one shared (first image's size and prior) or one per image.
-    let prior = |d: &Decoded| {
-        d.focal_prior
-            .unwrap_or(opt.default_focal_factor * d.width.max(d.height) as f64)
-    };
-    let cameras: Vec<RadialCamera> = if opt.single_camera {
-        vec![RadialCamera::with_prior(
-            decoded[0].width,
-            decoded[0].height,
-            prior(&decoded[0]),
-        )]
-    } else {
-        decoded
-            .iter()
-            .map(|d| RadialCamera::with_prior(d.width, d.height, prior(d)))
-            .collect()
-    };
+    let infos: Vec<ImageInfo> = decoded
+        .iter()
+        .map(|d| ImageInfo {
+            name: d.name.clone(),
+            width: d.width,
+            height: d.height,
+            focal_prior: d.focal_prior,
+            num_features: d.features.len(),
+            keypoints: Vec::new(),
+        })
+        .collect();
+    let cameras = make_cameras(opt, &infos);
     let cam_of = |i: usize| if opt.single_camera { 0 } else { i };
 
     timer.begin(Stage::Matching);
@@ -405,7 +497,7 @@ pub fn run(
     let done = AtomicUsize::new(0);
     let match_us = AtomicUsize::new(0);
     let verify_us = AtomicUsize::new(0);
-    let verified: Vec<ImagePair> = pairs
+    let verified: Vec<CachedPair> = pairs
         .par_iter()
         .filter_map(|&(i, j)| {
             let t0 = Instant::now();
@@ -440,27 +532,88 @@ pub fn run(
                 done.fetch_add(1, Ordering::Relaxed) + 1,
                 pairs.len(),
             );
-            g.map(|geometry| ImagePair { i, j, geometry })
+            g.map(|g| CachedPair {
+                i,
+                j,
+                config: g.config,
+                inliers: g.inliers,
+                relative_pose: g
+                    .relative_pose
+                    .map(|p| (p.r.to_cols_array(), p.t.to_array())),
+                num_h_inliers: g.num_h_inliers,
+            })
         })
         .collect();
     drop(descs);
+    let images = decoded
+        .into_iter()
+        .zip(infos)
+        .map(|(d, mut info)| {
+            info.keypoints = d.keypoints.iter().map(|k| [k.x, k.y]).collect();
+            info
+        })
+        .collect();
+    Ok(FrontEnd {
+        images,
+        unreadable,
+        matched_pairs: pairs.len(),
+        pairs: verified,
+        match_cpu_seconds: match_us.load(Ordering::Relaxed) as f64 * 1e-6,
+        verify_cpu_seconds: verify_us.load(Ordering::Relaxed) as f64 * 1e-6,
+    })
+}
+
+/// Runs the whole pipeline on the photos in `images_dir`, writing into `out_dir`:
+/// `sparse/0` (undistorted PINHOLE model, binary and text), `images/` (undistorted),
+/// `distorted/sparse/0` (the SIMPLE_RADIAL model on the original images) and `sfm_report.json`.
+/// `progress(stage, done, total)` is called as work advances.
+pub fn run(
+    opt: &SfmOptions,
+    images_dir: &Path,
+    out_dir: &Path,
+    progress: &(dyn Fn(Stage, usize, usize) + Sync),
+) -> Result<SfmReport, SfmError> {
+    let mut timer = StageTimer {
+        stages: Vec::new(),
+        start: Instant::now(),
+        cur: None,
+    };
+    let paths = list_images(images_dir)?;
+    let fe = match &opt.match_cache {
+        Some(c) if c.exists() => {
+            timer.begin(Stage::Matching);
+            read_cache(c)?
+        }
+        _ => {
+            let fe = front_end(opt, images_dir, &paths, &mut timer, progress)?;
+            if let Some(c) = &opt.match_cache {
+                write_cache(c, &fe)?;
+            }
+            fe
+        }
+    };
+    let verified = fe.verified();
     if verified.is_empty() {
         return Err(SfmError::NoOverlap);
     }
+    let cameras = make_cameras(opt, &fe.images);
+    let cam_of = |i: usize| if opt.single_camera { 0 } else { i };
 
     timer.begin(Stage::Mapping);
-    let mimages: Vec<MapperImage> = decoded
+    let mimages: Vec<MapperImage> = fe
+        .images
         .iter()
         .enumerate()
         .map(|(i, d)| MapperImage {
             name: d.name.clone(),
             camera: cam_of(i),
-            keypoints: d.keypoints.clone(),
+            keypoints: d.keypoints.iter().map(|&k| DVec2::from_array(k)).collect(),
         })
         .collect();
     let mut mopt = opt.mapper.clone();
     mopt.seed ^= opt.seed;
-    let max_side = decoded
+    let max_side = fe
+        .images
         .iter()
         .map(|d| d.width.max(d.height))
         .min()
@@ -487,10 +640,10 @@ pub fn run(
             .iter()
             .map(|m| m.iter().map(|&i| mimages[i].name.clone()).collect())
             .collect(),
-        unreadable,
-        mean_features: decoded.iter().map(|d| d.features.len()).sum::<usize>() as f64
-            / decoded.len() as f64,
-        matched_pairs: pairs.len(),
+        unreadable: fe.unreadable.clone(),
+        mean_features: fe.images.iter().map(|d| d.num_features).sum::<usize>() as f64
+            / fe.images.len() as f64,
+        matched_pairs: fe.matched_pairs,
         verified_pairs: verified.len(),
         num_points: model.points.len(),
         num_observations: report_core.0,
@@ -499,8 +652,8 @@ pub fn run(
         focal_lengths: model.cameras.iter().map(|c| c.f).collect(),
         radial_k: model.cameras.iter().map(|c| c.k).collect(),
         stages: timer.stages,
-        descriptor_matching_cpu_seconds: match_us.load(Ordering::Relaxed) as f64 * 1e-6,
-        verification_cpu_seconds: verify_us.load(Ordering::Relaxed) as f64 * 1e-6,
+        descriptor_matching_cpu_seconds: fe.match_cpu_seconds,
+        verification_cpu_seconds: fe.verify_cpu_seconds,
         total_seconds: timer.start.elapsed().as_secs_f64(),
     };
     report.total_seconds = timer.start.elapsed().as_secs_f64();
@@ -749,4 +902,55 @@ fn write_outputs(
         out_dir.join("distorted").join("sparse").join("0"),
     )?;
     Ok((nobs, mean_err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_cache_round_trips_and_names_a_bad_file() {
+        let dir = std::env::temp_dir().join(format!("sfm-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fe = FrontEnd {
+            images: vec![ImageInfo {
+                name: "a.jpg".into(),
+                width: 64,
+                height: 48,
+                focal_prior: Some(70.5),
+                num_features: 2,
+                keypoints: vec![[1.25, 2.5], [3.0, 4.75]],
+            }],
+            unreadable: vec!["x.jpg: bad".into()],
+            matched_pairs: 3,
+            pairs: vec![CachedPair {
+                i: 0,
+                j: 1,
+                config: PairConfig::Calibrated,
+                inliers: vec![(0, 1), (1, 0)],
+                relative_pose: Some((
+                    [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                    [0.5, 0.0, 0.1],
+                )),
+                num_h_inliers: 1,
+            }],
+            match_cpu_seconds: 1.5,
+            verify_cpu_seconds: 0.5,
+        };
+        let path = dir.join("cache.json");
+        write_cache(&path, &fe).unwrap();
+        let back = read_cache(&path).unwrap();
+        assert_eq!(back.images[0].keypoints, fe.images[0].keypoints);
+        assert_eq!(back.images[0].focal_prior, Some(70.5));
+        let v = back.verified();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].geometry.inliers, vec![(0, 1), (1, 0)]);
+        assert_eq!(v[0].geometry.config, PairConfig::Calibrated);
+        let pose = v[0].geometry.relative_pose.expect("pose");
+        assert_eq!(pose.t, glam::DVec3::new(0.5, 0.0, 0.1));
+        std::fs::write(&path, b"not json").unwrap();
+        let err = read_cache(&path).err().expect("corrupt cache must fail");
+        assert!(err.to_string().contains("cache.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,6 +1,8 @@
 //! Benchmark driver (ignored by default): runs the pipeline on `SFM_BENCH_IMAGES`, writing to
 //! `SFM_BENCH_OUT`, with optional overrides `SFM_BENCH_MAX_SIZE`, `SFM_BENCH_MAX_FEATURES`,
-//! `SFM_BENCH_UNDISTORT` (0/1), `SFM_BENCH_UPSAMPLE_BELOW`, `SFM_BENCH_REFINE_PP` (0/1) and `SFM_BENCH_PAIRS` (`exhaustive`, `seq:W`, `retrieval:K:W`).
+//! `SFM_BENCH_UNDISTORT` (0/1), `SFM_BENCH_UPSAMPLE_BELOW`, `SFM_BENCH_REFINE_PP` (0/1), `SFM_BENCH_PAIRS` (`exhaustive`, `seq:W`, `retrieval:K:W`),
+//! `SFM_BENCH_MATCH_CACHE` (file: features and verified matches saved there, or reused when it
+//! exists) and `SFM_BENCH_MAPPER` (JSON object overriding `MapperOptions` fields).
 //! Used for the acceptance runs recorded in BENCHMARKS.md.
 
 use sfm_core::matching::PairSelection;
@@ -35,6 +37,19 @@ fn bench_pipeline_on_env_dir() {
     }
     if let Some(v) = env_num::<u8>("SFM_BENCH_UNDISTORT") {
         opt.undistort = v != 0;
+    }
+    if let Ok(c) = std::env::var("SFM_BENCH_MATCH_CACHE") {
+        opt.match_cache = Some(PathBuf::from(c));
+    }
+    if let Ok(j) = std::env::var("SFM_BENCH_MAPPER") {
+        // Mapper fields given as JSON override the defaults, e.g. '{"ba_max_iters": 50}'.
+        let mut v = serde_json::to_value(&opt.mapper).expect("json");
+        let o: serde_json::Value = serde_json::from_str(&j).expect("SFM_BENCH_MAPPER json");
+        for (k, x) in o.as_object().expect("object") {
+            assert!(v.get(k).is_some(), "unknown mapper option {k}");
+            v[k] = x.clone();
+        }
+        opt.mapper = serde_json::from_value(v).expect("mapper options");
     }
     if let Ok(p) = std::env::var("SFM_BENCH_PAIRS") {
         let parts: Vec<&str> = p.split(':').collect();

@@ -56,8 +56,44 @@ pub struct MapperOptions {
     /// wide loss is close to least squares (what COLMAP uses) and so statistically efficient,
     /// yet still caps the pull of the odd gross outlier.
     pub global_loss_scale: f64,
+    /// Adjustment/filter rounds of the final global refinement (it stops early once fewer than
+    /// 0.05 % of the observations change).
+    #[serde(default = "default_final_rounds")]
+    pub final_rounds: usize,
+    /// Iteration cap of each final global adjustment.
+    #[serde(default = "default_final_ba_iters")]
+    pub final_ba_iters: usize,
+    /// Reprojection-error threshold (pixels) of the filter between final adjustments.
+    #[serde(default = "default_final_max_reproj_error")]
+    pub final_max_reproj_error: f64,
+    /// Minimum triangulation angle (degrees) of the filter between final adjustments.
+    #[serde(default = "default_final_min_tri_angle")]
+    pub final_min_tri_angle: f64,
+    /// Cauchy loss scale (pixels) of the final global adjustments.
+    #[serde(default = "default_final_loss_scale")]
+    pub final_loss_scale: f64,
+    /// End the final refinement with one more global adjustment after its last filter, so
+    /// that the returned poses are fitted to the observations that are kept.
+    #[serde(default)]
+    pub final_readjust: bool,
     /// RANSAC seed.
     pub seed: u64,
+}
+
+fn default_final_rounds() -> usize {
+    3
+}
+fn default_final_ba_iters() -> usize {
+    30
+}
+fn default_final_max_reproj_error() -> f64 {
+    4.0
+}
+fn default_final_min_tri_angle() -> f64 {
+    1.5
+}
+fn default_final_loss_scale() -> f64 {
+    4.0
 }
 
 impl Default for MapperOptions {
@@ -76,6 +112,12 @@ impl Default for MapperOptions {
             refine_principal_point: true,
             loss_scale: 1.0,
             global_loss_scale: 4.0,
+            final_rounds: default_final_rounds(),
+            final_ba_iters: default_final_ba_iters(),
+            final_max_reproj_error: default_final_max_reproj_error(),
+            final_min_tri_angle: default_final_min_tri_angle(),
+            final_loss_scale: default_final_loss_scale(),
+            final_readjust: false,
             seed: 0,
         }
     }
@@ -586,8 +628,12 @@ impl<'a> Mapper<'a> {
     /// Removes observations with large reprojection error and points with too small a
     /// triangulation angle or too short a track. Returns the number of observations removed.
     fn filter(&mut self, images: Option<&[usize]>) -> usize {
-        let maxe = self.opt.max_reproj_error;
-        let min_angle = self.opt.tri_min_angle.to_radians();
+        self.filter_with(images, self.opt.max_reproj_error, self.opt.tri_min_angle)
+    }
+
+    /// `filter` with explicit thresholds (pixels, degrees).
+    fn filter_with(&mut self, images: Option<&[usize]>, maxe: f64, min_angle_deg: f64) -> usize {
+        let min_angle = min_angle_deg.to_radians();
         let mut removed = 0;
         let candidates: Vec<usize> = match images {
             None => (0..self.points.len()).collect(),
@@ -652,6 +698,21 @@ impl<'a> Mapper<'a> {
 
     /// Bundle adjustment over `var_images` (all registered images when None).
     fn adjust(&mut self, var_images: Option<&[usize]>, refine_intr: bool, max_iters: usize) {
+        let loss = if var_images.is_none() {
+            self.opt.global_loss_scale
+        } else {
+            self.opt.loss_scale
+        };
+        self.adjust_with_loss(var_images, refine_intr, max_iters, loss);
+    }
+
+    fn adjust_with_loss(
+        &mut self,
+        var_images: Option<&[usize]>,
+        refine_intr: bool,
+        max_iters: usize,
+        loss_scale: f64,
+    ) {
         let n = self.images.len();
         let mut pose_var = vec![false; n];
         match var_images {
@@ -716,11 +777,7 @@ impl<'a> Mapper<'a> {
                 && self.num_registered() >= 4,
             point_var,
             fix_translation,
-            loss_scale: if global {
-                self.opt.global_loss_scale
-            } else {
-                self.opt.loss_scale
-            },
+            loss_scale,
             max_iters,
         };
         bundle_adjust(&mut self.cams, &mut poses, &mut pts, &obs, &cfg);
@@ -780,8 +837,7 @@ impl<'a> Mapper<'a> {
     /// Extends tracks with correspondences that reproject well (completion) and fuses points
     /// that the correspondence graph links and that agree geometrically (merging); both make
     /// tracks longer, which is what constrains the poses in bundle adjustment.
-    fn complete_and_merge(&mut self) {
-        let maxe = self.opt.max_reproj_error;
+    fn complete_and_merge(&mut self, maxe: f64) {
         for pid in 0..self.points.len() {
             let Some(pt) = &self.points[pid] else {
                 continue;
@@ -856,20 +912,37 @@ impl<'a> Mapper<'a> {
         for &i in &reg {
             self.triangulate_image(i);
         }
-        self.complete_and_merge();
-        let (rounds, iters) = if final_round {
-            (3, self.opt.ba_max_iters)
+        let o = self.opt;
+        let (rounds, iters, loss, maxe, min_angle) = if final_round {
+            (
+                o.final_rounds,
+                o.final_ba_iters,
+                o.final_loss_scale,
+                o.final_max_reproj_error,
+                o.final_min_tri_angle,
+            )
         } else {
-            (1, self.opt.ba_max_iters / 2)
+            (
+                1,
+                o.ba_max_iters / 2,
+                o.global_loss_scale,
+                o.max_reproj_error,
+                o.tri_min_angle,
+            )
         };
+        self.complete_and_merge(o.max_reproj_error);
         for _ in 0..rounds {
-            self.adjust(None, true, iters);
-            let removed = self.filter(None);
-            self.complete_and_merge();
+            self.adjust_with_loss(None, true, iters, loss);
+            let removed = self.filter_with(None, maxe, min_angle);
+            // Completion uses the same threshold, or it would re-add what the filter removed.
+            self.complete_and_merge(maxe);
             let total: usize = self.points.iter().flatten().map(|p| p.track.len()).sum();
             if (removed as f64) < 0.0005 * total as f64 {
                 break;
             }
+        }
+        if final_round && o.final_readjust {
+            self.adjust_with_loss(None, true, iters, loss);
         }
     }
 
