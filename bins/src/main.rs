@@ -1,6 +1,7 @@
 //! The `spaceport` command line.
 
 mod codec_cmd;
+mod config;
 mod job;
 mod report;
 mod run_cmd;
@@ -59,6 +60,9 @@ enum Command {
         /// Longest image side used for features (larger images are downscaled).
         #[arg(long)]
         max_image_size: Option<u32>,
+        /// A `spaceport run` config file; its `sfm` section is used (e.g. configs/*.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Compress a 3DGS PLY to PlayCanvas's SOG format.
     Compress {
@@ -113,7 +117,8 @@ fn main() -> ExitCode {
             images,
             out,
             max_image_size,
-        } => cmd_sfm(&images, &out, max_image_size).map(|_| ExitCode::SUCCESS),
+            config,
+        } => cmd_sfm(&images, &out, max_image_size, config.as_deref()).map(|_| ExitCode::SUCCESS),
         Command::Compress {
             input,
             out,
@@ -216,8 +221,16 @@ fn cmd_gpu_info() -> AnyResult<()> {
     Ok(())
 }
 
-fn cmd_sfm(images: &Path, out: &Path, max_image_size: Option<u32>) -> AnyResult<()> {
-    let mut opts = sfm_core::pipeline::SfmOptions::default();
+fn cmd_sfm(
+    images: &Path,
+    out: &Path,
+    max_image_size: Option<u32>,
+    config: Option<&Path>,
+) -> AnyResult<()> {
+    let mut opts = match config {
+        Some(p) => run_cmd::RunConfig::load(Some(p), false)?.sfm,
+        None => sfm_core::pipeline::SfmOptions::default(),
+    };
     if let Some(m) = max_image_size {
         opts.max_image_size = m;
     }

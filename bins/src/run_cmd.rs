@@ -99,7 +99,7 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// Defaults; `quick` shrinks the built-in scene and the training run.
-    fn defaults(quick: bool) -> Self {
+    pub fn defaults(quick: bool) -> Self {
         let (width, height, views, iters) = if quick {
             (200, 150, 24, 500)
         } else {
@@ -142,20 +142,12 @@ impl RunConfig {
 
     /// The defaults overlaid with the YAML in `path` (keys it leaves out keep their defaults;
     /// unknown keys are an error naming the key).
-    fn load(path: Option<&Path>, quick: bool) -> AnyResult<Self> {
+    pub fn load(path: Option<&Path>, quick: bool) -> AnyResult<Self> {
         let base = Self::defaults(quick);
         let Some(path) = path else {
             return Ok(base);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let user: serde_yaml::Value = serde_yaml::from_str(&text)
-            .map_err(|e| format!("invalid YAML in {}: {e}", path.display()))?;
-        let mut merged = serde_yaml::to_value(&base)?;
-        overlay(&mut merged, &user, "")
-            .map_err(|k| format!("{}: unknown key {k}", path.display()))?;
-        let cfg: RunConfig = serde_yaml::from_value(merged)
-            .map_err(|e| format!("invalid configuration in {}: {e}", path.display()))?;
+        let cfg = crate::config::load_over(&base, path)?;
         cfg.train
             .validate()
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -181,35 +173,6 @@ impl RunConfig {
             StageName::Train => json!([self.train, self.train_max_side, self.checkpoint_every]),
             StageName::Compress => json!(self.compress),
             StageName::Report => Value::Null,
-        }
-    }
-}
-
-/// Writes `user` over `base` key by key; an error names the first key `base` does not have.
-fn overlay(base: &mut serde_yaml::Value, user: &serde_yaml::Value, at: &str) -> Result<(), String> {
-    use serde_yaml::Value as Y;
-    match (base, user) {
-        (Y::Mapping(b), Y::Mapping(u)) => {
-            for (k, v) in u {
-                let name = k
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("{k:?}"));
-                let path = if at.is_empty() {
-                    name
-                } else {
-                    format!("{at}.{name}")
-                };
-                match b.get_mut(k) {
-                    Some(slot) => overlay(slot, v, &path)?,
-                    None => return Err(path),
-                }
-            }
-            Ok(())
-        }
-        (b, u) => {
-            *b = u.clone();
-            Ok(())
         }
     }
 }
