@@ -45,14 +45,8 @@ pub fn compress(
         },
         ..Default::default()
     };
-    let bar = crate::progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
     let t = std::time::Instant::now();
-    let files = sogs_codec::encode_sog(&g, &opts, &mut |p| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-        bar.set_message(format!("{:?}", p.stage));
-    })?;
-    bar.finish_and_clear();
+    let files = encode(&g, &opts)?;
     match format {
         SogFormat::Sog => sogs_codec::write_sog_bundle(&files, out)?,
         SogFormat::SogDir => sogs_codec::write_sog_dir(&files, out)?,
@@ -68,6 +62,18 @@ pub fn compress(
         t.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Encodes `g` with a progress bar.
+pub fn encode(g: &splat_core::Gaussians, opts: &EncodeOptions) -> AnyResult<sogs_codec::SogFiles> {
+    let bar = crate::progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
+    let files = sogs_codec::encode_sog(g, opts, &mut |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{:?}", p.stage));
+    })?;
+    bar.finish_and_clear();
+    Ok(files)
 }
 
 fn dir_or_file_size(p: &Path) -> u64 {

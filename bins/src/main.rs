@@ -144,6 +144,22 @@ fn main() -> ExitCode {
 /// Errors bins report: any library error, printed once.
 pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
+/// Runs SfM with a progress bar per stage.
+pub fn run_sfm(
+    opts: &sfm_core::pipeline::SfmOptions,
+    images: &Path,
+    out: &Path,
+) -> AnyResult<sfm_core::pipeline::SfmReport> {
+    let bar = progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
+    let report = sfm_core::pipeline::run(opts, images, out, &|stage, done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{stage:?}"));
+    })?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
 /// A progress bar of `len` steps drawn with `template` (indicatif syntax).
 pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
@@ -234,13 +250,7 @@ fn cmd_sfm(
     if let Some(m) = max_image_size {
         opts.max_image_size = m;
     }
-    let bar = progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
-    let report = sfm_core::pipeline::run(&opts, images, out, &|stage, done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(format!("{stage:?}"));
-    })?;
-    bar.finish_and_clear();
+    let report = run_sfm(&opts, images, out)?;
     println!(
         "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px -> {}",
         report.registered_images,
