@@ -1,6 +1,5 @@
-//! The training loop: the 3DGS recipe written against the
-//! [`TrainBackend`](crate::backend::TrainBackend) trait, with progressive resolution,
-//! PSNR-plateau stopping, evaluation, outputs and resumable checkpoints.
+//! The training loop: the 3DGS recipe written against the [`TrainBackend`] trait, with
+//! progressive resolution, PSNR-plateau stopping, evaluation, outputs and resumable checkpoints.
 
 pub mod checkpoint;
 pub mod config;
