@@ -3,6 +3,8 @@
 
 pub mod photos;
 
+use std::f32::consts::TAU;
+
 use glam::DVec3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +20,7 @@ pub fn demo_gaussians() -> Gaussians {
     let n_knot = 12_000;
     for k in 0..n_knot {
         // (2, 3) torus knot.
-        let t = k as f32 / n_knot as f32 * std::f32::consts::TAU;
+        let t = k as f32 / n_knot as f32 * TAU;
         let r = 0.6 + 0.25 * (3.0 * t).cos();
         let c = [
             r * (2.0 * t).cos(),
@@ -26,11 +28,11 @@ pub fn demo_gaussians() -> Gaussians {
             0.6 + 0.25 * (3.0 * t).sin(),
         ];
         let jitter = [0, 1, 2].map(|_| rng.random_range(-0.06..0.06f32));
-        let hue = t / std::f32::consts::TAU;
+        let hue = t / TAU;
         let rgb = [
-            0.5 + 0.5 * (hue * 6.283).cos(),
-            0.5 + 0.5 * (hue * 6.283 + 2.094).cos(),
-            0.5 + 0.5 * (hue * 6.283 + 4.189).cos(),
+            0.5 + 0.5 * (hue * TAU).cos(),
+            0.5 + 0.5 * (hue * TAU + TAU / 3.0).cos(),
+            0.5 + 0.5 * (hue * TAU + 2.0 * TAU / 3.0).cos(),
         ];
         let s = (0.025f32).ln();
         g.push(
