@@ -1,5 +1,6 @@
-//! A built-in procedural scene, so that a fresh checkout can render something with no data.
-
+//! Built-in scenes, so that a fresh checkout can render, train and run the pipeline with no
+//! data: a procedural splat scene, a small posed training scene, and the photo set of
+//! [`photos`].
 
 pub mod photos;
 
