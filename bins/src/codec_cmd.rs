@@ -16,8 +16,9 @@ pub enum SogFormat {
     SogDir,
 }
 
-/// Texel layout.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+/// Texel layout (a command-line and config-file value).
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Sort {
     /// Hilbert order of positions (default: smallest files on the scenes measured).
     Hilbert,
@@ -25,6 +26,17 @@ pub enum Sort {
     Morton,
     /// Hilbert refined by a PLAS-style self-organizing sort over all attributes.
     Plas,
+}
+
+impl Sort {
+    /// The encoder's layout.
+    pub fn mode(self) -> SortMode {
+        match self {
+            Sort::Hilbert => SortMode::Hilbert,
+            Sort::Morton => SortMode::Morton,
+            Sort::Plas => SortMode::Plas,
+        }
+    }
 }
 
 /// Runs `spaceport compress`.
@@ -38,11 +50,7 @@ pub fn compress(
     let g = splat_core::ply::read_ply(input)?;
     let opts = EncodeOptions {
         sh_bands,
-        sort: match sort {
-            Sort::Hilbert => SortMode::Hilbert,
-            Sort::Morton => SortMode::Morton,
-            Sort::Plas => SortMode::Plas,
-        },
+        sort: sort.mode(),
         ..Default::default()
     };
     let t = std::time::Instant::now();

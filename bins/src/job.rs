@@ -89,7 +89,7 @@ pub struct Job {
     pub version: u32,
     /// Where the input comes from.
     pub input: Value,
-    /// The effective configuration.
+    /// The effective configuration (set by the controller before the first stage runs).
     pub config: Value,
     /// Stages in order.
     pub stages: Vec<StageRecord>,
@@ -102,12 +102,7 @@ pub struct Job {
 impl Job {
     /// Opens `out/job.json`, or starts a new one; a manifest for another input is an error,
     /// so that two jobs never mix their artifacts.
-    pub fn open<I: Serialize, C: Serialize>(
-        out: &Path,
-        input: &I,
-        config: &C,
-        stages: &[StageName],
-    ) -> AnyResult<Self> {
+    pub fn open<I: Serialize>(out: &Path, input: &I, stages: &[StageName]) -> AnyResult<Self> {
         let path = out.join("job.json");
         let input = serde_json::to_value(input)?;
         if path.exists() {
@@ -133,7 +128,7 @@ impl Job {
         Ok(Job {
             version: 1,
             input,
-            config: serde_json::to_value(config)?,
+            config: Value::Null,
             stages: stages
                 .iter()
                 .map(|&name| StageRecord {
@@ -208,11 +203,7 @@ impl Job {
         metrics: Value,
         artifacts: Vec<String>,
     ) -> AnyResult<()> {
-        let secs = self.started_at.map(|t| t.elapsed().as_secs_f64());
-        let s = self.stage_mut(stage);
-        s.status = Status::Done;
-        s.finished = Some(now_iso8601());
-        s.seconds = secs;
+        let s = self.end(stage, Status::Done);
         s.metrics = metrics;
         s.artifacts = artifacts;
         self.save()
@@ -220,13 +211,18 @@ impl Job {
 
     /// Records the failure of `stage`.
     pub fn fail(&mut self, stage: StageName, error: &str) -> AnyResult<()> {
+        self.end(stage, Status::Failed).error = Some(error.to_string());
+        self.save()
+    }
+
+    /// Stamps the end of the attempt begun by [`Job::begin`] with `status`.
+    fn end(&mut self, stage: StageName, status: Status) -> &mut StageRecord {
         let secs = self.started_at.map(|t| t.elapsed().as_secs_f64());
         let s = self.stage_mut(stage);
-        s.status = Status::Failed;
+        s.status = status;
         s.finished = Some(now_iso8601());
         s.seconds = secs;
-        s.error = Some(error.to_string());
-        self.save()
+        s
     }
 
     /// Writes the manifest atomically.

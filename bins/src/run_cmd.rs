@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use splat_core::demo::photos::{self, PhotoSetOptions};
-use splat_core::scene::{load_scene, LoadOptions, Scene};
+use splat_core::scene::{load_scene, Downscale, LoadOptions, Scene};
 use splat_core::train::{checkpoint, StopReason, TrainConfig, Trainer};
 
 use crate::job::{Job, StageName, Status};
@@ -56,26 +56,13 @@ pub struct RunArgs {
     dump_config: bool,
 }
 
-/// Settings of the built-in scene.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BuiltinConfig {
-    /// Image width.
-    pub width: u32,
-    /// Image height.
-    pub height: u32,
-    /// Cameras on the ring.
-    pub views: usize,
-    /// Supersampling per axis.
-    pub samples: u32,
-}
-
 /// Compression settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompressConfig {
     /// SH bands above DC to keep (`null`: all).
     pub sh_bands: Option<usize>,
     /// Texel layout: hilbert, morton or plas.
-    pub sort: String,
+    pub sort: crate::codec_cmd::Sort,
     /// Seed of the encoder's random choices.
     pub seed: u64,
 }
@@ -84,7 +71,7 @@ pub struct CompressConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunConfig {
     /// The built-in scene (used only without input).
-    pub builtin: BuiltinConfig,
+    pub builtin: PhotoSetOptions,
     /// Structure from motion.
     pub sfm: sfm_core::pipeline::SfmOptions,
     /// Training.
@@ -124,7 +111,7 @@ impl RunConfig {
         // Few, small photos: the undistorted images are written as PNG-quality inputs anyway.
         sfm.max_image_size = 1600;
         Self {
-            builtin: BuiltinConfig {
+            builtin: PhotoSetOptions {
                 width,
                 height,
                 views,
@@ -136,7 +123,7 @@ impl RunConfig {
             checkpoint_every: (iters / 6).max(100),
             compress: CompressConfig {
                 sh_bands: None,
-                sort: "hilbert".into(),
+                sort: crate::codec_cmd::Sort::Hilbert,
                 seed: 0,
             },
         }
@@ -153,18 +140,7 @@ impl RunConfig {
         cfg.train
             .validate()
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        cfg.sort_mode()?;
         Ok(cfg)
-    }
-
-    /// The SOG texel layout named in the config.
-    fn sort_mode(&self) -> AnyResult<sogs_codec::SortMode> {
-        Ok(match self.compress.sort.as_str() {
-            "hilbert" => sogs_codec::SortMode::Hilbert,
-            "morton" => sogs_codec::SortMode::Morton,
-            "plas" => sogs_codec::SortMode::Plas,
-            other => return Err(format!("compress.sort: unknown layout {other:?}").into()),
-        })
     }
 
     /// The config section a stage depends on, to detect a changed config on resume.
@@ -248,20 +224,18 @@ pub fn run(args: RunArgs) -> AnyResult<ExitCode> {
     };
     let out = args.out.clone();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let mut job = Job::open(&out, &input, &cfg, &input.stages())?;
+    let mut job = Job::open(&out, &input, &input.stages())?;
     // A changed config section reruns its stage and everything after it.
-    let mut first_reset: Option<StageName> = args.from;
-    for &s in &input.stages() {
-        if first_reset.is_some() {
-            break;
-        }
-        if job.stage(s).is_some_and(|r| r.status == Status::Done)
-            && job.config_section(s) != cfg.section(s)
-        {
-            eprintln!("note: the {s} settings changed since the last run; rerunning from {s}");
-            first_reset = Some(s);
-        }
-    }
+    let first_reset = args.from.or_else(|| {
+        let changed = input.stages().into_iter().find(|&s| {
+            job.stage(s).is_some_and(|r| r.status == Status::Done)
+                && job.config_section(s) != cfg.section(s)
+        })?;
+        eprintln!(
+            "note: the {changed} settings changed since the last run; rerunning from {changed}"
+        );
+        Some(changed)
+    });
     if let Some(from) = first_reset {
         if !input.stages().contains(&from) {
             return Err(format!("--from {from}: this input has no {from} stage").into());
@@ -350,20 +324,10 @@ impl Ctx {
         }
     }
 
-    fn photo_options(&self) -> PhotoSetOptions {
-        let b = &self.cfg.builtin;
-        PhotoSetOptions {
-            width: b.width,
-            height: b.height,
-            views: b.views,
-            samples: b.samples,
-        }
-    }
-
     /// Renders the built-in photos into `input/images` and their true cameras into
     /// `input/ground_truth` (a COLMAP text model).
     fn stage_scene(&mut self) -> AnyResult<StageOutcome> {
-        let opt = self.photo_options();
+        let opt = self.cfg.builtin;
         let tmp = self.out.join(".tmp-input");
         let _ = std::fs::remove_dir_all(&tmp);
         let views = photos::write_photo_set(&tmp.join("images"), &opt)?;
@@ -425,16 +389,15 @@ impl Ctx {
     /// that did not register count as missing pairs, not as errors; the report names them).
     fn pose_errors(&self) -> AnyResult<sfm_core::eval::PoseErrors> {
         let est = sfm_core::colmap::read(self.out.join("sparse/0"))?;
-        let truth = photos::photo_cameras(&self.photo_options());
-        let pose = |q: [f64; 4], t: [f64; 3]| sfm_core::eval::Pose {
-            rotation: glam::DMat3::from_quat(glam::DQuat::from_xyzw(q[1], q[2], q[3], q[0])),
-            translation: glam::DVec3::from_array(t),
-        };
+        let truth = photos::photo_cameras(&self.cfg.builtin);
         let mut e = Vec::new();
         let mut g = Vec::new();
         for im in &est.images {
             if let Some(v) = truth.iter().find(|v| v.name == im.name) {
-                e.push(pose(im.qvec, im.tvec));
+                e.push(sfm_core::eval::Pose {
+                    rotation: im.rotation(),
+                    translation: glam::DVec3::from_array(im.tvec),
+                });
                 g.push(sfm_core::eval::Pose {
                     rotation: v.camera.rotation,
                     translation: v.camera.translation,
@@ -460,7 +423,7 @@ impl Ctx {
                 downscale: self
                     .cfg
                     .train_max_side
-                    .map(splat_core::scene::Downscale::MaxSide)
+                    .map(Downscale::MaxSide)
                     .unwrap_or_default(),
                 ..Default::default()
             };
@@ -533,7 +496,7 @@ impl Ctx {
         let ply = self.out.join("point_cloud.ply");
         let sog = self.out.join("scene.sog");
         let g = splat_core::ply::read_ply(&ply)?;
-        let sort = self.cfg.sort_mode()?;
+        let sort = self.cfg.compress.sort.mode();
         let (sh_bands, seed) = (self.cfg.compress.sh_bands, self.cfg.compress.seed);
         let scene = self.load_scene()?;
         // The SH palette is fitted where the capture looks: weight it by how much each
@@ -545,10 +508,9 @@ impl Ctx {
                 .iter()
                 .step_by(step)
                 .map(|v| {
-                    let c = &v.camera;
-                    let s = (PALETTE_WEIGHT_SIZE / c.width.max(c.height) as f64).min(1.0);
-                    let (w, h) = ((c.width as f64 * s).round(), (c.height as f64 * s).round());
-                    c.scaled_to(w.max(1.0) as u32, h.max(1.0) as u32)
+                    let (w, h) = Downscale::MaxSide(PALETTE_WEIGHT_SIZE)
+                        .target_size(v.camera.width, v.camera.height);
+                    v.camera.scaled_to(w, h)
                 })
                 .collect();
             sogs_codec::importance::blending_weights(&g, &cams, &mut |_, _| {})
@@ -613,7 +575,7 @@ impl Ctx {
 
 /// Training views (at most) that weight the SH palette, and their longer side in pixels.
 const PALETTE_WEIGHT_VIEWS: usize = 24;
-const PALETTE_WEIGHT_SIZE: f64 = 256.0;
+const PALETTE_WEIGHT_SIZE: u32 = 256;
 
 /// Test views rendered for the compression check (the CPU renderer takes seconds per view on
 /// large scenes; the first few views are enough to compare before and after).
@@ -621,7 +583,6 @@ const PSNR_CHECK_VIEWS: usize = 8;
 
 /// Mean PSNR of `g` over the scene's first test views, rendered on the CPU reference renderer.
 fn test_psnr(g: &splat_core::Gaussians, scene: &Scene) -> f64 {
-    use splat_core::Backend;
     let opts = splat_core::RenderOptions {
         background: scene.background,
         ..Default::default()
@@ -632,15 +593,13 @@ fn test_psnr(g: &splat_core::Gaussians, scene: &Scene) -> f64 {
         &scene.test
     };
     let views = &views[..views.len().min(PSNR_CHECK_VIEWS)];
-    let mut backend = splat_core::CpuBackend;
-    let mut sum = 0.0;
-    for v in views {
-        let img = backend.render(g, &v.camera, &opts);
-        sum += match img {
-            Ok(o) => splat_core::loss::psnr(&o.image, &v.image.data) as f64,
-            Err(_) => 0.0,
-        };
-    }
+    let sum: f64 = views
+        .iter()
+        .map(|v| {
+            let out = splat_core::render(g, &v.camera, &opts);
+            splat_core::loss::psnr(&out.image, &v.image.data) as f64
+        })
+        .sum();
     sum / views.len().max(1) as f64
 }
 
@@ -659,16 +618,13 @@ fn ground_truth_model(views: &[photos::PhotoView]) -> sfm_core::colmap::Reconstr
     let images = views
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            let q = glam::DQuat::from_mat3(&v.camera.rotation);
-            Image {
-                id: i as u32 + 1,
-                qvec: [q.w, q.x, q.y, q.z],
-                tvec: v.camera.translation.to_array(),
-                camera_id: 1,
-                name: v.name.clone(),
-                points2d: Vec::new(),
-            }
+        .map(|(i, v)| Image {
+            id: i as u32 + 1,
+            qvec: sfm_core::colmap::qvec_from_rotation(&v.camera.rotation),
+            tvec: v.camera.translation.to_array(),
+            camera_id: 1,
+            name: v.name.clone(),
+            points2d: Vec::new(),
         })
         .collect();
     Reconstruction {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use splat_core::backend::TrainBackend;
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::{checkpoint, StopReason, TrainConfig, Trainer};
@@ -182,12 +181,9 @@ pub fn drive(
     every: usize,
     stop: &AtomicBool,
 ) -> AnyResult<StopReason> {
-    let bar = ProgressBar::new(trainer.cfg.iterations as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress_bar(
+        trainer.cfg.iterations as u64,
+        "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
     );
     bar.set_position(trainer.state.iteration as u64);
     let started = Instant::now();
@@ -237,12 +233,9 @@ pub fn sweep(spec_path: &std::path::Path, out: &std::path::Path) -> AnyResult<()
         }
     }
     let total = splat_core::train::sweep::combinations(&spec.grid).len();
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} configurations {msg} [{elapsed_precise}]",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress_bar(
+        total as u64,
+        "{bar:30} {pos}/{len} configurations {msg} [{elapsed_precise}]",
     );
     let results =
         splat_core::train::sweep::run_sweep(&spec, out, &mut CpuBackend, &mut |i, _, r| {

@@ -13,7 +13,7 @@ use crate::camera::Camera;
 use crate::scene::Image;
 
 /// Size and number of views of the built-in photo set.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhotoSetOptions {
     /// Image width in pixels.
     pub width: u32,
