@@ -12,7 +12,7 @@ use crate::matching::{
     match_descriptors, select_pairs, DescriptorSet, MatchOptions, PairSelection,
 };
 use crate::twoview::{verify_pair, PairConfig, PinholePrior, TwoViewGeometry, VerifyOptions};
-use glam::{DQuat, DVec2};
+use glam::DVec2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -663,13 +663,6 @@ pub fn run(
     Ok(report)
 }
 
-fn quat_of(r: &glam::DMat3) -> [f64; 4] {
-    let q = DQuat::from_mat3(r).normalize();
-    // COLMAP stores (w, x, y, z); keep w >= 0 for a canonical sign.
-    let q = if q.w < 0.0 { -q } else { q };
-    [q.w, q.x, q.y, q.z]
-}
-
 /// Builds COLMAP models (distorted SIMPLE_RADIAL and undistorted PINHOLE), samples point
 /// colours, writes everything. Returns (observations, mean reprojection error).
 fn write_outputs(
@@ -835,7 +828,7 @@ fn write_outputs(
                 let cam = model.cameras[images[i].camera];
                 colmap::Image {
                     id: id_of(i),
-                    qvec: quat_of(&pose.r),
+                    qvec: colmap::qvec_from_rotation(&pose.r),
                     tvec: pose.t.to_array(),
                     camera_id: images[i].camera as u32 + 1,
                     name: images[i].name.clone(),

@@ -79,8 +79,7 @@ fn fountain_p11_downscaled_registers_all_with_accurate_rotations() {
     let mut est = Vec::new();
     let mut gt = Vec::new();
     for im in &rec.images {
-        let q = glam::DQuat::from_xyzw(im.qvec[1], im.qvec[2], im.qvec[3], im.qvec[0]);
-        est.push(DMat3::from_quat(q));
+        est.push(im.rotation());
         gt.push(
             read_gt(
                 &scene

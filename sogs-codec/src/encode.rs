@@ -174,26 +174,8 @@ fn validate(g: &Gaussians) -> Result<(), SogError> {
             reason: "no Gaussians".into(),
         });
     }
-    let per = g.sh_coeffs() * 3;
-    let (count, first) = (0..g.len())
-        .into_par_iter()
-        .map(|i| {
-            let bad = g.means[i]
-                .iter()
-                .chain(&g.log_scales[i])
-                .chain(&g.quats[i])
-                .chain(std::iter::once(&g.opacity_logits[i]))
-                .chain(&g.sh[i * per..(i + 1) * per])
-                .filter(|v| !v.is_finite())
-                .count();
-            (bad, if bad > 0 { i } else { usize::MAX })
-        })
-        .reduce(|| (0, usize::MAX), |a, b| (a.0 + b.0, a.1.min(b.1)));
-    if count > 0 {
-        return Err(SogError::NonFinite {
-            count,
-            first_index: first,
-        });
+    if let Some((count, first_index)) = g.non_finite() {
+        return Err(SogError::NonFinite { count, first_index });
     }
     let (w, h) = grid_size(g.len());
     if w > MAX_SIDE || h > MAX_SIDE {

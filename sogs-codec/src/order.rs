@@ -35,9 +35,8 @@ pub fn morton_code(p: [f32; 3], lo: [f64; 3], hi: [f64; 3]) -> u64 {
     code
 }
 
-/// Gaussian indices sorted by one 63-bit Morton key over the bounding box (ties by index),
-/// so dense cells are not scrambled the way recursive 10-bit re-sorting leaves them.
-pub fn morton_order(means: &[[f32; 3]]) -> Vec<u32> {
+/// The axis-aligned bounding box of `means` (lower and upper corners).
+fn bounds(means: &[[f32; 3]]) -> ([f64; 3], [f64; 3]) {
     let mut lo = [f64::INFINITY; 3];
     let mut hi = [f64::NEG_INFINITY; 3];
     for p in means {
@@ -46,6 +45,13 @@ pub fn morton_order(means: &[[f32; 3]]) -> Vec<u32> {
             hi[a] = hi[a].max(p[a] as f64);
         }
     }
+    (lo, hi)
+}
+
+/// Gaussian indices sorted by one 63-bit Morton key over the bounding box (ties by index),
+/// so dense cells are not scrambled the way recursive 10-bit re-sorting leaves them.
+pub fn morton_order(means: &[[f32; 3]]) -> Vec<u32> {
+    let (lo, hi) = bounds(means);
     let mut keyed: Vec<(u64, u32)> = means
         .par_iter()
         .enumerate()
@@ -98,14 +104,7 @@ pub fn hilbert_index(mut x: [u32; 3], bits: u32) -> u64 {
 
 /// Gaussian indices sorted along a 21-bit-per-axis Hilbert curve over the bounding box.
 pub fn hilbert_order(means: &[[f32; 3]]) -> Vec<u32> {
-    let mut lo = [f64::INFINITY; 3];
-    let mut hi = [f64::NEG_INFINITY; 3];
-    for p in means {
-        for a in 0..3 {
-            lo[a] = lo[a].min(p[a] as f64);
-            hi[a] = hi[a].max(p[a] as f64);
-        }
-    }
+    let (lo, hi) = bounds(means);
     let quant = |p: [f32; 3]| {
         [0, 1, 2].map(|a| {
             let span = hi[a] - lo[a];

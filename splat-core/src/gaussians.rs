@@ -92,6 +92,31 @@ impl<T: Float> Splats<T> {
         Ok(())
     }
 
+    /// NaN or infinite values: `Some((count, first Gaussian holding one))`, `None` when all
+    /// are finite (PLY reading and SOG encoding reject such input with these figures).
+    pub fn non_finite(&self) -> Option<(usize, usize)>
+    where
+        T: Send + Sync,
+    {
+        use rayon::prelude::*;
+        let per = self.sh_coeffs() * 3;
+        let (count, first) = (0..self.len())
+            .into_par_iter()
+            .map(|i| {
+                let bad = self.means[i]
+                    .iter()
+                    .chain(&self.log_scales[i])
+                    .chain(&self.quats[i])
+                    .chain(std::iter::once(&self.opacity_logits[i]))
+                    .chain(&self.sh[i * per..(i + 1) * per])
+                    .filter(|v| !v.is_finite())
+                    .count();
+                (bad, if bad > 0 { i } else { usize::MAX })
+            })
+            .reduce(|| (0, usize::MAX), |a, b| (a.0 + b.0, a.1.min(b.1)));
+        (count > 0).then_some((count, first))
+    }
+
     /// Converts every value to another float type.
     pub fn cast<U: Float>(&self) -> Splats<U> {
         let c = |v: T| U::from(v).unwrap_or_else(U::nan);

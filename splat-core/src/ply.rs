@@ -508,31 +508,14 @@ fn parse_ascii_body(
 
 /// Counts NaN/infinite values; errors with the count and the first Gaussian holding one.
 fn check_finite(path: &Path, g: &Gaussians) -> Result<(), PlyError> {
-    let per = g.sh_coeffs() * 3;
-    let mut count = 0usize;
-    let mut first = usize::MAX;
-    for i in 0..g.len() {
-        let bad = g.means[i]
-            .iter()
-            .chain(&g.log_scales[i])
-            .chain(&g.quats[i])
-            .chain(std::iter::once(&g.opacity_logits[i]))
-            .chain(&g.sh[i * per..(i + 1) * per])
-            .filter(|v| !v.is_finite())
-            .count();
-        if bad > 0 {
-            count += bad;
-            first = first.min(i);
-        }
-    }
-    if count > 0 {
-        return Err(PlyError::NonFinite {
+    match g.non_finite() {
+        Some((count, first_index)) => Err(PlyError::NonFinite {
             path: path.to_path_buf(),
             count,
-            first_index: first,
-        });
+            first_index,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> PlyError {

@@ -161,6 +161,22 @@ pub struct Image {
     pub points2d: Vec<Point2D>,
 }
 
+impl Image {
+    /// The world-to-camera rotation matrix of `qvec`.
+    pub fn rotation(&self) -> glam::DMat3 {
+        let [w, x, y, z] = self.qvec;
+        glam::DMat3::from_quat(glam::DQuat::from_xyzw(x, y, z, w).normalize())
+    }
+}
+
+/// COLMAP's (w, x, y, z) quaternion of a world-to-camera rotation, with w >= 0 for a
+/// canonical sign.
+pub fn qvec_from_rotation(r: &glam::DMat3) -> [f64; 4] {
+    let q = glam::DQuat::from_mat3(r).normalize();
+    let q = if q.w < 0.0 { -q } else { q };
+    [q.w, q.x, q.y, q.z]
+}
+
 /// A triangulated point with colour, mean reprojection error and track.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point3D {
