@@ -1,6 +1,7 @@
 //! `sog_psnr SCENE_DIR DOWNSCALE VIEWS A.ply|A.sog [B ...]`: mean PSNR of each Gaussian set's
-//! renders (CPU reference renderer, white background) against a NeRF scene's test images, on the
-//! first VIEWS test views at 1/DOWNSCALE resolution. Compares a scene before and after compression.
+//! renders (CPU reference renderer, white background; black with `SOG_PSNR_BLACK=1`, for scenes
+//! trained on black such as COLMAP captures) against a scene's test images, on the first VIEWS
+//! test views at 1/DOWNSCALE resolution. Compares a scene before and after compression.
 
 use splat_core::render::{render, RenderOptions};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
@@ -10,9 +11,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 4 {
         return Err("usage: sog_psnr SCENE_DIR DOWNSCALE VIEWS A.ply|A.sog [B ...]".into());
     }
+    let bg = if std::env::var("SOG_PSNR_BLACK").is_ok_and(|v| v == "1") {
+        [0.0; 3]
+    } else {
+        [1.0; 3]
+    };
     let opts = LoadOptions {
         downscale: Downscale::Factor(args[1].parse()?),
-        background: [1.0; 3],
+        background: bg,
         ..Default::default()
     };
     let scene = load_scene(&args[0], &opts)?;
@@ -24,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             sogs_codec::read_sog(path)?
         };
         let ropts = RenderOptions {
-            background: [1.0; 3],
+            background: bg,
             ..Default::default()
         };
         let mut sum = 0.0;
