@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         );
         let p = loss::psnr(&out.image, &v.image.data);
-        println!("{} {:.2}", v.name, p);
+        println!("{} {:.2} dB, {} tile pairs", v.name, p, out.n_intersections);
         if let Ok(dir) = std::env::var("SAVE_DIR") {
             let img = splat_core::scene::Image {
                 width: out.width,

@@ -237,7 +237,6 @@ extern "C" __global__ void project_fwd(int n, Cam cam, const float* __restrict__
                                        float* __restrict__ color, float* __restrict__ depth,
                                        unsigned int* __restrict__ radius,
                                        uint4* __restrict__ rect,
-                                       unsigned int* __restrict__ tiles_touched,
                                        unsigned int* __restrict__ flags) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -247,7 +246,6 @@ extern "C" __global__ void project_fwd(int n, Cam cam, const float* __restrict__
     depth[i] = 0.0f;
     radius[i] = 0;
     rect[i] = make_uint4(0, 0, 0, 0);
-    tiles_touched[i] = 0;
     flags[i] = 0;
 
     float tz = (cam.w[6] * means[i * 3] + cam.w[7] * means[i * 3 + 1] + cam.w[8] * means[i * 3 + 2]) +
@@ -305,7 +303,6 @@ extern "C" __global__ void project_fwd(int n, Cam cam, const float* __restrict__
     unsigned int ri = r < 4294967296.0f ? (unsigned int)r : 0u;
     radius[i] = ri > 1u ? ri : 1u;
     rect[i] = rc;
-    tiles_touched[i] = (rc.z - rc.x) * (rc.w - rc.y);
     flags[i] = f;
 }
 

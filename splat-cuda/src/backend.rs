@@ -504,11 +504,24 @@ impl CudaBackend {
                 ptr(&depth, s),
                 ptr(&radius, s),
                 ptr(&rect, s),
-                ptr(&touched, s),
                 ptr(&flags, s),
             ],
         )
         .map_err(e("project_fwd"))?;
+        launch(
+            s,
+            self.kernels.count_tiles,
+            (blocks(n, THREADS as usize), 1, 1),
+            THREADS,
+            vec![
+                Arg::I32(n as i32),
+                ptr(&rect, s),
+                ptr(&xy, s),
+                ptr(&conic_opacity, s),
+                ptr(&touched, s),
+            ],
+        )
+        .map_err(e("count_tiles"))?;
         let mut offsets = uninit::<u32>(s, n + 1).map_err(e("alloc"))?;
         self.scan(&touched, &mut offsets, n + 1, job)?;
         mark(marks, 1, s).map_err(e("event"))?;
@@ -539,6 +552,8 @@ impl CudaBackend {
                     Arg::U32(m as u32),
                     Arg::U32(cam.tiles_x),
                     ptr(&rect, s),
+                    ptr(&xy, s),
+                    ptr(&conic_opacity, s),
                     ptr(&offsets, s),
                     ptr(&touched, s),
                     ptr(&depth, s),
@@ -587,7 +602,7 @@ impl CudaBackend {
             s,
             self.kernels.raster_fwd,
             (cam.tiles_x, cam.tiles_y, 1),
-            TILE_SIZE * TILE_SIZE,
+            self.kernels.raster_threads,
             vec![
                 Arg::U32(camera.width),
                 Arg::U32(camera.height),
@@ -663,7 +678,7 @@ impl CudaBackend {
             s,
             self.kernels.raster_bwd,
             (f.cam.tiles_x, f.cam.tiles_y, 1),
-            TILE_SIZE * TILE_SIZE,
+            self.kernels.raster_threads,
             vec![
                 Arg::U32(f.cam.width),
                 Arg::U32(f.cam.height),

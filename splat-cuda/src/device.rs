@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cudarc::driver::result::{self, DriverError};
 use cudarc::driver::sys;
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream, DevicePtr, DeviceRepr, ValidAsZeroBits};
+use splat_core::render::TILE_SIZE;
 use splat_core::BackendError;
 
 use crate::ptx::MODULES;
@@ -89,12 +90,15 @@ pub(crate) struct Kernels {
     modules: Vec<sys::CUmodule>,
     pub project_fwd: sys::CUfunction,
     pub project_bwd: sys::CUfunction,
+    pub count_tiles: sys::CUfunction,
     pub emit_keys: sys::CUfunction,
     pub tile_ranges: sys::CUfunction,
     pub scan_blocks: sys::CUfunction,
     pub scan_add: sys::CUfunction,
     pub radix_histogram: sys::CUfunction,
     pub radix_scatter: sys::CUfunction,
+    /// Threads per block of raster_fwd and raster_bwd (their __launch_bounds__).
+    pub raster_threads: u32,
     pub raster_fwd: sys::CUfunction,
     pub raster_bwd: sys::CUfunction,
     pub loss_blur_h: sys::CUfunction,
@@ -125,8 +129,17 @@ impl Kernels {
         ctx.bind_to_thread()
             .map_err(|e| BackendError::Device(format!("binding context: {e:?}")))?;
         let mut modules = Vec::new();
+        // A developer's knob for timing kernel variants without rebuilding: PTX files named
+        // like the modules in this folder replace the embedded ones.
+        let override_dir = std::env::var_os("SPLAT_CUDA_PTX_DIR").map(std::path::PathBuf::from);
         for m in MODULES {
-            let src = CString::new(m.ptx)
+            let text = match override_dir.as_ref().map(|d| d.join(format!("{}.ptx", m.name))) {
+                Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
+                    BackendError::Device(format!("reading {}: {e}", path.display()))
+                })?,
+                _ => m.ptx.to_string(),
+            };
+            let src = CString::new(text)
                 .map_err(|_| BackendError::Device(format!("PTX of {} holds a NUL byte", m.name)))?;
             // SAFETY: a NUL-terminated PTX image; the driver copies what it needs.
             let module = unsafe { result::module::load_data(src.as_ptr() as *const c_void) }
@@ -140,17 +153,43 @@ impl Kernels {
             unsafe { result::module::get_function(modules[mi], cname) }
                 .map_err(|e| BackendError::Device(format!("kernel {name}: {e:?}")))
         };
+        let raster_fwd = get(3, "raster_fwd")?;
+        let raster_bwd = get(3, "raster_bwd")?;
+        // The compositing kernels declare their block size in __launch_bounds__; reading it
+        // back keeps the host in step with the kernels' pixels-per-thread setting.
+        let max_threads = |f| {
+            // SAFETY: `f` was looked up in a loaded module above.
+            unsafe {
+                result::function::get_function_attribute(
+                    f,
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK,
+                )
+            }
+            .map_err(|e| BackendError::Device(format!("raster block size: {e:?}")))
+        };
+        let raster_threads = max_threads(raster_fwd)? as u32;
+        let tile_pixels = TILE_SIZE * TILE_SIZE;
+        if raster_threads == 0
+            || tile_pixels % raster_threads != 0
+            || max_threads(raster_bwd)? as u32 != raster_threads
+        {
+            return Err(BackendError::Device(format!(
+                "raster kernels declare {raster_threads} threads per block, not a divisor of {tile_pixels} shared by both"
+            )));
+        }
         Ok(Kernels {
+            raster_threads,
             project_fwd: get(0, "project_fwd")?,
             project_bwd: get(0, "project_bwd")?,
+            count_tiles: get(1, "count_tiles")?,
             emit_keys: get(1, "emit_keys")?,
             tile_ranges: get(1, "tile_ranges")?,
             scan_blocks: get(2, "scan_blocks")?,
             scan_add: get(2, "scan_add")?,
             radix_histogram: get(2, "radix_histogram")?,
             radix_scatter: get(2, "radix_scatter")?,
-            raster_fwd: get(3, "raster_fwd")?,
-            raster_bwd: get(3, "raster_bwd")?,
+            raster_fwd,
+            raster_bwd,
             loss_blur_h: get(4, "loss_blur_h")?,
             loss_blur_v: get(4, "loss_blur_v")?,
             loss_bwd_h: get(4, "loss_bwd_h")?,

@@ -278,6 +278,84 @@ pub(crate) fn project_one<T: Real>(
     p
 }
 
+/// Pixels added on every side of a tile before testing it against a Gaussian's alpha ellipse,
+/// so that the float rounding of the test can never drop a tile the compositor would use.
+const COVER_MARGIN_PX: f64 = 1.0;
+
+/// The tiles of `p.rect` that a pixel centre with alpha at or above the 1/255 floor can lie in,
+/// in row-major order; `f(tx, ty)` is called for each. The 3-sigma rectangle alone lists many
+/// tiles where every pixel is skipped (low opacity, thin or diagonal ellipses); dropping them
+/// leaves every image and gradient unchanged and shortens the tile lists and the sort.
+///
+/// alpha >= 1/255 needs q = dᵀ Q d <= k with k = 2 ln(255 o), Q the conic. The test widens k
+/// and each tile by margins, so it only ever keeps extra tiles. The CUDA kernels
+/// (`tile_cover` in project.cu) repeat these float operations in the same order, ln in double.
+pub(crate) fn for_each_covered_tile<T: Real>(p: &Projected<T>, mut f: impl FnMut(u32, u32)) {
+    let [x0, y0, x1, y1] = p.rect;
+    let o = p.opacity.to_f64().unwrap_or(f64::NAN);
+    let k: T = c((o * 255.0).ln() * 2.0);
+    let thr = k * c(1.002) + c(0.02);
+    let [a, b, cc] = p.conic;
+    let det = a * cc - b * b;
+    if !(thr > T::zero()) {
+        return;
+    }
+    if !(det > T::zero()) {
+        for ty in y0..y1 {
+            for tx in x0..x1 {
+                f(tx, ty);
+            }
+        }
+        return;
+    }
+    let one: T = c(COVER_MARGIN_PX);
+    let ts: T = c(TILE_SIZE as f64);
+    let [mx, my] = p.mean2d;
+    // Half-sides of the ellipse's box: sqrt(thr Σxx), sqrt(thr Σyy) with Σ = Q⁻¹.
+    let hx = (thr * cc / det).sqrt() + one;
+    let hy = (thr * a / det).sqrt() + one;
+    let clampi = |v: T, lo: u32, hi: u32| -> u32 {
+        let v = v.to_f64().unwrap_or(0.0);
+        (v.max(lo as f64).min(hi as f64)) as u32
+    };
+    let bx0 = clampi(((mx - hx) / ts).floor(), x0, x1);
+    let by0 = clampi(((my - hy) / ts).floor(), y0, y1);
+    let bx1 = clampi(((mx + hx) / ts).ceil(), x0, x1);
+    let by1 = clampi(((my + hy) / ts).ceil(), y0, y1);
+    let two: T = c(2.0);
+    let half: T = c(0.5);
+    let q = |dx: T, dy: T| a * dx * dx + two * b * dx * dy + cc * dy * dy;
+    for ty in by0..by1 {
+        let ly = T::from(ty * TILE_SIZE).unwrap_or_else(T::nan) + half - one;
+        let hy = ly + c((TILE_SIZE - 1) as f64 + 2.0 * COVER_MARGIN_PX);
+        for tx in bx0..bx1 {
+            let lx = T::from(tx * TILE_SIZE).unwrap_or_else(T::nan) + half - one;
+            let hx = lx + c((TILE_SIZE - 1) as f64 + 2.0 * COVER_MARGIN_PX);
+            // The least q over the widened tile lies on the sides that face the centre (the
+            // segment from the centre to any other boundary point crosses a facing side).
+            let mut best = T::zero();
+            let out_x = mx < lx || mx > hx;
+            let out_y = my < ly || my > hy;
+            if out_x || out_y {
+                best = T::infinity();
+            }
+            if out_x {
+                let dx = if mx < lx { lx - mx } else { hx - mx };
+                let dy = (-(b * dx) / cc).max(ly - my).min(hy - my);
+                best = best.min(q(dx, dy));
+            }
+            if out_y {
+                let dy = if my < ly { ly - my } else { hy - my };
+                let dx = (-(b * dy) / a).max(lx - mx).min(hx - mx);
+                best = best.min(q(dx, dy));
+            }
+            if !(best > thr) {
+                f(tx, ty);
+            }
+        }
+    }
+}
+
 /// Unit direction from the camera centre to `mu`, and the distance.
 fn view_dir<T: Real>(mu: [T; 3], cam: &Cam<T>) -> ([T; 3], T) {
     let v = [
