@@ -192,6 +192,17 @@ pub trait TrainSession: Send {
     fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError>;
     /// Renders the current Gaussians (evaluation); RGB `height x width x 3`, unclamped.
     fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError>;
+    /// PSNR of a render from `camera` against a training view's image at its full size (the
+    /// plateau monitor's measure); by default rendered, read back and compared on the host.
+    fn view_psnr(
+        &mut self,
+        camera: &Camera,
+        opts: &RenderOptions,
+        src: SourceImage<'_>,
+    ) -> Result<f32, BackendError> {
+        let image = self.render(camera, opts)?;
+        Ok(loss::psnr(&image, src.data))
+    }
     /// Copies the state back to the host (checkpoints, outputs).
     fn snapshot(&mut self) -> Result<SessionState, BackendError>;
     /// Whether [`TrainSession::step_from_source`] is implemented.

@@ -113,10 +113,39 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// One butterfly level over 2n values: lanes with `up` keep the upper n and send the lower n to
+// the partner across `offset`, which keeps the lower n; out[i] sums the kept value with the
+// partner's copy of it.
+template <int N>
+__device__ __forceinline__ void halve(const float* v, float* out, bool up, int offset) {
+#pragma unroll
+    for (int i = 0; i < N; i++) {
+        float send = up ? v[i] : v[i + N];
+        float keep = up ? v[i + N] : v[i];
+        out[i] = keep + __shfl_xor_sync(0xffffffffu, send, offset);
+    }
+}
+
+// Sums v[0..9) over the warp and adds the nine sums to dst[0..9). The first eight are reduced
+// by halving (4 + 2 + 1 + 2 shuffles rather than 8 x 5), which leaves sum k = 4 b4 + 2 b3 + b2
+// (b = the lane's bits) in every lane with b1 = b0 = 0, so eight lanes issue their atomics in
+// one instruction; the ninth takes a plain warp sum.
+__device__ __forceinline__ void warp_sum9_add(const float* v, float* dst, unsigned int lane) {
+    float a[4], b[2], c;
+    halve<4>(v, a, lane & 16, 16);
+    halve<2>(a, b, lane & 8, 8);
+    halve<1>(b, &c, lane & 4, 4);
+    c += __shfl_xor_sync(0xffffffffu, c, 2);
+    c += __shfl_xor_sync(0xffffffffu, c, 1);
+    float last = warp_sum(v[8]);
+    if ((lane & 3) == 0) atomicAdd(dst + (((lane >> 4) & 1) * 4 + ((lane >> 3) & 1) * 2 + ((lane >> 2) & 1)), c);
+    if (lane == 0) atomicAdd(dst + 8, last);
+}
+
 // Backward of raster_fwd, back to front over each tile's list. Each pixel's gradient with
-// respect to a Gaussian's screen parameters is summed over the warp first, and one lane adds
-// the warp's sum to the Gaussian's accumulator: one set of atomics per (Gaussian, warp), not
-// per (Gaussian, pixel).
+// respect to a Gaussian's screen parameters is summed over the warp first, and the warp adds
+// its sums to the Gaussian's accumulator: one set of atomics per (Gaussian, warp), not per
+// (Gaussian, pixel).
 extern "C" __global__ void __launch_bounds__(BLOCK)
 raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, float bg_b,
            const uint2* __restrict__ ranges, const unsigned int* __restrict__ ids,
@@ -213,27 +242,9 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
                 }
             }
             if (__any_sync(0xffffffffu, contrib)) {
-                gm0 = warp_sum(gm0);
-                gm1 = warp_sum(gm1);
-                gc0 = warp_sum(gc0);
-                gc1 = warp_sum(gc1);
-                gc2 = warp_sum(gc2);
-                go = warp_sum(go);
-                gr = warp_sum(gr);
-                gg = warp_sum(gg);
-                gb = warp_sum(gb);
-                if (lane == 0) {
-                    float* s = screen + (size_t)s_id[k] * SG_STRIDE;
-                    atomicAdd(s, gm0);
-                    atomicAdd(s + 1, gm1);
-                    atomicAdd(s + 2, gc0);
-                    atomicAdd(s + 3, gc1);
-                    atomicAdd(s + 4, gc2);
-                    atomicAdd(s + 5, go);
-                    atomicAdd(s + 6, gr);
-                    atomicAdd(s + 7, gg);
-                    atomicAdd(s + 8, gb);
-                }
+                // In the accumulator's order (SG_STRIDE floats per Gaussian).
+                float v[9] = {gm0, gm1, gc0, gc1, gc2, go, gr, gg, gb};
+                warp_sum9_add(v, screen + (size_t)s_id[k] * SG_STRIDE, lane);
             }
         }
     }

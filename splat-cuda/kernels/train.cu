@@ -369,6 +369,19 @@ extern "C" __global__ void densify_children(int n, unsigned long long seed, floa
     }
 }
 
+// Sum of the squared errors of the clamped render `x` against `y` (n values) into `*out`, as
+// splat-core's loss::psnr sums them: the plateau monitor's PSNR without reading the image back.
+extern "C" __global__ void sq_err_sum(int n, const float* __restrict__ x,
+                                      const float* __restrict__ y, double* __restrict__ out) {
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    double se = 0.0;
+    if (e < n) {
+        double d = (double)(fminf(fmaxf(x[e], 0.0f), 1.0f) - y[e]);
+        se = d * d;
+    }
+    block_sum(se, out);
+}
+
 // Caps opacity logits (the reset); the caller zeroes their moments.
 extern "C" __global__ void opacity_cap(int n, float cap, float* __restrict__ opacity) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

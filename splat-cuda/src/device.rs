@@ -112,6 +112,7 @@ pub(crate) struct Kernels {
     pub densify_scatter: sys::CUfunction,
     pub densify_children: sys::CUfunction,
     pub opacity_cap: sys::CUfunction,
+    pub sq_err_sum: sys::CUfunction,
     pub resize_area_h: sys::CUfunction,
     pub resize_area_v: sys::CUfunction,
 }
@@ -201,6 +202,7 @@ impl Kernels {
             densify_scatter: get(4, "densify_scatter")?,
             densify_children: get(4, "densify_children")?,
             opacity_cap: get(4, "opacity_cap")?,
+            sq_err_sum: get(4, "sq_err_sum")?,
             resize_area_h: get(4, "resize_area_h")?,
             resize_area_v: get(4, "resize_area_v")?,
             modules,

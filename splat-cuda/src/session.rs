@@ -593,6 +593,26 @@ impl CudaSession {
         .map_err(self.job(width, height).err("stats_accumulate"))
     }
 
+    /// A training view's full-size image on the device, uploaded the first time; taken out of
+    /// the cache so that it can be borrowed beside `self` (the caller puts it back).
+    fn take_source(
+        &mut self,
+        src: SourceImage<'_>,
+        job: Job,
+    ) -> Result<CudaSlice<f32>, BackendError> {
+        let full = 3 * src.width as usize * src.height as usize;
+        let resident = matches!(self.sources.get(&src.view), Some(d) if d.len() == full);
+        if !resident {
+            let s = &self.be.stream;
+            let mut d = uninit::<f32>(s, full).map_err(job.err("alloc"))?;
+            s.memcpy_htod(src.data, &mut d).map_err(job.err("upload"))?;
+            self.sources.insert(src.view, d);
+        }
+        self.sources
+            .remove(&src.view)
+            .ok_or_else(|| BackendError::Device("source cache lost an entry".into()))
+    }
+
     /// The resident target of a view, uploaded when its key changed.
     fn target(&mut self, t: &Target<'_>, job: Job) -> Result<(), BackendError> {
         let fresh = matches!(self.targets.get(&t.view),
@@ -982,16 +1002,7 @@ impl TrainSession for CudaSession {
             )));
         }
         let job = self.job(camera.width, camera.height);
-        let resident = matches!(self.sources.get(&src.view), Some(d) if d.len() == full);
-        if !resident {
-            let s = &self.be.stream;
-            let mut d = uninit::<f32>(s, full).map_err(job.err("alloc"))?;
-            s.memcpy_htod(src.data, &mut d).map_err(job.err("upload"))?;
-            self.sources.insert(src.view, d);
-        }
-        let Some(sdev) = self.sources.remove(&src.view) else {
-            return Err(BackendError::Device("source cache lost an entry".into()));
-        };
+        let sdev = self.take_source(src, job)?;
         let r = if (camera.width, camera.height) == (src.width, src.height) {
             self.step_with(camera, &sdev, p, job)
         } else {
@@ -1005,6 +1016,51 @@ impl TrainSession for CudaSession {
         };
         self.sources.insert(src.view, sdev);
         r
+    }
+
+    fn view_psnr(
+        &mut self,
+        camera: &Camera,
+        opts: &RenderOptions,
+        src: SourceImage<'_>,
+    ) -> Result<f32, BackendError> {
+        self.be.bind()?;
+        let n = 3 * camera.width as usize * camera.height as usize;
+        if (camera.width, camera.height) != (src.width, src.height) || src.data.len() != n {
+            return Err(BackendError::InvalidInput(format!(
+                "view {}: image {}x{} ({} values) for a {}x{} camera",
+                src.view,
+                src.width,
+                src.height,
+                src.data.len(),
+                camera.width,
+                camera.height
+            )));
+        }
+        let job = self.job(camera.width, camera.height);
+        let frame = self.be.forward_device(&self.p, camera, opts)?;
+        let sdev = self.take_source(src, job)?;
+        let s = &self.be.stream;
+        let out = zeros::<f64>(s, 1).map_err(job.err("alloc"));
+        let r = out.and_then(|out| {
+            launch(
+                s,
+                self.be.kernels.sq_err_sum,
+                (blocks(n, THREADS as usize), 1, 1),
+                THREADS,
+                vec![
+                    Arg::I32(n as i32),
+                    ptr(frame.image(), s),
+                    ptr(&sdev, s),
+                    ptr(&out, s),
+                ],
+            )
+            .map_err(job.err("sq_err_sum"))?;
+            s.clone_dtoh(&out).map_err(job.err("download"))
+        });
+        self.sources.insert(src.view, sdev);
+        let mse = r?.first().copied().unwrap_or(0.0) / n.max(1) as f64;
+        Ok((-10.0 * mse.max(1e-20).log10()) as f32)
     }
 
     fn densify(

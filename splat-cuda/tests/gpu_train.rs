@@ -4,10 +4,11 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use splat_core::backend::{SessionState, TrainSession};
+use splat_core::backend::{SessionState, SourceImage, TrainSession};
 use splat_core::gaussians::{logit, Gaussians};
 use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
+use splat_core::render::RenderOptions;
 use splat_core::scene::Scene;
 use splat_core::train::config::DensifyConfig;
 use splat_core::train::densify::{self, DensifyStats};
@@ -419,4 +420,36 @@ fn device_resize_equals_image_resize_area() {
         }
     }
     assert!(be.resize_area_host(&[0.0; 5], (2, 1), (1, 1)).is_err());
+}
+
+/// The monitor's PSNR computed on the device equals the host's loss::psnr of the read-back
+/// render, on a view of the tiny scene and a size mismatch is refused.
+#[test]
+fn view_psnr_on_the_device_equals_the_host_psnr() {
+    let Some(be) = backend() else { return };
+    let scene = tiny_scene();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut gpu = be
+        .start_cuda_session(state(random_gaussians(800, 1, &mut rng)))
+        .expect("session");
+    let opts = RenderOptions::default();
+    for (i, v) in scene.train.iter().enumerate().take(3) {
+        let src = SourceImage {
+            view: i,
+            width: v.image.width,
+            height: v.image.height,
+            data: &v.image.data,
+        };
+        let dev = gpu.view_psnr(&v.camera, &opts, src).expect("device psnr");
+        let host = loss::psnr(&gpu.render(&v.camera, &opts).expect("render"), &v.image.data);
+        assert!((dev - host).abs() < 1e-4, "view {i}: device {dev} dB, host {host} dB");
+    }
+    let v = &scene.train[0];
+    let short = SourceImage {
+        view: 0,
+        width: v.image.width - 1,
+        height: v.image.height,
+        data: &v.image.data,
+    };
+    assert!(gpu.view_psnr(&v.camera, &opts, short).is_err());
 }

@@ -607,8 +607,13 @@ impl<'a> Trainer<'a> {
         let mut sum = 0.0;
         for &i in &self.monitor {
             let v = &self.scene.train[i];
-            let image = self.session.render(&v.camera, &opts)?;
-            sum += loss::psnr(&image, &v.image.data);
+            let src = SourceImage {
+                view: i,
+                width: v.image.width,
+                height: v.image.height,
+                data: &v.image.data,
+            };
+            sum += self.session.view_psnr(&v.camera, &opts, src)?;
         }
         Ok(sum / self.monitor.len().max(1) as f32)
     }
