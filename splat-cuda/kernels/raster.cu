@@ -52,8 +52,7 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
            float* __restrict__ final_t, unsigned int* __restrict__ n_contrib) {
     __shared__ float2 s_xy[BLOCK];
     __shared__ float4 s_co[BLOCK];
-    __shared__ float3 s_col[BLOCK];
-    __shared__ float s_floor[BLOCK];
+    __shared__ float4 s_cf[BLOCK];  // colour, alpha_floor_power
     unsigned int tiles_x = gridDim.x;
     unsigned int tile = blockIdx.y * tiles_x + blockIdx.x;
     unsigned int px = blockIdx.x * TILE + threadIdx.x % TILE;
@@ -73,23 +72,24 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             s_xy[threadIdx.x] = xy[gid];
             float4 co = conic_opacity[gid];
             s_co[threadIdx.x] = co;
-            s_floor[threadIdx.x] = alpha_floor_power(co.w);
-            s_col[threadIdx.x] = make_float3(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2]);
+            s_cf[threadIdx.x] = make_float4(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2],
+                                            alpha_floor_power(co.w));
         }
         __syncthreads();
         unsigned int count = min(BLOCK, range.y - start);
         for (unsigned int j = 0; !done && j < count; j++) {
             float2 m = s_xy[j];
+            float4 cf = s_cf[j];
             float alpha, g;
             bool clamped;
-            if (!eval_alpha(s_co[j], s_floor[j], m.x - fx, m.y - fy, &alpha, &g, &clamped))
+            if (!eval_alpha(s_co[j], cf.w, m.x - fx, m.y - fy, &alpha, &g, &clamped))
                 continue;
             float next = t * (1.0f - alpha);
             if (next < MIN_T) {
                 done = true;
                 break;
             }
-            float3 c = s_col[j];
+            float3 c = make_float3(cf.x, cf.y, cf.z);
             c0 = c0 + c.x * alpha * t;
             c1 = c1 + c.y * alpha * t;
             c2 = c2 + c.z * alpha * t;
@@ -156,8 +156,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
     __shared__ unsigned int s_id[BLOCK];
     __shared__ float2 s_xy[BLOCK];
     __shared__ float4 s_co[BLOCK];
-    __shared__ float3 s_col[BLOCK];
-    __shared__ float s_floor[BLOCK];
+    __shared__ float4 s_cf[BLOCK];  // colour, alpha_floor_power
     unsigned int tiles_x = gridDim.x;
     unsigned int tile = blockIdx.y * tiles_x + blockIdx.x;
     unsigned int px = blockIdx.x * TILE + threadIdx.x % TILE;
@@ -195,25 +194,29 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             s_xy[k] = xy[gid];
             float4 co = conic_opacity[gid];
             s_co[k] = co;
-            s_floor[k] = alpha_floor_power(co.w);
-            s_col[k] = make_float3(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2]);
+            s_cf[k] = make_float4(color[gid * 3], color[gid * 3 + 1], color[gid * 3 + 2],
+                                  alpha_floor_power(co.w));
         }
         __syncthreads();
         for (int k = (int)(hi - lo) - 1; k >= 0; k--) {
             unsigned int pos = lo + k - range.x;
             float4 co = s_co[k];
             float2 m = s_xy[k];
+            float4 cf = s_cf[k];
             float dx = m.x - fx, dy = m.y - fy;
             float alpha = 0.0f, g = 0.0f;
             bool clamped = false;
             bool contrib =
-                pos < last && eval_alpha(co, s_floor[k], dx, dy, &alpha, &g, &clamped);
+                pos < last && eval_alpha(co, cf.w, dx, dy, &alpha, &g, &clamped);
             float gm0 = 0.0f, gm1 = 0.0f, gc0 = 0.0f, gc1 = 0.0f, gc2 = 0.0f, go = 0.0f;
             float gr = 0.0f, gg = 0.0f, gb = 0.0f;
             if (contrib) {
-                float3 c = s_col[k];
+                float3 c = make_float3(cf.x, cf.y, cf.z);
                 float one_m = 1.0f - alpha;
-                t = t / one_m;
+                // One reciprocal for both divisions: the backward's t only scales gradients
+                // (no decision depends on it), so 1 ulp more error is well inside tolerance.
+                float inv = __frcp_rn(one_m);
+                t = t * inv;
                 float wgt = alpha * t;
                 b0 = la * lc0 + (1.0f - la) * b0;
                 b1 = la * lc1 + (1.0f - la) * b1;
@@ -228,7 +231,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
                 gr = wgt * dl0;
                 gg = wgt * dl1;
                 gb = wgt * dl2;
-                d_alpha = d_alpha * t - t_final / one_m * bg_dot;
+                d_alpha = d_alpha * t - t_final * inv * bg_dot;
                 la = alpha;
                 if (!clamped) {
                     // alpha = MAX_ALPHA does not depend on the Gaussian, hence no gradient there.
