@@ -113,6 +113,11 @@ pub fn psnr(render: &[f32], reference: &[f32]) -> f32 {
         .map(|(a, b)| ((a.clamp(0.0, 1.0) - b) as f64).powi(2))
         .sum::<f64>()
         / render.len().max(1) as f64;
+    psnr_from_mse(mse)
+}
+
+/// PSNR in dB of a mean squared error of values in [0, 1] (floored at 1e-20: 200 dB).
+pub fn psnr_from_mse(mse: f64) -> f32 {
     (-10.0 * mse.max(1e-20).log10()) as f32
 }
 

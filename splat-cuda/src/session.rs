@@ -14,6 +14,7 @@ use splat_core::backend::{
 };
 use splat_core::camera::Camera;
 use splat_core::gaussians::{logit, Gaussians};
+use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
 use splat_core::render::RenderOptions;
 use splat_core::train::config::DensifyConfig;
@@ -85,7 +86,7 @@ fn loss_from_sums(sums: &[f64], n: usize, ssim_weight: f32) -> (f64, f64, f64, f
     let ssim = sums[1] / nf;
     let lw = ssim_weight as f64;
     let mse = sums[2] / nf;
-    let psnr = (-10.0 * mse.max(1e-20).log10()) as f32;
+    let psnr = loss::psnr_from_mse(mse);
     ((1.0 - lw) * l1 + lw * (1.0 - ssim), l1, ssim, psnr)
 }
 
@@ -1060,7 +1061,7 @@ impl TrainSession for CudaSession {
         });
         self.sources.insert(src.view, sdev);
         let mse = r?.first().copied().unwrap_or(0.0) / n.max(1) as f64;
-        Ok((-10.0 * mse.max(1e-20).log10()) as f32)
+        Ok(loss::psnr_from_mse(mse))
     }
 
     fn densify(
