@@ -157,7 +157,8 @@ impl Kernels {
         let raster_fwd = get(3, "raster_fwd")?;
         let raster_bwd = get(3, "raster_bwd")?;
         // The compositing kernels declare their block size in __launch_bounds__; reading it
-        // back keeps the host in step with the kernels' pixels-per-thread setting.
+        // back lets a kernel variant with another block size (several pixels per thread, as
+        // timed in BENCHMARKS.md) run without a host change.
         let max_threads = |f| {
             // SAFETY: `f` was looked up in a loaded module above.
             unsafe {
