@@ -134,7 +134,10 @@ impl Kernels {
         // like the modules in this folder replace the embedded ones.
         let override_dir = std::env::var_os("SPLAT_CUDA_PTX_DIR").map(std::path::PathBuf::from);
         for m in MODULES {
-            let text = match override_dir.as_ref().map(|d| d.join(format!("{}.ptx", m.name))) {
+            let text = match override_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.ptx", m.name)))
+            {
                 Some(path) if path.exists() => std::fs::read_to_string(&path).map_err(|e| {
                     BackendError::Device(format!("reading {}: {e}", path.display()))
                 })?,

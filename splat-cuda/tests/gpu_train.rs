@@ -441,8 +441,14 @@ fn view_psnr_on_the_device_equals_the_host_psnr() {
             data: &v.image.data,
         };
         let dev = gpu.view_psnr(&v.camera, &opts, src).expect("device psnr");
-        let host = loss::psnr(&gpu.render(&v.camera, &opts).expect("render"), &v.image.data);
-        assert!((dev - host).abs() < 1e-4, "view {i}: device {dev} dB, host {host} dB");
+        let host = loss::psnr(
+            &gpu.render(&v.camera, &opts).expect("render"),
+            &v.image.data,
+        );
+        assert!(
+            (dev - host).abs() < 1e-4,
+            "view {i}: device {dev} dB, host {host} dB"
+        );
     }
     let v = &scene.train[0];
     let short = SourceImage {

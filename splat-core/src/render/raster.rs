@@ -452,10 +452,17 @@ mod tests {
             let sb = cs * sn * (s1 * s1 - s2 * s2);
             let sc = sn * sn * s1 * s1 + cs * cs * s2 * s2 + 0.3;
             let det = sa * sc - sb * sb;
-            let opacity = if rng.random::<f32>() < 0.2 { 0.99 } else { rng.random::<f32>() };
+            let opacity = if rng.random::<f32>() < 0.2 {
+                0.99
+            } else {
+                rng.random::<f32>()
+            };
             let p = Projected {
                 visible: true,
-                mean2d: [rng.random_range(-40.0..200.0), rng.random_range(-40.0..150.0)],
+                mean2d: [
+                    rng.random_range(-40.0..200.0),
+                    rng.random_range(-40.0..150.0),
+                ],
                 conic: [sc / det, -sb / det, sa / det],
                 opacity,
                 rect: [0, 0, tiles_x, tiles_y],
