@@ -79,6 +79,22 @@ struct Profile {
     steps: usize,
 }
 
+/// The number of values of a non-empty source image whose data fits its size, else the error
+/// naming the view.
+fn check_source(src: &SourceImage<'_>) -> Result<usize, BackendError> {
+    let full = 3 * src.width as usize * src.height as usize;
+    if src.data.len() != full || full == 0 {
+        return Err(BackendError::InvalidInput(format!(
+            "source image of view {} has {} values for {}x{}x3",
+            src.view,
+            src.data.len(),
+            src.width,
+            src.height
+        )));
+    }
+    Ok(full)
+}
+
 /// Loss and PSNR from the device sums of an image of `n` values.
 fn loss_from_sums(sums: &[f64], n: usize, ssim_weight: f32) -> (f64, f64, f64, f32) {
     let nf = n.max(1) as f64;
@@ -594,8 +610,9 @@ impl CudaSession {
         .map_err(self.job(width, height).err("stats_accumulate"))
     }
 
-    /// A training view's full-size image on the device, uploaded the first time; taken out of
-    /// the cache so that it can be borrowed beside `self` (the caller puts it back).
+    /// A training view's full-size image (checked by `check_source`) on the device, uploaded the
+    /// first time; taken out of the cache so that it can be borrowed beside `self` (the caller
+    /// puts it back).
     fn take_source(
         &mut self,
         src: SourceImage<'_>,
@@ -986,16 +1003,7 @@ impl TrainSession for CudaSession {
         p: &StepParams,
     ) -> Result<StepStats, BackendError> {
         self.be.bind()?;
-        let full = 3 * src.width as usize * src.height as usize;
-        if src.data.len() != full || src.width == 0 || src.height == 0 {
-            return Err(BackendError::InvalidInput(format!(
-                "source image of view {} has {} values for {}x{}x3",
-                src.view,
-                src.data.len(),
-                src.width,
-                src.height
-            )));
-        }
+        check_source(&src)?;
         if camera.width > src.width || camera.height > src.height {
             return Err(BackendError::InvalidInput(format!(
                 "working size {}x{} exceeds the source's {}x{}",
@@ -1026,16 +1034,11 @@ impl TrainSession for CudaSession {
         src: SourceImage<'_>,
     ) -> Result<f32, BackendError> {
         self.be.bind()?;
-        let n = 3 * camera.width as usize * camera.height as usize;
-        if (camera.width, camera.height) != (src.width, src.height) || src.data.len() != n {
+        let n = check_source(&src)?;
+        if (camera.width, camera.height) != (src.width, src.height) {
             return Err(BackendError::InvalidInput(format!(
-                "view {}: image {}x{} ({} values) for a {}x{} camera",
-                src.view,
-                src.width,
-                src.height,
-                src.data.len(),
-                camera.width,
-                camera.height
+                "view {}: image {}x{} for a {}x{} camera",
+                src.view, src.width, src.height, camera.width, camera.height
             )));
         }
         let job = self.job(camera.width, camera.height);
