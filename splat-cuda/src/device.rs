@@ -175,7 +175,7 @@ impl Kernels {
         let raster_threads = max_threads(raster_fwd)? as u32;
         let tile_pixels = TILE_SIZE * TILE_SIZE;
         if raster_threads == 0
-            || tile_pixels % raster_threads != 0
+            || !tile_pixels.is_multiple_of(raster_threads)
             || max_threads(raster_bwd)? as u32 != raster_threads
         {
             return Err(BackendError::Device(format!(
