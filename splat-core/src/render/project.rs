@@ -250,15 +250,11 @@ pub(crate) fn project_one<T: Real>(
     }
     let (tiles_x, tiles_y) = cam.tiles();
     let ts: T = c(TILE_SIZE as f64);
-    let clampi = |v: T, hi: u32| -> u32 {
-        let v = v.to_f64().unwrap_or(0.0);
-        v.max(0.0).min(hi as f64) as u32
-    };
     let rect = [
-        clampi(((mean2d[0] - r) / ts).floor(), tiles_x),
-        clampi(((mean2d[1] - r) / ts).floor(), tiles_y),
-        clampi(((mean2d[0] + r) / ts).ceil(), tiles_x),
-        clampi(((mean2d[1] + r) / ts).ceil(), tiles_y),
+        clamp_tile(((mean2d[0] - r) / ts).floor(), 0, tiles_x),
+        clamp_tile(((mean2d[1] - r) / ts).floor(), 0, tiles_y),
+        clamp_tile(((mean2d[0] + r) / ts).ceil(), 0, tiles_x),
+        clamp_tile(((mean2d[1] + r) / ts).ceil(), 0, tiles_y),
     ];
     if rect[0] >= rect[2] || rect[1] >= rect[3] {
         return p;
@@ -278,6 +274,12 @@ pub(crate) fn project_one<T: Real>(
     p
 }
 
+/// A tile coordinate clamped to `lo..=hi` (NaN gives `lo`), as the kernels' clamp does.
+fn clamp_tile<T: Real>(v: T, lo: u32, hi: u32) -> u32 {
+    let v = v.to_f64().unwrap_or(0.0);
+    v.max(lo as f64).min(hi as f64) as u32
+}
+
 /// Pixels added on every side of a tile before testing it against a Gaussian's alpha ellipse,
 /// so that the float rounding of the test can never drop a tile the compositor would use.
 const COVER_MARGIN_PX: f64 = 1.0;
@@ -289,7 +291,8 @@ const COVER_MARGIN_PX: f64 = 1.0;
 ///
 /// alpha >= 1/255 needs q = dᵀ Q d <= k with k = 2 ln(255 o), Q the conic. The test widens k
 /// and each tile by margins, so it only ever keeps extra tiles. The CUDA kernels
-/// (`tile_cover` in project.cu) repeat these float operations in the same order, ln in double.
+/// (`cover_init` and `cover_hit` in tiles.cu) repeat these float operations in the same order,
+/// ln in double.
 pub(crate) fn for_each_covered_tile<T: Real>(p: &Projected<T>, mut f: impl FnMut(u32, u32)) {
     let [x0, y0, x1, y1] = p.rect;
     let o = p.opacity.to_f64().unwrap_or(f64::NAN);
@@ -314,39 +317,38 @@ pub(crate) fn for_each_covered_tile<T: Real>(p: &Projected<T>, mut f: impl FnMut
     // Half-sides of the ellipse's box: sqrt(thr Σxx), sqrt(thr Σyy) with Σ = Q⁻¹.
     let hx = (thr * cc / det).sqrt() + one;
     let hy = (thr * a / det).sqrt() + one;
-    let clampi = |v: T, lo: u32, hi: u32| -> u32 {
-        let v = v.to_f64().unwrap_or(0.0);
-        (v.max(lo as f64).min(hi as f64)) as u32
-    };
-    let bx0 = clampi(((mx - hx) / ts).floor(), x0, x1);
-    let by0 = clampi(((my - hy) / ts).floor(), y0, y1);
-    let bx1 = clampi(((mx + hx) / ts).ceil(), x0, x1);
-    let by1 = clampi(((my + hy) / ts).ceil(), y0, y1);
+    let bx0 = clamp_tile(((mx - hx) / ts).floor(), x0, x1);
+    let by0 = clamp_tile(((my - hy) / ts).floor(), y0, y1);
+    let bx1 = clamp_tile(((mx + hx) / ts).ceil(), x0, x1);
+    let by1 = clamp_tile(((my + hy) / ts).ceil(), y0, y1);
     let two: T = c(2.0);
     let half: T = c(0.5);
     let q = |dx: T, dy: T| a * dx * dx + two * b * dx * dy + cc * dy * dy;
+    // Widened tile side, in pixels: the 16 pixel centres span 15, plus a margin each side.
+    let span: T = c((TILE_SIZE - 1) as f64 + 2.0 * COVER_MARGIN_PX);
     for ty in by0..by1 {
-        let ly = T::from(ty * TILE_SIZE).unwrap_or_else(T::nan) + half - one;
-        let hy = ly + c((TILE_SIZE - 1) as f64 + 2.0 * COVER_MARGIN_PX);
+        let top = T::from(ty * TILE_SIZE).unwrap_or_else(T::nan) + half - one;
+        let bottom = top + span;
         for tx in bx0..bx1 {
-            let lx = T::from(tx * TILE_SIZE).unwrap_or_else(T::nan) + half - one;
-            let hx = lx + c((TILE_SIZE - 1) as f64 + 2.0 * COVER_MARGIN_PX);
+            let left = T::from(tx * TILE_SIZE).unwrap_or_else(T::nan) + half - one;
+            let right = left + span;
             // The least q over the widened tile lies on the sides that face the centre (the
             // segment from the centre to any other boundary point crosses a facing side).
-            let mut best = T::zero();
-            let out_x = mx < lx || mx > hx;
-            let out_y = my < ly || my > hy;
-            if out_x || out_y {
-                best = T::infinity();
-            }
+            let out_x = mx < left || mx > right;
+            let out_y = my < top || my > bottom;
+            let mut best = if out_x || out_y {
+                T::infinity()
+            } else {
+                T::zero()
+            };
             if out_x {
-                let dx = if mx < lx { lx - mx } else { hx - mx };
-                let dy = (-(b * dx) / cc).max(ly - my).min(hy - my);
+                let dx = if mx < left { left - mx } else { right - mx };
+                let dy = (-(b * dx) / cc).max(top - my).min(bottom - my);
                 best = best.min(q(dx, dy));
             }
             if out_y {
-                let dy = if my < ly { ly - my } else { hy - my };
-                let dx = (-(b * dy) / a).max(lx - mx).min(hx - mx);
+                let dy = if my < top { top - my } else { bottom - my };
+                let dx = (-(b * dy) / a).max(left - mx).min(right - mx);
                 best = best.min(q(dx, dy));
             }
             if !(best > thr) {
