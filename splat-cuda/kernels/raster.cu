@@ -41,6 +41,35 @@ __device__ __forceinline__ bool eval_alpha(float4 co, float floor_power, float d
     return true;
 }
 
+// Relative distance from the alpha thresholds inside which the backward recomputes exp
+// exactly. __expf(x) is within 2^-22 + |x log2 e| 2^-24 relative of exp(x) (ex2.approx plus
+// the rounded product); for |x| < 40 that is below 4e-6 (and below 1e-6 for the |x| < 5.6
+// that opacities up to 1 reach), so outside the band the approximate alpha falls on the same
+// side of 0.99 and 1/255 as the exact one.
+#define DECISION_BAND 1e-5f
+
+// eval_alpha for the backward: the same decisions as the forward's exact path, but exp from
+// the hardware approximation unless the product lands near a threshold. Only gradients use
+// the value, and 4e-6 relative is far inside their tolerance.
+__device__ __forceinline__ bool eval_alpha_bwd(float4 co, float floor_power, float dx, float dy,
+                                               float* alpha, float* g, bool* clamped) {
+    float power = -0.5f * (co.x * dx * dx + co.z * dy * dy) - co.y * dx * dy;
+    if (power > 0.0f || power < floor_power) return false;
+    float e = __expf(power);
+    float raw = co.w * e;
+    if (fabsf(raw - MAX_ALPHA) <= DECISION_BAND * MAX_ALPHA ||
+        fabsf(raw - MIN_ALPHA) <= DECISION_BAND * MIN_ALPHA || !(power > -40.0f)) {
+        e = cr_expf(power);
+        raw = co.w * e;
+    }
+    *clamped = raw > MAX_ALPHA;
+    float a = *clamped ? MAX_ALPHA : raw;
+    if (a < MIN_ALPHA) return false;
+    *alpha = a;
+    *g = e;
+    return true;
+}
+
 // One block per tile, one thread per pixel; Gaussians stream through shared memory in
 // batches of 256. Writes the image (background composited), final transmittance and the
 // count of tile-list entries walked up to the last blended one.
@@ -89,10 +118,11 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
                 done = true;
                 break;
             }
-            float3 c = make_float3(cf.x, cf.y, cf.z);
-            c0 = c0 + c.x * alpha * t;
-            c1 = c1 + c.y * alpha * t;
-            c2 = c2 + c.z * alpha * t;
+            // The colour sums decide nothing, so they may fuse (within an ulp of the CPU's).
+            float w = alpha * t;
+            c0 = __fmaf_rn(cf.x, w, c0);
+            c1 = __fmaf_rn(cf.y, w, c1);
+            c2 = __fmaf_rn(cf.z, w, c2);
             t = next;
             last = start + j - range.x + 1;
         }
@@ -182,6 +212,11 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
     __syncthreads();
     unsigned int end = range.x + s_max_last;
     unsigned int lane = threadIdx.x & 31;
+    // Positions at or past every lane's last blend need no work from this warp.
+    unsigned int warp_last = __reduce_max_sync(0xffffffffu, last);
+    // No decision depends on the backward's arithmetic past eval_alpha_bwd, so it fuses
+    // multiply-adds explicitly (the build turns implicit contraction off).
+    float t_bg = t_final * bg_dot;
     for (int bstart = (int)end - BLOCK; bstart + BLOCK > (int)range.x; bstart -= BLOCK) {
         // This batch holds positions [lo, hi) of the list, walked from hi - 1 down.
         unsigned int lo = max(bstart, (int)range.x), hi = bstart + BLOCK;
@@ -200,6 +235,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
         __syncthreads();
         for (int k = (int)(hi - lo) - 1; k >= 0; k--) {
             unsigned int pos = lo + k - range.x;
+            if (pos >= warp_last) continue;
             float4 co = s_co[k];
             float2 m = s_xy[k];
             float4 cf = s_cf[k];
@@ -207,7 +243,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             float alpha = 0.0f, g = 0.0f;
             bool clamped = false;
             bool contrib =
-                pos < last && eval_alpha(co, cf.w, dx, dy, &alpha, &g, &clamped);
+                pos < last && eval_alpha_bwd(co, cf.w, dx, dy, &alpha, &g, &clamped);
             float gm0 = 0.0f, gm1 = 0.0f, gc0 = 0.0f, gc1 = 0.0f, gc2 = 0.0f, go = 0.0f;
             float gr = 0.0f, gg = 0.0f, gb = 0.0f;
             if (contrib) {
@@ -218,30 +254,31 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
                 float inv = __frcp_rn(one_m);
                 t = t * inv;
                 float wgt = alpha * t;
-                b0 = la * lc0 + (1.0f - la) * b0;
-                b1 = la * lc1 + (1.0f - la) * b1;
-                b2 = la * lc2 + (1.0f - la) * b2;
+                // la lc + (1 - la) b as b + la (lc - b).
+                b0 = __fmaf_rn(la, lc0 - b0, b0);
+                b1 = __fmaf_rn(la, lc1 - b1, b1);
+                b2 = __fmaf_rn(la, lc2 - b2, b2);
                 lc0 = c.x;
                 lc1 = c.y;
                 lc2 = c.z;
-                float d_alpha = 0.0f;
-                d_alpha = d_alpha + (c.x - b0) * dl0;
-                d_alpha = d_alpha + (c.y - b1) * dl1;
-                d_alpha = d_alpha + (c.z - b2) * dl2;
+                float d_alpha = (c.x - b0) * dl0;
+                d_alpha = __fmaf_rn(c.y - b1, dl1, d_alpha);
+                d_alpha = __fmaf_rn(c.z - b2, dl2, d_alpha);
                 gr = wgt * dl0;
                 gg = wgt * dl1;
                 gb = wgt * dl2;
-                d_alpha = d_alpha * t - t_final * inv * bg_dot;
+                d_alpha = __fmaf_rn(d_alpha, t, -t_bg * inv);
                 la = alpha;
                 if (!clamped) {
                     // alpha = MAX_ALPHA does not depend on the Gaussian, hence no gradient there.
                     go = g * d_alpha;
-                    float d_g = co.w * d_alpha * g;
-                    gm0 = d_g * (-co.x * dx - co.y * dy);
-                    gm1 = d_g * (-co.z * dy - co.y * dx);
-                    gc0 = -0.5f * d_g * dx * dx;
+                    float d_g = co.w * go;
+                    gm0 = -d_g * __fmaf_rn(co.x, dx, co.y * dy);
+                    gm1 = -d_g * __fmaf_rn(co.z, dy, co.y * dx);
+                    float h = -0.5f * d_g;
+                    gc0 = h * dx * dx;
                     gc1 = -d_g * dx * dy;
-                    gc2 = -0.5f * d_g * dy * dy;
+                    gc2 = h * dy * dy;
                 }
             }
             if (__any_sync(0xffffffffu, contrib)) {
