@@ -288,10 +288,31 @@ impl CudaBackend {
         })
     }
 
-    /// Exclusive prefix sum of `len` u32 from `input` into `out` (may alias).
+    /// Exclusive prefix sum of `len` u32 from `input` into `out`.
     pub(crate) fn scan(
         &self,
         input: &CudaSlice<u32>,
+        out: &mut CudaSlice<u32>,
+        len: usize,
+        job: Job,
+    ) -> Result<(), BackendError> {
+        self.scan_from(ptr(input, &self.stream), out, len, job)
+    }
+
+    /// [`Self::scan`] in place (the kernels allow it), without a copy of the input.
+    fn scan_in_place(
+        &self,
+        data: &mut CudaSlice<u32>,
+        len: usize,
+        job: Job,
+    ) -> Result<(), BackendError> {
+        self.scan_from(ptr(&*data, &self.stream), data, len, job)
+    }
+
+    /// The scan with its input passed as an address, which may be `out`'s.
+    fn scan_from(
+        &self,
+        input: Arg,
         out: &mut CudaSlice<u32>,
         len: usize,
         job: Job,
@@ -304,17 +325,11 @@ impl CudaBackend {
             self.kernels.scan_blocks,
             (nb as u32, 1, 1),
             THREADS,
-            vec![
-                Arg::I32(len as i32),
-                ptr(input, s),
-                ptr(out, s),
-                ptr(&sums, s),
-            ],
+            vec![Arg::I32(len as i32), input, ptr(out, s), ptr(&sums, s)],
         )
         .map_err(job.err("scan_blocks"))?;
         if nb > 1 {
-            let copy = sums.clone();
-            self.scan(&copy, &mut sums, nb, job)?;
+            self.scan_in_place(&mut sums, nb, job)?;
             launch(
                 s,
                 self.kernels.scan_add,
@@ -367,8 +382,7 @@ impl CudaBackend {
                 ],
             )
             .map_err(job.err("radix_histogram"))?;
-            let copy = hist.clone();
-            self.scan(&copy, &mut hist, 256 * nb, job)?;
+            self.scan_in_place(&mut hist, 256 * nb, job)?;
             launch(
                 s,
                 self.kernels.radix_scatter,
