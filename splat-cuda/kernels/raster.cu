@@ -21,26 +21,6 @@ __device__ __forceinline__ float alpha_floor_power(float o) {
     return logf(MIN_ALPHA / o) - 1e-3f;
 }
 
-// Shared by both passes: the alpha of a Gaussian at a pixel offset (dx, dy) = mean - pixel.
-// Returns false when skipped; `g` is exp(power), `clamped` whether the 0.99 clamp is active.
-// `floor_power` is alpha_floor_power(co.w).
-__device__ __forceinline__ bool eval_alpha(float4 co, float floor_power, float dx, float dy,
-                                           float* alpha, float* g, bool* clamped) {
-    float power = -0.5f * (co.x * dx * dx + co.z * dy * dy) - co.y * dx * dy;
-    if (power > 0.0f || power < floor_power) return false;
-    // exp in double rounded once to float is the correctly rounded expf, which the CPU
-    // reference's libm returns in all but rare cases; CUDA's expf (up to 2 ulp off) made the
-    // 0.99 clamp and the 1e-4 stop flip against the reference on a few pixels per scene.
-    float e = cr_expf(power);
-    float raw = co.w * e;
-    *clamped = raw > MAX_ALPHA;
-    float a = *clamped ? MAX_ALPHA : raw;
-    if (a < MIN_ALPHA) return false;
-    *alpha = a;
-    *g = e;
-    return true;
-}
-
 // Relative distance from the alpha thresholds inside which the backward recomputes exp
 // exactly. __expf(x) is within 2^-22 + |x log2 e| 2^-24 relative of exp(x) (ex2.approx plus
 // the rounded product); for |x| < 40 that is below 4e-6 (and below 1e-6 for the |x| < 5.6
@@ -48,17 +28,25 @@ __device__ __forceinline__ bool eval_alpha(float4 co, float floor_power, float d
 // side of 0.99 and 1/255 as the exact one.
 #define DECISION_BAND 1e-5f
 
-// eval_alpha for the backward: the same decisions as the forward's exact path, but exp from
-// the hardware approximation unless the product lands near a threshold. Only gradients use
-// the value, and 4e-6 relative is far inside their tolerance.
-__device__ __forceinline__ bool eval_alpha_bwd(float4 co, float floor_power, float dx, float dy,
-                                               float* alpha, float* g, bool* clamped) {
+// Shared by both passes: the alpha of a Gaussian at a pixel offset (dx, dy) = mean - pixel.
+// Returns false when skipped; `g` is exp(power), `clamped` whether the 0.99 clamp is active.
+// `floor_power` is alpha_floor_power(co.w).
+// The forward (APPROX_EXP false) takes exp in double rounded once to float: the correctly
+// rounded expf, which the CPU reference's libm returns in all but rare cases; CUDA's expf (up
+// to 2 ulp off) made the 0.99 clamp and the 1e-4 stop flip against the reference on a few
+// pixels per scene. The backward only recomputes alphas whose decisions the forward made, so
+// it takes the hardware approximation unless the product lands near a threshold: the same
+// decisions, and a value within 4e-6 relative, far inside the gradients' tolerance.
+template <bool APPROX_EXP>
+__device__ __forceinline__ bool eval_alpha(float4 co, float floor_power, float dx, float dy,
+                                           float* alpha, float* g, bool* clamped) {
     float power = -0.5f * (co.x * dx * dx + co.z * dy * dy) - co.y * dx * dy;
     if (power > 0.0f || power < floor_power) return false;
-    float e = __expf(power);
+    float e = APPROX_EXP ? __expf(power) : cr_expf(power);
     float raw = co.w * e;
-    if (fabsf(raw - MAX_ALPHA) <= DECISION_BAND * MAX_ALPHA ||
-        fabsf(raw - MIN_ALPHA) <= DECISION_BAND * MIN_ALPHA || !(power > -40.0f)) {
+    if (APPROX_EXP && (fabsf(raw - MAX_ALPHA) <= DECISION_BAND * MAX_ALPHA ||
+                       fabsf(raw - MIN_ALPHA) <= DECISION_BAND * MIN_ALPHA ||
+                       !(power > -40.0f))) {
         e = cr_expf(power);
         raw = co.w * e;
     }
@@ -111,7 +99,7 @@ raster_fwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             float4 cf = s_cf[j];
             float alpha, g;
             bool clamped;
-            if (!eval_alpha(s_co[j], cf.w, m.x - fx, m.y - fy, &alpha, &g, &clamped))
+            if (!eval_alpha<false>(s_co[j], cf.w, m.x - fx, m.y - fy, &alpha, &g, &clamped))
                 continue;
             float next = t * (1.0f - alpha);
             if (next < MIN_T) {
@@ -214,7 +202,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
     unsigned int lane = threadIdx.x & 31;
     // Positions at or past every lane's last blend need no work from this warp.
     unsigned int warp_last = __reduce_max_sync(0xffffffffu, last);
-    // No decision depends on the backward's arithmetic past eval_alpha_bwd, so it fuses
+    // No decision depends on the backward's arithmetic past eval_alpha, so it fuses
     // multiply-adds explicitly (the build turns implicit contraction off).
     float t_bg = t_final * bg_dot;
     for (int bstart = (int)end - BLOCK; bstart + BLOCK > (int)range.x; bstart -= BLOCK) {
@@ -243,7 +231,7 @@ raster_bwd(unsigned int width, unsigned int height, float bg_r, float bg_g, floa
             float alpha = 0.0f, g = 0.0f;
             bool clamped = false;
             bool contrib =
-                pos < last && eval_alpha_bwd(co, cf.w, dx, dy, &alpha, &g, &clamped);
+                pos < last && eval_alpha<true>(co, cf.w, dx, dy, &alpha, &g, &clamped);
             float gm0 = 0.0f, gm1 = 0.0f, gc0 = 0.0f, gc1 = 0.0f, gc2 = 0.0f, go = 0.0f;
             float gr = 0.0f, gg = 0.0f, gb = 0.0f;
             if (contrib) {
