@@ -130,6 +130,18 @@ pub struct SourceImage<'d> {
     pub data: &'d [f32],
 }
 
+impl<'d> SourceImage<'d> {
+    /// Training view `view`'s image.
+    pub fn of(view: usize, image: &'d crate::scene::Image) -> Self {
+        Self {
+            view,
+            width: image.width,
+            height: image.height,
+            data: &image.data,
+        }
+    }
+}
+
 /// What a training step reports back to the host.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepStats {

@@ -434,13 +434,9 @@ fn view_psnr_on_the_device_equals_the_host_psnr() {
         .expect("session");
     let opts = RenderOptions::default();
     for (i, v) in scene.train.iter().enumerate().take(3) {
-        let src = SourceImage {
-            view: i,
-            width: v.image.width,
-            height: v.image.height,
-            data: &v.image.data,
-        };
-        let dev = gpu.view_psnr(&v.camera, &opts, src).expect("device psnr");
+        let dev = gpu
+            .view_psnr(&v.camera, &opts, SourceImage::of(i, &v.image))
+            .expect("device psnr");
         let host = loss::psnr(
             &gpu.render(&v.camera, &opts).expect("render"),
             &v.image.data,

@@ -500,13 +500,7 @@ impl<'a> Trainer<'a> {
         };
         let t1 = Instant::now();
         let stats = if on_device {
-            let img = &self.scene.train[v].image;
-            let src = SourceImage {
-                view: v,
-                width: img.width,
-                height: img.height,
-                data: &img.data,
-            };
+            let src = SourceImage::of(v, &self.scene.train[v].image);
             self.session.step_from_source(&cam, src, &params)?
         } else {
             let data = self
@@ -607,13 +601,9 @@ impl<'a> Trainer<'a> {
         let mut sum = 0.0;
         for &i in &self.monitor {
             let v = &self.scene.train[i];
-            let src = SourceImage {
-                view: i,
-                width: v.image.width,
-                height: v.image.height,
-                data: &v.image.data,
-            };
-            sum += self.session.view_psnr(&v.camera, &opts, src)?;
+            sum += self
+                .session
+                .view_psnr(&v.camera, &opts, SourceImage::of(i, &v.image))?;
         }
         Ok(sum / self.monitor.len().max(1) as f32)
     }
