@@ -23,7 +23,9 @@ pub(crate) const THREADS: u32 = 256;
 /// Elements one scan block handles (kernels/sort.cu: SCAN_TILE).
 const SCAN_TILE: usize = 1024;
 /// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
-const SORT_TILE: usize = 4096;
+const SORT_TILE: usize = 2048;
+/// Bits per radix-sort pass (kernels/sort.cu: RADIX_BITS).
+const RADIX_BITS: u32 = 9;
 /// Threads per block of project_bwd (kernels/project.cu: PB_THREADS).
 const PB_THREADS: u32 = 128;
 /// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
@@ -357,8 +359,9 @@ impl CudaBackend {
         let s = &self.stream;
         let m = cap;
         let nb = m.div_ceil(SORT_TILE);
-        let mut hist = uninit::<u32>(s, 256 * nb).map_err(job.err("sort"))?;
-        let passes = bits.div_ceil(8);
+        let radix = 1usize << RADIX_BITS;
+        let mut hist = uninit::<u32>(s, radix * nb).map_err(job.err("sort"))?;
+        let passes = bits.div_ceil(RADIX_BITS);
         let [k0, k1] = keys;
         let [v0, v1] = vals;
         for pass in 0..passes {
@@ -367,7 +370,7 @@ impl CudaBackend {
             } else {
                 (&*k1, &*v1, &*k0, &*v0)
             };
-            let shift = (8 * pass) as i32;
+            let shift = (RADIX_BITS * pass) as i32;
             launch(
                 s,
                 self.kernels.radix_histogram,
@@ -382,7 +385,7 @@ impl CudaBackend {
                 ],
             )
             .map_err(job.err("radix_histogram"))?;
-            self.scan_in_place(&mut hist, 256 * nb, job)?;
+            self.scan_in_place(&mut hist, radix * nb, job)?;
             launch(
                 s,
                 self.kernels.radix_scatter,
