@@ -93,4 +93,26 @@ mod tests {
             want
         );
     }
+
+    /// Each file under configs/ loads with its command's loader, so a renamed knob cannot
+    /// leave a shipped config broken.
+    #[test]
+    fn shipped_configs_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let run = crate::run_cmd::RunConfig::load(Some(&dir.join("large-unordered.yaml")), false)
+            .expect("large-unordered.yaml");
+        assert_eq!(run.sfm.mapper.final_rounds, 5);
+        let train =
+            splat_core::train::TrainConfig::from_yaml_file(&dir.join("unbounded-train.yaml"))
+                .expect("unbounded-train.yaml");
+        let default = splat_core::train::TrainConfig::default();
+        assert_eq!(train.densify.opacity_reset_interval, 0);
+        assert!((train.progressive.ramp_fraction - 0.3333).abs() < 1e-6);
+        assert_eq!(train.iterations, default.iterations);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("configs/")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "a new config needs a line here: {names:?}");
+    }
 }
