@@ -610,15 +610,15 @@ impl CudaSession {
         .map_err(self.job(width, height).err("stats_accumulate"))
     }
 
-    /// A training view's full-size image (checked by `check_source`) on the device, uploaded the
-    /// first time; taken out of the cache so that it can be borrowed beside `self` (the caller
-    /// puts it back).
+    /// A training view's full-size image of `full` values (as `check_source` returned) on the
+    /// device, uploaded the first time; taken out of the cache so that it can be borrowed
+    /// beside `self` (the caller puts it back).
     fn take_source(
         &mut self,
         src: SourceImage<'_>,
+        full: usize,
         job: Job,
     ) -> Result<CudaSlice<f32>, BackendError> {
-        let full = 3 * src.width as usize * src.height as usize;
         let resident = matches!(self.sources.get(&src.view), Some(d) if d.len() == full);
         if !resident {
             let s = &self.be.stream;
@@ -1003,7 +1003,7 @@ impl TrainSession for CudaSession {
         p: &StepParams,
     ) -> Result<StepStats, BackendError> {
         self.be.bind()?;
-        check_source(&src)?;
+        let full = check_source(&src)?;
         if camera.width > src.width || camera.height > src.height {
             return Err(BackendError::InvalidInput(format!(
                 "working size {}x{} exceeds the source's {}x{}",
@@ -1011,7 +1011,7 @@ impl TrainSession for CudaSession {
             )));
         }
         let job = self.job(camera.width, camera.height);
-        let sdev = self.take_source(src, job)?;
+        let sdev = self.take_source(src, full, job)?;
         let r = if (camera.width, camera.height) == (src.width, src.height) {
             self.step_with(camera, &sdev, p, job)
         } else {
@@ -1043,7 +1043,7 @@ impl TrainSession for CudaSession {
         }
         let job = self.job(camera.width, camera.height);
         let frame = self.be.forward_device(&self.p, camera, opts)?;
-        let sdev = self.take_source(src, job)?;
+        let sdev = self.take_source(src, n, job)?;
         let s = &self.be.stream;
         let out = zeros::<f64>(s, 1).map_err(job.err("alloc"));
         let r = out.and_then(|out| {
