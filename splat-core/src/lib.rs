@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod camera;
+pub mod config;
 pub mod demo;
 pub mod gaussians;
 pub mod init;

@@ -227,57 +227,37 @@ impl Default for PlateauConfig {
     }
 }
 
-/// Errors reading a configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read config {path}: {source}")]
-    Io {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The YAML is malformed or has unknown keys.
-    #[error("invalid config {path}: {message}")]
-    Parse {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The parser's message, with the location.
-        message: String,
-    },
-    /// A value is out of range.
-    #[error("invalid config value: {0}")]
-    Value(String),
-}
+pub use crate::config::ConfigError;
 
 impl TrainConfig {
-    /// Reads a YAML file; keys it leaves out keep their defaults.
+    /// The defaults with the YAML file at `path` laid over them (keys it leaves out keep their
+    /// defaults; unknown keys are an error naming the key), validated.
     pub fn from_yaml_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg = Self::from_yaml_str(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.to_path_buf(),
-                message,
-            },
-            other => other,
-        })?;
+        Self::default().overlaid(Some(path), &[])
+    }
+
+    /// The defaults with YAML text laid over them, validated.
+    pub fn from_yaml_str(text: &str) -> Result<Self, ConfigError> {
+        let cfg = crate::config::overlay_str(&Self::default(), text, "<string>")?;
+        cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Parses YAML text; keys it leaves out keep their defaults.
-    pub fn from_yaml_str(text: &str) -> Result<Self, ConfigError> {
-        let cfg: TrainConfig = if text.trim().is_empty() {
-            TrainConfig::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
-                path: "<string>".into(),
-                message: e.to_string(),
-            })?
+    /// `self` with the YAML file `file` (if any) and then the dotted-key assignments `sets`
+    /// (`--set densify.grad_threshold=0.0004`, named flags) laid over it, validated: the one
+    /// path every training setting takes.
+    pub fn overlaid(
+        &self,
+        file: Option<&std::path::Path>,
+        sets: &[(String, serde_yaml::Value)],
+    ) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(p) => crate::config::from_yaml_file_over(self, p)?,
+            None => self.clone(),
         };
+        if !sets.is_empty() {
+            cfg = crate::config::overlay_assignments(&cfg, sets, "--set")?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }

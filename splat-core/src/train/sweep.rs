@@ -28,6 +28,27 @@ pub struct SweepSpec {
     pub grid: BTreeMap<String, Vec<serde_yaml::Value>>,
 }
 
+impl SweepSpec {
+    /// Reads a sweep file; a relative `scene` is taken from the file's folder.
+    pub fn from_yaml_file(path: &Path) -> Result<Self, super::ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| super::ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut spec: SweepSpec =
+            serde_yaml::from_str(&text).map_err(|e| super::ConfigError::Parse {
+                origin: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        if spec.scene.is_relative() {
+            if let Some(dir) = path.parent() {
+                spec.scene = dir.join(&spec.scene);
+            }
+        }
+        Ok(spec)
+    }
+}
+
 /// One configuration's outcome.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SweepResult {
@@ -52,23 +73,7 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// Sets `value` at a dotted `key` inside a YAML mapping, creating mappings on the way.
-pub fn set_dotted(root: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
-    let mut cur = root;
-    for part in key.split('.') {
-        if !cur.is_mapping() {
-            *cur = serde_yaml::Value::Mapping(Default::default());
-        }
-        let map = match cur.as_mapping_mut() {
-            Some(m) => m,
-            None => return,
-        };
-        cur = map
-            .entry(serde_yaml::Value::String(part.to_string()))
-            .or_insert(serde_yaml::Value::Null);
-    }
-    *cur = value;
-}
+pub use crate::config::set_dotted;
 
 /// Every combination of the grid, as lists of (key, value).
 pub fn combinations(
@@ -89,21 +94,26 @@ pub fn combinations(
     out
 }
 
-/// The configuration for one grid point (unknown keys are an error, as in config files).
+/// The configuration for one grid point: the defaults, then `base`, then the point's dotted
+/// keys, through the same overlay as config files (unknown keys are an error naming them).
 pub fn config_for(
     base: &serde_yaml::Value,
     point: &[(String, serde_yaml::Value)],
 ) -> Result<TrainConfig, TrainError> {
-    let mut v = if base.is_null() {
-        serde_yaml::Value::Mapping(Default::default())
-    } else {
-        base.clone()
-    };
-    for (k, val) in point {
-        set_dotted(&mut v, k, val.clone());
-    }
-    let text = serde_yaml::to_string(&v).map_err(|e| super::ConfigError::Value(e.to_string()))?;
-    Ok(TrainConfig::from_yaml_str(&text)?)
+    let cfg = crate::config::overlay(&TrainConfig::default(), base, "sweep base")?;
+    let origin = format!("sweep point {}", point_label(point));
+    let cfg = crate::config::overlay_assignments(&cfg, point, &origin)?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// `key=value key=value` for a grid point.
+fn point_label(point: &[(String, serde_yaml::Value)]) -> String {
+    let vals: Vec<String> = point
+        .iter()
+        .map(|(k, v)| format!("{k}={}", yaml_scalar(v)))
+        .collect();
+    vals.join(" ")
 }
 
 fn yaml_scalar(v: &serde_yaml::Value) -> String {
@@ -351,7 +361,8 @@ mod tests {
             &spec.base,
             &[("densify.grad_treshold".into(), serde_yaml::Value::from(1.0))],
         );
-        assert!(bad.is_err());
+        let msg = bad.expect_err("misspelt key").to_string();
+        assert!(msg.contains("unknown key densify.grad_treshold"), "{msg}");
     }
 
     #[test]
