@@ -3,15 +3,16 @@
 //! manifest that says exactly which stages finished.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::AnyResult;
+use crate::{PipelineError, Result};
 
 /// Pipeline stages in their order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StageName {
     /// Generate the built-in scene's photos.
@@ -102,25 +103,23 @@ pub struct Job {
 impl Job {
     /// Opens `out/job.json`, or starts a new one; a manifest for another input is an error,
     /// so that two jobs never mix their artifacts.
-    pub fn open<I: Serialize>(out: &Path, input: &I, stages: &[StageName]) -> AnyResult<Self> {
+    pub fn open<I: Serialize>(out: &Path, input: &I, stages: &[StageName]) -> Result<Self> {
         let path = out.join("job.json");
-        let input = serde_json::to_value(input)?;
+        let input = crate::to_json(input);
+        let bad = |m: String| PipelineError::Invalid(format!("{}{m}", path.display()));
         if path.exists() {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| PipelineError::io(&path, e))?;
             let mut job: Job = serde_json::from_str(&text)
-                .map_err(|e| format!("{} is not a spaceport job manifest: {e}", path.display()))?;
+                .map_err(|e| bad(format!(" is not a spaceport job manifest: {e}")))?;
             if job.input != input {
-                return Err(format!(
-                    "{} belongs to a job with another input ({}); use another --out or remove it",
-                    path.display(),
+                return Err(bad(format!(
+                    " belongs to a job with another input ({}); use another --out or remove it",
                     job.input
-                )
-                .into());
+                )));
             }
             let names: Vec<StageName> = job.stages.iter().map(|s| s.name).collect();
             if names != stages {
-                return Err(format!("{}: unexpected stage list {names:?}", path.display()).into());
+                return Err(bad(format!(": unexpected stage list {names:?}")));
             }
             job.path = path;
             return Ok(job);
@@ -184,11 +183,11 @@ impl Job {
     }
 
     /// Records the start of `stage`.
-    pub fn begin(&mut self, stage: StageName, config: &Value) -> AnyResult<()> {
+    pub fn begin(&mut self, stage: StageName, config: &Value) -> Result<()> {
         self.started_at = Some(std::time::Instant::now());
         let s = self.stage_mut(stage);
         s.status = Status::Running;
-        s.started = Some(now_iso8601());
+        s.started = Some(now_rfc3339());
         s.finished = None;
         s.seconds = None;
         s.error = None;
@@ -202,7 +201,7 @@ impl Job {
         stage: StageName,
         metrics: Value,
         artifacts: Vec<String>,
-    ) -> AnyResult<()> {
+    ) -> Result<()> {
         let s = self.end(stage, Status::Done);
         s.metrics = metrics;
         s.artifacts = artifacts;
@@ -210,7 +209,7 @@ impl Job {
     }
 
     /// Records the failure of `stage`.
-    pub fn fail(&mut self, stage: StageName, error: &str) -> AnyResult<()> {
+    pub fn fail(&mut self, stage: StageName, error: &str) -> Result<()> {
         self.end(stage, Status::Failed).error = Some(error.to_string());
         self.save()
     }
@@ -220,48 +219,23 @@ impl Job {
         let secs = self.started_at.map(|t| t.elapsed().as_secs_f64());
         let s = self.stage_mut(stage);
         s.status = status;
-        s.finished = Some(now_iso8601());
+        s.finished = Some(now_rfc3339());
         s.seconds = secs;
         s
     }
 
     /// Writes the manifest atomically.
-    pub fn save(&self) -> AnyResult<()> {
-        let bytes = serde_json::to_vec_pretty(self)?;
+    pub fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| PipelineError::Invalid(format!("{}: {e}", self.path.display())))?;
         splat_core::train::write_atomic(&self.path, &bytes)?;
         Ok(())
     }
 }
 
-/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn now_iso8601() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    iso8601(secs)
-}
-
-/// Seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian calendar).
-pub fn iso8601(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, whole seconds).
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
@@ -269,9 +243,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn iso8601_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(iso8601(1_795_700_000), "2026-11-26T13:33:20Z");
+    fn timestamps_are_utc_seconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), "2026-11-26T13:33:20Z".len(), "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        let parsed = humantime::parse_rfc3339(&t).expect("parses back");
+        let age = std::time::SystemTime::now()
+            .duration_since(parsed)
+            .expect("not future");
+        assert!(age.as_secs() < 5);
+    }
+
+    #[test]
+    fn a_manifest_resets_later_stages_and_refuses_another_input() {
+        let dir = std::env::temp_dir().join(format!("spaceport-job-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stages = [StageName::Sfm, StageName::Train, StageName::Report];
+        let mut job = Job::open(&dir, &"a", &stages).unwrap();
+        for s in stages {
+            job.begin(s, &Value::Null).unwrap();
+            job.finish(s, Value::Null, vec![]).unwrap();
+        }
+        let mut job = Job::open(&dir, &"a", &stages).unwrap();
+        assert!(stages.iter().all(|&s| job.is_done(s)));
+        job.reset_from(StageName::Train);
+        assert!(job.is_done(StageName::Sfm) && !job.is_done(StageName::Train));
+        let err = Job::open(&dir, &"b", &stages).unwrap_err().to_string();
+        assert!(err.contains("another input"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

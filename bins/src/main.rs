@@ -1,17 +1,20 @@
-//! The `spaceport` command line.
+//! The `spaceport` command line: argument parsing, progress bars and messages over the
+//! `spaceport` library, which does the work.
 
-mod codec_cmd;
-mod config;
-mod job;
-mod report;
-mod run_cmd;
-mod train_cmd;
+mod cli;
+mod console;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use splat_core::{Backend, CpuBackend, RenderOptions};
+use console::{Console, STOP};
+use spaceport::pipeline::{self, RunOutcome};
+use spaceport::training::{self, Resume, TrainOptions, Trained};
+use spaceport::{tools, Input, PipelineError, RunConfig, RunOptions};
+use splat_core::scene::{load_scene, Downscale, LoadOptions};
+use splat_core::train::TrainConfig;
 
 #[derive(Parser)]
 #[command(
@@ -28,59 +31,15 @@ struct Cli {
 enum Command {
     /// Photos in, trained splat and .sog out: sfm -> train -> compress -> report, resumable
     /// (job.json). With no input it runs on the built-in scene.
-    Run(run_cmd::RunArgs),
+    Run(cli::RunArgs),
     /// Render Gaussians to a PNG: a PLY file, or the built-in demo scene when none is given.
-    Render {
-        /// Gaussians in the standard 3DGS PLY layout (default: the built-in demo scene).
-        #[arg(long)]
-        ply: Option<PathBuf>,
-        /// Output PNG.
-        #[arg(long, short, default_value = "render.png")]
-        out: PathBuf,
-        /// Image width.
-        #[arg(long, default_value_t = 640)]
-        width: u32,
-        /// Image height.
-        #[arg(long, default_value_t = 480)]
-        height: u32,
-        /// Camera angle on the orbit around the scene, in degrees.
-        #[arg(long, default_value_t = 30.0)]
-        angle: f64,
-    },
+    Render(cli::RenderArgs),
     /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
-    Train(train_cmd::TrainArgs),
+    Train(cli::TrainArgs),
     /// Structure from motion: a folder of photos to a COLMAP model and undistorted images.
-    Sfm {
-        /// Folder of photos.
-        #[arg(long)]
-        images: PathBuf,
-        /// Output folder (sparse/0, images/, sfm_report.json).
-        #[arg(long)]
-        out: PathBuf,
-        /// Longest image side used for features (larger images are downscaled).
-        #[arg(long)]
-        max_image_size: Option<u32>,
-        /// A `spaceport run` config file; its `sfm` section is used (e.g. configs/*.yaml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Sfm(cli::SfmArgs),
     /// Compress a 3DGS PLY to PlayCanvas's SOG format.
-    Compress {
-        /// Input PLY (standard 3DGS layout).
-        input: PathBuf,
-        /// Output `.sog` file (or folder with `--format sog-dir`).
-        #[arg(short, long)]
-        out: PathBuf,
-        /// Output form.
-        #[arg(long, value_enum, default_value = "sog")]
-        format: codec_cmd::SogFormat,
-        /// SH bands above DC to keep (default: all the input has).
-        #[arg(long)]
-        sh_bands: Option<usize>,
-        /// Texel layout.
-        #[arg(long, value_enum, default_value = "hilbert")]
-        sort: codec_cmd::Sort,
-    },
+    Compress(cli::CompressArgs),
     /// Decompress a SOG (v1 or v2, bundle or folder) to a 3DGS PLY.
     Decompress {
         /// Input `.sog`, SOG folder or its meta.json.
@@ -101,167 +60,180 @@ enum Command {
     },
 }
 
+type CmdResult = Result<ExitCode, PipelineError>;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Render {
-            ply,
-            out,
-            width,
-            height,
-            angle,
-        } => cmd_render(ply.as_deref(), &out, width, height, angle).map(|_| ExitCode::SUCCESS),
-        Command::Run(args) => run_cmd::run(args),
-        Command::Train(args) => train_cmd::run(args),
-        Command::Sfm {
-            images,
-            out,
-            max_image_size,
-            config,
-        } => cmd_sfm(&images, &out, max_image_size, config.as_deref()).map(|_| ExitCode::SUCCESS),
-        Command::Compress {
-            input,
-            out,
-            format,
-            sh_bands,
-            sort,
-        } => codec_cmd::compress(&input, &out, format, sh_bands, sort).map(|_| ExitCode::SUCCESS),
-        Command::Decompress { input, out } => {
-            codec_cmd::decompress(&input, &out).map(|_| ExitCode::SUCCESS)
-        }
-        Command::GpuInfo => cmd_gpu_info().map(|_| ExitCode::SUCCESS),
-        Command::Sweep { spec, out } => train_cmd::sweep(&spec, &out).map(|_| ExitCode::SUCCESS),
+    let con = Console::new();
+    let result = match Cli::parse().command {
+        Command::Run(a) => cmd_run(a, &con),
+        Command::Train(a) => cmd_train(a, &con),
+        Command::Render(a) => cmd_render(a),
+        Command::Sfm(a) => cmd_sfm(a, &con),
+        Command::Compress(a) => cmd_compress(a, &con),
+        Command::Decompress { input, out } => tools::decompress(&input, &out).map(|g| {
+            let deg = g.sh_degree;
+            println!("{} Gaussians (SH degree {deg}) -> {}", g.len(), out.display());
+            ExitCode::SUCCESS
+        }),
+        Command::GpuInfo => tools::gpu_self_test().map(|(description, max, n)| {
+            println!("{description}");
+            println!("self-test passed: {n} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}");
+            ExitCode::SUCCESS
+        }),
+        Command::Sweep { spec, out } => cmd_sweep(&spec, &out, &con),
     };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
+    let config = RunConfig::load(a.config.as_deref(), a.quick, &a.assignments())?;
+    if a.dump_config {
+        print!("{}", config.to_yaml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let input = match (&a.colmap, &a.transforms, &a.images) {
+        (Some(p), _, _) => Input::colmap(p)?,
+        (_, Some(p), _) => Input::transforms(p)?,
+        (_, _, Some(p)) => Input::images(p)?,
+        _ => Input::Builtin,
+    };
+    let (device, from, out) = (a.device, a.from, a.out);
+    let opts = RunOptions {
+        input,
+        out,
+        config,
+        device,
+        from,
+    };
+    console::install_ctrlc();
+    match pipeline::run(&opts, &STOP, con)? {
+        RunOutcome::Finished { report, seconds } => {
+            println!("{report}");
+            println!("finished in {seconds:.1} s -> {}", opts.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        RunOutcome::Interrupted { message, .. } => {
+            eprintln!("{message}");
+            Ok(ExitCode::from(130))
         }
     }
 }
 
-/// Errors bins report: any library error, printed once.
-pub type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
-
-/// Runs SfM with a progress bar per stage.
-pub fn run_sfm(
-    opts: &sfm_core::pipeline::SfmOptions,
-    images: &Path,
-    out: &Path,
-) -> AnyResult<sfm_core::pipeline::SfmReport> {
-    let bar = progress_bar(1, "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]");
-    let report = sfm_core::pipeline::run(opts, images, out, &|stage, done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(format!("{stage:?}"));
-    })?;
-    bar.finish_and_clear();
-    Ok(report)
-}
-
-/// A progress bar of `len` steps drawn with `template` (indicatif syntax).
-pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-fn cmd_render(
-    ply: Option<&Path>,
-    out: &Path,
-    width: u32,
-    height: u32,
-    angle: f64,
-) -> AnyResult<()> {
-    let gaussians = match ply {
-        Some(p) => splat_core::ply::read_ply(p)?,
-        None => splat_core::demo::demo_gaussians(),
+fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
+    let cfg = TrainConfig::default().overlaid(a.config.as_deref(), &a.assignments())?;
+    if a.dump_config {
+        print!("{}", cfg.to_yaml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (Some(scene_path), Some(out)) = (a.scene, a.out) else {
+        return Err(PipelineError::Invalid(
+            "--scene and --out are required".into(),
+        ));
     };
-    let camera = splat_core::demo::demo_camera(width, height, angle.to_radians());
-    let started = std::time::Instant::now();
-    let mut backend = CpuBackend;
-    let opts = RenderOptions {
-        background: [1.0; 3],
+    let mut backend = training::make_backend(a.device, con)?;
+    let load = LoadOptions {
+        downscale: a.downscale.map(Downscale::Factor).unwrap_or_default(),
+        background: cfg.background.unwrap_or([0.0; 3]),
         ..Default::default()
     };
-    let img = backend.render(&gaussians, &camera, &opts)?;
-    let secs = started.elapsed().as_secs_f64();
-    let image = splat_core::scene::Image {
-        width,
-        height,
-        data: img.image.iter().map(|v| v.clamp(0.0, 1.0)).collect(),
-    };
-    splat_core::scene::save_png(out, &image)?;
-    println!(
-        "rendered {} Gaussians ({} visible) at {width}x{height} on {} in {:.3} s -> {}",
-        gaussians.len(),
-        img.n_visible(),
-        backend.name(),
-        secs,
-        out.display()
+    let t = Instant::now();
+    let scene = load_scene(&scene_path, &load)?;
+    let secs = t.elapsed().as_secs_f64();
+    let (train, test) = (scene.train.len(), scene.test.len());
+    eprintln!(
+        "loaded {}: {train} training and {test} test views in {secs:.1} s",
+        scene.name
     );
-    Ok(())
+    let opts = TrainOptions {
+        checkpoint: out.join("checkpoint.bin"),
+        out: out.clone(),
+        checkpoint_every: a.checkpoint_every,
+        resume: if a.resume {
+            Resume::Required
+        } else {
+            Resume::Never
+        },
+        final_checkpoint: a.checkpoint_every > 0,
+    };
+    console::install_ctrlc();
+    match training::train(&scene, cfg, backend.as_mut(), &opts, &STOP, con)? {
+        Trained::Done(m) => {
+            println!(
+                "done: {} iterations ({:?}) in {:.1} s, {} Gaussians, test PSNR {:.2} dB, SSIM {:.4} -> {}",
+                m.iterations, m.stop_reason, m.train_seconds, m.gaussians, m.test.psnr, m.test.ssim,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Trained::Interrupted {
+            iteration,
+            checkpoint,
+        } => {
+            let at = checkpoint.display();
+            eprintln!("interrupted at iteration {iteration}: checkpoint written to {at} (continue with --resume)");
+            Ok(ExitCode::from(130))
+        }
+    }
 }
 
-fn cmd_gpu_info() -> AnyResult<()> {
-    let mut gpu = splat_cuda::CudaBackend::new().map_err(|e| format!("no usable GPU: {e}"))?;
-    println!("{}", gpu.describe()?);
-    // Self-test: the demo scene on the GPU against the CPU reference.
-    let g = splat_core::demo::demo_gaussians();
-    let cam = splat_core::demo::demo_camera(160, 120, 0.7);
-    let opts = RenderOptions {
-        background: [1.0; 3],
-        ..Default::default()
-    };
-    let a = gpu.render(&g, &cam, &opts)?;
-    let b = CpuBackend.render(&g, &cam, &opts)?;
-    let max = a
-        .image
-        .iter()
-        .zip(&b.image)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    if max > 1e-4 {
-        return Err(
-            format!("self-test FAILED: GPU and CPU renders differ by up to {max:.2e}").into(),
-        );
-    }
+fn cmd_render(a: cli::RenderArgs) -> CmdResult {
+    let r = tools::render(a.ply.as_deref(), &a.out, (a.width, a.height), a.angle)?;
     println!(
-        "self-test passed: {} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}",
-        g.len()
+        "rendered {} Gaussians ({} visible) at {}x{} on {} in {:.3} s -> {}",
+        r.gaussians,
+        r.visible,
+        a.width,
+        a.height,
+        r.backend,
+        r.seconds,
+        a.out.display()
     );
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_sfm(
-    images: &Path,
-    out: &Path,
-    max_image_size: Option<u32>,
-    config: Option<&Path>,
-) -> AnyResult<()> {
-    let mut opts = match config {
-        Some(p) => run_cmd::RunConfig::load(Some(p), false)?.sfm,
-        None => sfm_core::pipeline::SfmOptions::default(),
-    };
-    if let Some(m) = max_image_size {
-        opts.max_image_size = m;
-    }
-    let report = run_sfm(&opts, images, out)?;
+fn cmd_sfm(a: cli::SfmArgs, con: &Console) -> CmdResult {
+    let opts = RunConfig::sfm_options(a.config.as_deref(), &a.assignments())?;
+    let r = tools::sfm(&opts, &a.images, &a.out, con)?;
     println!(
         "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px -> {}",
-        report.registered_images,
-        report.num_images,
-        report.num_points,
-        report.mean_track_length,
-        report.mean_reprojection_error,
-        out.display()
+        r.registered_images, r.num_images, r.num_points, r.mean_track_length,
+        r.mean_reprojection_error, a.out.display()
     );
-    if !report.unregistered.is_empty() {
-        println!("not registered: {}", report.unregistered.join(", "));
+    if !r.unregistered.is_empty() {
+        println!("not registered: {}", r.unregistered.join(", "));
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_compress(a: cli::CompressArgs, con: &Console) -> CmdResult {
+    let c = tools::compress_file(&a.input, &a.out, a.format, a.sh_bands, a.sort, con)?;
+    println!(
+        "{} Gaussians -> {} ({} bytes, {:.1}x smaller than the PLY) in {:.1} s",
+        c.gaussians,
+        a.out.display(),
+        c.sog_bytes,
+        c.ratio,
+        c.seconds
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_sweep(spec: &std::path::Path, out: &std::path::Path, con: &Console) -> CmdResult {
+    let results = tools::sweep(spec, out, con)?;
+    for (i, r) in results.iter().enumerate() {
+        let vals: Vec<String> = r.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "{i}: {} -> {:.2} dB, SSIM {:.4}, {:.1} s, {} Gaussians",
+            vals.join(" "),
+            r.psnr,
+            r.ssim,
+            r.seconds,
+            r.gaussians
+        );
+    }
+    println!("results in {}", out.join("results.csv").display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,159 +1,21 @@
-//! `spaceport run`: photos in, trained splat and `.sog` out. This is the controller: it owns the
-//! order of the stages (scene -> sfm -> train -> compress -> report), the job manifest that
-//! makes a rerun resume, and the final report. The stages themselves live in the library crates.
+//! The controller of `spaceport run`: photos in, trained splat and `.sog` out. It owns the order
+//! of the stages (scene -> sfm -> train -> compress -> report), the job manifest that makes a
+//! rerun resume, and the final report. The stages' work lives in the library crates.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use splat_core::demo::photos::{self, PhotoSetOptions};
+use splat_core::demo::photos;
 use splat_core::scene::{load_scene, Downscale, LoadOptions, Scene};
-use splat_core::train::{checkpoint, StopReason, TrainConfig, Trainer};
 
+use crate::config::RunConfig;
+use crate::events::Events;
 use crate::job::{Job, StageName, Status};
-use crate::train_cmd::{make_backend, Device};
-use crate::AnyResult;
-
-/// Arguments of `spaceport run`.
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Folder of photos; leave out to run on the built-in scene.
-    images: Option<PathBuf>,
-    /// Output folder (job.json, sparse/, images/, point_cloud.ply, scene.sog, renders/, report.md).
-    #[arg(long, default_value = "spaceport-out")]
-    out: PathBuf,
-    /// Start from an existing COLMAP scene (images/ + sparse/0), skipping SfM.
-    #[arg(long, conflicts_with_all = ["images", "transforms"])]
-    colmap: Option<PathBuf>,
-    /// Start from a NeRF/nerfstudio scene (folder or transforms JSON), skipping SfM.
-    #[arg(long, conflicts_with = "images")]
-    transforms: Option<PathBuf>,
-    /// YAML with any of the sections `builtin`, `sfm`, `train`, `compress` (see --dump-config).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Compute device for training.
-    #[arg(long, value_enum, default_value = "auto")]
-    device: Device,
-    /// Rerun from this stage even if it finished before.
-    #[arg(long, value_enum)]
-    from: Option<StageName>,
-    /// Training iterations (overrides the config).
-    #[arg(long)]
-    iters: Option<usize>,
-    /// Train on images shrunk so that their longer side is at most this (overrides the config).
-    #[arg(long)]
-    max_side: Option<u32>,
-    /// A smaller built-in scene and a shorter training run (for CI and quick checks).
-    #[arg(long)]
-    quick: bool,
-    /// Print the effective configuration as YAML and exit.
-    #[arg(long)]
-    dump_config: bool,
-}
-
-/// Compression settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CompressConfig {
-    /// SH bands above DC to keep (`null`: all).
-    pub sh_bands: Option<usize>,
-    /// Texel layout: hilbert, morton or plas.
-    pub sort: crate::codec_cmd::Sort,
-    /// Seed of the encoder's random choices.
-    pub seed: u64,
-}
-
-/// Everything `spaceport run` can be told, one section per stage.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunConfig {
-    /// The built-in scene (used only without input).
-    pub builtin: PhotoSetOptions,
-    /// Structure from motion.
-    pub sfm: sfm_core::pipeline::SfmOptions,
-    /// Training.
-    pub train: TrainConfig,
-    /// Train on images shrunk so that their longer side is at most this (`null`: as given).
-    pub train_max_side: Option<u32>,
-    /// Write a training checkpoint every this many iterations, so a killed run resumes.
-    pub checkpoint_every: usize,
-    /// Compression.
-    pub compress: CompressConfig,
-}
-
-impl RunConfig {
-    /// Defaults; `quick` shrinks the built-in scene and the training run.
-    pub fn defaults(quick: bool) -> Self {
-        let (width, height, views, iters) = if quick {
-            (200, 150, 24, 500)
-        } else {
-            (320, 240, 36, 2000)
-        };
-        let mut train = TrainConfig::default();
-        train.iterations = iters;
-        // The built-in scene is small and its photos are sharp: a schedule laid out for 1.5x the
-        // iterations (densify from 1/10, every 1/20, until the end; SH bands every third),
-        // measured better than one for the exact count (25.9 vs 25.5 dB, 64k vs 72k Gaussians).
-        let span = iters * 3 / 2;
-        train.densify.from = (span / 15).max(50);
-        train.densify.interval = (span / 30).clamp(25, 100);
-        train.densify.until = iters;
-        train.densify.opacity_reset_interval = (span / 3).max(200);
-        train.sh_degree_interval = (span / 6).max(100);
-        train.plateau.enabled = false;
-        // Twice the paper's gradient threshold: at these image sizes the default grows three
-        // times more Gaussians for no test-view gain (measured on the built-in scene).
-        train.densify.grad_threshold = 0.0004;
-        let mut sfm = sfm_core::pipeline::SfmOptions::default();
-        // Few, small photos: the undistorted images are written as PNG-quality inputs anyway.
-        sfm.max_image_size = 1600;
-        Self {
-            builtin: PhotoSetOptions {
-                width,
-                height,
-                views,
-                samples: 3,
-            },
-            sfm,
-            train,
-            train_max_side: None,
-            checkpoint_every: (iters / 6).max(100),
-            compress: CompressConfig {
-                sh_bands: None,
-                sort: crate::codec_cmd::Sort::Hilbert,
-                seed: 0,
-            },
-        }
-    }
-
-    /// The defaults overlaid with the YAML in `path` (keys it leaves out keep their defaults;
-    /// unknown keys are an error naming the key).
-    pub fn load(path: Option<&Path>, quick: bool) -> AnyResult<Self> {
-        let base = Self::defaults(quick);
-        let Some(path) = path else {
-            return Ok(base);
-        };
-        let cfg = crate::config::load_over(&base, path)?;
-        cfg.train
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(cfg)
-    }
-
-    /// The config section a stage depends on, to detect a changed config on resume.
-    fn section(&self, stage: StageName) -> Value {
-        match stage {
-            StageName::Scene => json!(self.builtin),
-            StageName::Sfm => json!(self.sfm),
-            StageName::Train => json!([self.train, self.train_max_side, self.checkpoint_every]),
-            StageName::Compress => json!(self.compress),
-            StageName::Report => Value::Null,
-        }
-    }
-}
+use crate::training::{self, Device, Resume, TrainOptions, Trained};
+use crate::{replace_path, to_json, PipelineError, Result};
 
 /// Where the job's input comes from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -178,9 +40,39 @@ pub enum Input {
     },
 }
 
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(p).map_err(|e| PipelineError::io(p, e))
+}
+
 impl Input {
-    /// The stages this input goes through.
-    fn stages(&self) -> Vec<StageName> {
+    /// A folder of photos (an error unless it is a folder).
+    pub fn images(path: impl AsRef<Path>) -> Result<Self> {
+        let p = path.as_ref();
+        if !p.is_dir() {
+            return Err(PipelineError::Invalid(format!(
+                "{}: not a folder of photos",
+                p.display()
+            )));
+        }
+        Ok(Input::Images { path: absolute(p)? })
+    }
+
+    /// A COLMAP scene folder (images/ + sparse/0).
+    pub fn colmap(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Input::Colmap {
+            path: absolute(path.as_ref())?,
+        })
+    }
+
+    /// A NeRF/nerfstudio scene folder or transforms JSON.
+    pub fn transforms(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Input::Transforms {
+            path: absolute(path.as_ref())?,
+        })
+    }
+
+    /// The stages this input goes through, in order.
+    pub fn stages(&self) -> Vec<StageName> {
         use StageName::*;
         match self {
             Input::Builtin => vec![Scene, Sfm, Train, Compress, Report],
@@ -190,104 +82,110 @@ impl Input {
     }
 }
 
-fn absolute(p: &Path) -> AnyResult<PathBuf> {
-    std::fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()).into())
+/// One `spaceport run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The input.
+    pub input: Input,
+    /// The output folder (job.json, sparse/, images/, point_cloud.ply, scene.sog, report.md).
+    pub out: PathBuf,
+    /// The settings.
+    pub config: RunConfig,
+    /// Compute device for training.
+    pub device: Device,
+    /// Rerun from this stage even if it finished before.
+    pub from: Option<StageName>,
 }
 
-/// Runs `spaceport run`.
-pub fn run(args: RunArgs) -> AnyResult<ExitCode> {
-    let cfg = {
-        let mut c = RunConfig::load(args.config.as_deref(), args.quick)?;
-        if let Some(n) = args.iters {
-            c.train.iterations = n;
-        }
-        if args.max_side.is_some() {
-            c.train_max_side = args.max_side;
-        }
-        c
-    };
-    if args.dump_config {
-        print!("{}", serde_yaml::to_string(&cfg)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let input = if let Some(p) = &args.colmap {
-        Input::Colmap { path: absolute(p)? }
-    } else if let Some(p) = &args.transforms {
-        Input::Transforms { path: absolute(p)? }
-    } else if let Some(p) = &args.images {
-        if !p.is_dir() {
-            return Err(format!("{}: not a folder of photos", p.display()).into());
-        }
-        Input::Images { path: absolute(p)? }
-    } else {
-        Input::Builtin
-    };
-    let out = args.out.clone();
-    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let mut job = Job::open(&out, &input, &input.stages())?;
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub enum RunOutcome {
+    /// Every stage is done.
+    Finished {
+        /// `report.md`.
+        report: String,
+        /// Wall time of this invocation.
+        seconds: f64,
+    },
+    /// Stopped by the flag during `stage`; running again resumes.
+    Interrupted {
+        /// The stage.
+        stage: StageName,
+        /// What was kept and how to resume.
+        message: String,
+    },
+}
+
+/// Runs the pipeline: stages that finished before (with the same settings, their artifacts
+/// still there) are skipped, training resumes from its checkpoint, and raising `stop` ends
+/// training after the current step with a checkpoint.
+pub fn run(opts: &RunOptions, stop: &AtomicBool, events: &dyn Events) -> Result<RunOutcome> {
+    let (input, out, cfg) = (&opts.input, &opts.out, &opts.config);
+    let stages = input.stages();
+    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
+    let mut job = Job::open(out, input, &stages)?;
     // A changed config section reruns its stage and everything after it.
-    let first_reset = args.from.or_else(|| {
-        let changed = input.stages().into_iter().find(|&s| {
+    let first_reset = opts.from.or_else(|| {
+        let changed = stages.iter().copied().find(|&s| {
             job.stage(s).is_some_and(|r| r.status == Status::Done)
                 && job.config_section(s) != cfg.section(s)
         })?;
-        eprintln!(
-            "note: the {changed} settings changed since the last run; rerunning from {changed}"
-        );
+        events.note(&format!(
+            "the {changed} settings changed since the last run; rerunning from {changed}"
+        ));
         Some(changed)
     });
     if let Some(from) = first_reset {
-        if !input.stages().contains(&from) {
-            return Err(format!("--from {from}: this input has no {from} stage").into());
+        if !stages.contains(&from) {
+            return Err(PipelineError::Invalid(format!(
+                "--from {from}: this input has no {from} stage"
+            )));
         }
         job.reset_from(from);
         if from <= StageName::Train {
             let _ = std::fs::remove_dir_all(out.join("train"));
         }
     }
-    job.config = serde_json::to_value(&cfg)?;
+    job.config = to_json(cfg);
     job.save()?;
 
     let started = Instant::now();
     let mut ctx = Ctx {
-        out: out.clone(),
-        input: input.clone(),
-        cfg,
-        device: args.device,
+        opts,
+        events,
+        stop,
         scene: None,
     };
-    for stage in input.stages() {
+    for stage in stages {
         if job.is_done(stage) {
-            eprintln!("[{stage}] done earlier, skipped");
+            events.stage_begin(stage, true);
             continue;
         }
-        eprintln!("[{stage}] running");
-        job.begin(stage, &ctx.cfg.section(stage))?;
+        events.stage_begin(stage, false);
+        job.begin(stage, &cfg.section(stage))?;
         let t = Instant::now();
         match ctx.run_stage(stage, &job) {
             Ok(StageOutcome::Done { metrics, artifacts }) => {
                 job.finish(stage, metrics, artifacts)?;
-                eprintln!("[{stage}] done in {:.1} s", t.elapsed().as_secs_f64());
+                events.stage_end(stage, t.elapsed().as_secs_f64());
             }
-            Ok(StageOutcome::Interrupted(msg)) => {
-                job.fail(stage, &msg)?;
-                eprintln!("{msg}");
-                return Ok(ExitCode::from(130));
+            Ok(StageOutcome::Interrupted(message)) => {
+                job.fail(stage, &message)?;
+                return Ok(RunOutcome::Interrupted { stage, message });
             }
             Err(e) => {
                 job.fail(stage, &e.to_string())?;
-                return Err(format!("stage {stage} failed: {e}").into());
+                return Err(PipelineError::Stage {
+                    stage,
+                    source: Box::new(e),
+                });
             }
         }
     }
-    let report = std::fs::read_to_string(out.join("report.md")).unwrap_or_default();
-    println!("{report}");
-    println!(
-        "finished in {:.1} s -> {}",
-        started.elapsed().as_secs_f64(),
-        out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(RunOutcome::Finished {
+        report: std::fs::read_to_string(out.join("report.md")).unwrap_or_default(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// What a stage produced.
@@ -299,22 +197,21 @@ enum StageOutcome {
         /// Files and folders it wrote.
         artifacts: Vec<String>,
     },
-    /// Stopped by Ctrl-C with what was kept.
+    /// Stopped by the flag with what was kept.
     Interrupted(String),
 }
 
 /// State shared by the stages of one run.
-struct Ctx {
-    out: PathBuf,
-    input: Input,
-    cfg: RunConfig,
-    device: Device,
+struct Ctx<'a> {
+    opts: &'a RunOptions,
+    events: &'a dyn Events,
+    stop: &'a AtomicBool,
     /// The training scene, loaded once for training, compression checks and the report.
     scene: Option<Scene>,
 }
 
-impl Ctx {
-    fn run_stage(&mut self, stage: StageName, job: &Job) -> AnyResult<StageOutcome> {
+impl Ctx<'_> {
+    fn run_stage(&mut self, stage: StageName, job: &Job) -> Result<StageOutcome> {
         match stage {
             StageName::Scene => self.stage_scene(),
             StageName::Sfm => self.stage_sfm(),
@@ -324,242 +221,173 @@ impl Ctx {
         }
     }
 
+    fn out(&self) -> &Path {
+        &self.opts.out
+    }
+
+    fn cfg(&self) -> &RunConfig {
+        &self.opts.config
+    }
+
     /// Renders the built-in photos into `input/images` and their true cameras into
     /// `input/ground_truth` (a COLMAP text model).
-    fn stage_scene(&mut self) -> AnyResult<StageOutcome> {
-        let opt = self.cfg.builtin;
-        let tmp = self.out.join(".tmp-input");
+    fn stage_scene(&mut self) -> Result<StageOutcome> {
+        let opt = self.cfg().builtin;
+        let tmp = self.out().join(".tmp-input");
         let _ = std::fs::remove_dir_all(&tmp);
         let views = photos::write_photo_set(&tmp.join("images"), &opt)?;
-        let truth = ground_truth_model(&views);
+        let truth = crate::eval::ground_truth_model(&views)?;
         let gt_dir = tmp.join("ground_truth");
-        std::fs::create_dir_all(&gt_dir)?;
+        std::fs::create_dir_all(&gt_dir).map_err(|e| PipelineError::io(&gt_dir, e))?;
         sfm_core::colmap::write_text(&gt_dir, &truth)?;
-        replace_path(&tmp, &self.out.join("input"))?;
+        replace_path(&tmp, &self.out().join("input"))?;
         Ok(StageOutcome::Done {
             metrics: json!({ "views": views.len(), "width": opt.width, "height": opt.height }),
             artifacts: vec!["input/images".into(), "input/ground_truth".into()],
         })
     }
 
-    fn images_dir(&self) -> PathBuf {
-        match &self.input {
+    fn stage_sfm(&mut self) -> Result<StageOutcome> {
+        let out = self.out().to_path_buf();
+        let images = match &self.opts.input {
             Input::Images { path } => path.clone(),
-            _ => self.out.join("input/images"),
-        }
-    }
-
-    fn stage_sfm(&mut self) -> AnyResult<StageOutcome> {
-        let tmp = self.out.join(".tmp-sfm");
+            _ => out.join("input/images"),
+        };
+        let tmp = out.join(".tmp-sfm");
         let _ = std::fs::remove_dir_all(&tmp);
-        let report = crate::run_sfm(&self.cfg.sfm, &self.images_dir(), &tmp)?;
+        let report = crate::tools::sfm(&self.cfg().sfm, &images, &tmp, self.events)?;
         let mut artifacts = Vec::new();
         for name in ["sparse", "images", "distorted", "sfm_report.json"] {
             if tmp.join(name).exists() {
-                replace_path(&tmp.join(name), &self.out.join(name))?;
+                replace_path(&tmp.join(name), &out.join(name))?;
                 artifacts.push(name.to_string());
             }
         }
         let _ = std::fs::remove_dir_all(&tmp);
-        let mut metrics = serde_json::to_value(&report)?;
-        eprintln!(
+        let mut metrics = to_json(&report);
+        self.events.info(&format!(
             "registered {}/{} images, {} points, mean reprojection error {:.3} px",
             report.registered_images,
             report.num_images,
             report.num_points,
             report.mean_reprojection_error
-        );
-        if matches!(self.input, Input::Builtin) {
-            let errors = self.pose_errors()?;
-            eprintln!(
+        ));
+        if matches!(self.opts.input, Input::Builtin) {
+            let e = crate::eval::pose_errors(&out.join("sparse/0"), &self.cfg().builtin)?;
+            self.events.info(&format!(
                 "poses against the true cameras: rotation median {:.3} deg, translation median {:.3} deg, AUC@1/3/5/10 {:.1}/{:.1}/{:.1}/{:.1}",
-                errors.rotation_median_deg,
-                errors.translation_median_deg,
-                errors.auc[0],
-                errors.auc[1],
-                errors.auc[2],
-                errors.auc[3]
-            );
-            metrics["pose_errors"] = serde_json::to_value(&errors)?;
+                e.rotation_median_deg,
+                e.translation_median_deg,
+                e.auc[0],
+                e.auc[1],
+                e.auc[2],
+                e.auc[3]
+            ));
+            metrics["pose_errors"] = to_json(&e);
         }
         Ok(StageOutcome::Done { metrics, artifacts })
     }
 
-    /// Relative-pose errors of `sparse/0` against the built-in scene's true cameras (images
-    /// that did not register count as missing pairs, not as errors; the report names them).
-    fn pose_errors(&self) -> AnyResult<sfm_core::eval::PoseErrors> {
-        let est = sfm_core::colmap::read(self.out.join("sparse/0"))?;
-        let truth = photos::photo_cameras(&self.cfg.builtin);
-        let mut e = Vec::new();
-        let mut g = Vec::new();
-        for im in &est.images {
-            if let Some(v) = truth.iter().find(|v| v.name == im.name) {
-                e.push(sfm_core::eval::Pose {
-                    rotation: im.rotation(),
-                    translation: glam::DVec3::from_array(im.tvec),
-                });
-                g.push(sfm_core::eval::Pose {
-                    rotation: v.camera.rotation,
-                    translation: v.camera.translation,
-                });
-            }
-        }
-        sfm_core::eval::relative_pose_errors(&e, &g)
-            .ok_or_else(|| "fewer than two registered images to compare".into())
-    }
-
-    /// The folder or file the trainer reads.
-    fn scene_path(&self) -> PathBuf {
-        match &self.input {
-            Input::Builtin | Input::Images { .. } => self.out.clone(),
-            Input::Colmap { path } | Input::Transforms { path } => path.clone(),
-        }
-    }
-
-    fn load_scene(&mut self) -> AnyResult<&Scene> {
+    fn load_scene(&mut self) -> Result<&Scene> {
         if self.scene.is_none() {
+            let cfg = self.cfg();
             let load = LoadOptions {
-                background: self.cfg.train.background.unwrap_or([0.0; 3]),
-                downscale: self
-                    .cfg
+                background: cfg.train.background.unwrap_or([0.0; 3]),
+                downscale: cfg
                     .train_max_side
                     .map(Downscale::MaxSide)
                     .unwrap_or_default(),
                 ..Default::default()
             };
-            self.scene = Some(load_scene(self.scene_path(), &load)?);
+            let path = match &self.opts.input {
+                Input::Builtin | Input::Images { .. } => self.opts.out.clone(),
+                Input::Colmap { path } | Input::Transforms { path } => path.clone(),
+            };
+            self.scene = Some(load_scene(path, &load)?);
         }
         Ok(self.scene.as_ref().expect("loaded above"))
     }
 
-    fn stage_train(&mut self) -> AnyResult<StageOutcome> {
-        let device = self.device;
-        let every = self.cfg.checkpoint_every;
-        let cfg = self.cfg.train.clone();
-        let work = self.out.join("train");
-        std::fs::create_dir_all(&work)?;
-        let ckpt = work.join("checkpoint.bin");
-        let out = self.out.clone();
+    fn stage_train(&mut self) -> Result<StageOutcome> {
+        let (events, stop, opts) = (self.events, self.stop, self.opts);
+        let work = opts.out.join("train");
+        std::fs::create_dir_all(&work).map_err(|e| PipelineError::io(&work, e))?;
+        let topts = TrainOptions {
+            out: opts.out.clone(),
+            checkpoint: work.join("checkpoint.bin"),
+            checkpoint_every: opts.config.checkpoint_every,
+            resume: Resume::IfPresent,
+            final_checkpoint: false,
+        };
         let scene = self.load_scene()?;
-        eprintln!(
+        events.info(&format!(
             "{}: {} training and {} test views",
             scene.name,
             scene.train.len(),
             scene.test.len()
-        );
-        let mut backend = make_backend(device)?;
-        let mut trainer = if ckpt.exists() {
-            let t = checkpoint::load(&ckpt, scene, backend.as_mut())?;
-            eprintln!("resuming training at iteration {}", t.state.iteration);
-            t
-        } else {
-            Trainer::new(scene, cfg, backend.as_mut())?
+        ));
+        let mut backend = training::make_backend(opts.device, events)?;
+        let cfg = opts.config.train.clone();
+        let m = match training::train(scene, cfg, backend.as_mut(), &topts, stop, events)? {
+            Trained::Done(m) => m,
+            Trained::Interrupted {
+                iteration,
+                checkpoint,
+            } => {
+                return Ok(StageOutcome::Interrupted(format!(
+                    "interrupted at iteration {iteration}: checkpoint in {}; run the same command again to resume",
+                    checkpoint.display()
+                )))
+            }
         };
-        let stop = Arc::new(AtomicBool::new(false));
-        crate::train_cmd::install_ctrlc(&stop);
-        let reason = crate::train_cmd::drive(&mut trainer, &ckpt, every, &stop)?;
-        if reason == StopReason::Interrupted {
-            checkpoint::save(&mut trainer, &ckpt)?;
-            return Ok(StageOutcome::Interrupted(format!(
-                "interrupted at iteration {}: checkpoint in {}; run the same command again to resume",
-                trainer.state.iteration,
-                ckpt.display()
-            )));
-        }
-        let tmp = out.join(".tmp-train");
-        let _ = std::fs::remove_dir_all(&tmp);
-        let m = trainer.write_outputs(&tmp, reason)?;
-        for name in ["point_cloud.ply", "renders", "metrics.json"] {
-            replace_path(&tmp.join(name), &out.join(name))?;
-        }
-        let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_dir_all(&work);
-        eprintln!(
+        events.info(&format!(
             "{} iterations on {} in {:.1} s: {} Gaussians, test PSNR {:.2} dB, SSIM {:.4}",
             m.iterations, m.backend, m.train_seconds, m.gaussians, m.test.psnr, m.test.ssim
-        );
-        let mut metrics = serde_json::to_value(&m)?;
+        ));
+        let mut metrics = to_json(&m);
         if let Some(o) = metrics.as_object_mut() {
             o.remove("config");
         }
         Ok(StageOutcome::Done {
             metrics,
-            artifacts: vec![
-                "point_cloud.ply".into(),
-                "renders".into(),
-                "metrics.json".into(),
-            ],
+            artifacts: training::OUTPUTS.iter().map(|s| s.to_string()).collect(),
         })
     }
 
-    fn stage_compress(&mut self) -> AnyResult<StageOutcome> {
-        let ply = self.out.join("point_cloud.ply");
-        let sog = self.out.join("scene.sog");
-        let g = splat_core::ply::read_ply(&ply)?;
-        let sort = self.cfg.compress.sort.mode();
-        let (sh_bands, seed) = (self.cfg.compress.sh_bands, self.cfg.compress.seed);
-        let scene = self.load_scene()?;
-        // The SH palette is fitted where the capture looks: weight it by how much each
-        // Gaussian shows from (a sample of) the training cameras, not from virtual ones.
-        let palette_weights = (g.sh_degree > 0 && sh_bands != Some(0)).then(|| {
-            let step = scene.train.len().div_ceil(PALETTE_WEIGHT_VIEWS).max(1);
-            let cams: Vec<splat_core::Camera> = scene
-                .train
-                .iter()
-                .step_by(step)
-                .map(|v| {
-                    let (w, h) = Downscale::MaxSide(PALETTE_WEIGHT_SIZE)
-                        .target_size(v.camera.width, v.camera.height);
-                    v.camera.scaled_to(w, h)
-                })
-                .collect();
-            sogs_codec::importance::blending_weights(&g, &cams, &mut |_, _| {})
-        });
-        let opts = sogs_codec::EncodeOptions {
-            sh_bands,
-            sort,
-            seed,
-            palette_weights,
-            ..Default::default()
-        };
-        let t = Instant::now();
-        let files = crate::codec_cmd::encode(&g, &opts)?;
-        sogs_codec::write_sog_bundle(&files, &sog)?;
-        let seconds = t.elapsed().as_secs_f64();
-        let ply_bytes = std::fs::metadata(&ply)?.len();
-        let sog_bytes = std::fs::metadata(&sog)?.len();
-        // Quality after compression: the decoded file rendered from the test views.
-        let decoded = sogs_codec::read_sog(&sog)?;
-        let (psnr_ply, psnr_sog) = (test_psnr(&g, scene), test_psnr(&decoded, scene));
-        eprintln!(
-            "{} Gaussians: {ply_bytes} B PLY -> {sog_bytes} B SOG ({:.1}x) in {seconds:.1} s; test PSNR {psnr_ply:.2} -> {psnr_sog:.2} dB",
-            g.len(),
-            ply_bytes as f64 / sog_bytes.max(1) as f64
+    fn stage_compress(&mut self) -> Result<StageOutcome> {
+        let events = self.events;
+        let (ply, sog) = (
+            self.out().join("point_cloud.ply"),
+            self.out().join("scene.sog"),
         );
+        let c = self.cfg().compress.clone();
+        let scene = self.load_scene()?;
+        let s = crate::tools::compress_for_scene(&ply, &sog, &c, scene, events)?;
+        events.info(&format!(
+            "{} Gaussians: {} B PLY -> {} B SOG ({:.1}x) in {:.1} s; test PSNR {:.2} -> {:.2} dB",
+            s.gaussians,
+            s.ply_bytes,
+            s.sog_bytes,
+            s.ratio,
+            s.seconds,
+            s.test_psnr_ply,
+            s.test_psnr_sog
+        ));
         Ok(StageOutcome::Done {
-            metrics: json!({
-                "gaussians": g.len(),
-                "ply_bytes": ply_bytes,
-                "sog_bytes": sog_bytes,
-                "ratio": ply_bytes as f64 / sog_bytes.max(1) as f64,
-                "seconds": seconds,
-                "test_psnr_ply": psnr_ply,
-                "test_psnr_sog": psnr_sog,
-                "psnr_views": scene.test.len().max(1).min(PSNR_CHECK_VIEWS),
-            }),
+            metrics: to_json(&s),
             artifacts: vec!["scene.sog".into()],
         })
     }
 
-    fn stage_report(&mut self, job: &Job) -> AnyResult<StageOutcome> {
-        let out = self.out.clone();
+    fn stage_report(&mut self, job: &Job) -> Result<StageOutcome> {
+        let out = self.out().to_path_buf();
         let scene = self.load_scene()?;
         let picture = crate::report::side_by_side(scene, &out.join("renders"), 4)?;
-        let png = out.join("report.png");
-        splat_core::scene::save_png(&png, &picture)?;
+        splat_core::scene::save_png(out.join("report.png"), &picture)?;
         let report = crate::report::summary(job);
-        let json_path = out.join("report.json");
-        splat_core::train::write_atomic(&json_path, &serde_json::to_vec_pretty(&report)?)?;
+        let json = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        splat_core::train::write_atomic(&out.join("report.json"), &json)?;
         let md = crate::report::markdown(&report);
         splat_core::train::write_atomic(&out.join("report.md"), md.as_bytes())?;
         Ok(StageOutcome::Done {
@@ -570,94 +398,5 @@ impl Ctx {
                 "report.png".into(),
             ],
         })
-    }
-}
-
-/// Training views (at most) that weight the SH palette, and their longer side in pixels.
-const PALETTE_WEIGHT_VIEWS: usize = 24;
-const PALETTE_WEIGHT_SIZE: u32 = 256;
-
-/// Test views rendered for the compression check (the CPU renderer takes seconds per view on
-/// large scenes; the first few views are enough to compare before and after).
-const PSNR_CHECK_VIEWS: usize = 8;
-
-/// Mean PSNR of `g` over the scene's first test views, rendered on the CPU reference renderer.
-fn test_psnr(g: &splat_core::Gaussians, scene: &Scene) -> f64 {
-    let opts = splat_core::RenderOptions {
-        background: scene.background,
-        ..Default::default()
-    };
-    let views = if scene.test.is_empty() {
-        &scene.train
-    } else {
-        &scene.test
-    };
-    let views = &views[..views.len().min(PSNR_CHECK_VIEWS)];
-    let sum: f64 = views
-        .iter()
-        .map(|v| {
-            let out = splat_core::render(g, &v.camera, &opts);
-            splat_core::loss::psnr(&out.image, &v.image.data) as f64
-        })
-        .sum();
-    sum / views.len().max(1) as f64
-}
-
-/// The true cameras as a COLMAP model (one PINHOLE camera, no points).
-fn ground_truth_model(views: &[photos::PhotoView]) -> sfm_core::colmap::Reconstruction {
-    use sfm_core::colmap::{Camera, CameraModel, Image, Reconstruction};
-    let c = &views[0].camera;
-    let camera = Camera::new(
-        1,
-        CameraModel::Pinhole,
-        c.width as u64,
-        c.height as u64,
-        vec![c.fx, c.fy, c.cx, c.cy],
-    )
-    .expect("PINHOLE takes four parameters");
-    let images = views
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Image {
-            id: i as u32 + 1,
-            qvec: sfm_core::colmap::qvec_from_rotation(&v.camera.rotation),
-            tvec: v.camera.translation.to_array(),
-            camera_id: 1,
-            name: v.name.clone(),
-            points2d: Vec::new(),
-        })
-        .collect();
-    Reconstruction {
-        cameras: vec![camera],
-        images,
-        points3d: Vec::new(),
-    }
-}
-
-/// Moves `from` over `to`, removing what was at `to` first (both in the output folder, so the
-/// rename is atomic for files and quick for folders).
-fn replace_path(from: &Path, to: &Path) -> AnyResult<()> {
-    if to.is_dir() {
-        std::fs::remove_dir_all(to).map_err(|e| format!("cannot replace {}: {e}", to.display()))?;
-    } else if to.exists() {
-        std::fs::remove_file(to).map_err(|e| format!("cannot replace {}: {e}", to.display()))?;
-    }
-    std::fs::rename(from, to)
-        .map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()).into())
-}
-
-/// The `--from` values, printable.
-impl ValueEnum for StageName {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[
-            StageName::Scene,
-            StageName::Sfm,
-            StageName::Train,
-            StageName::Compress,
-            StageName::Report,
-        ]
-    }
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }

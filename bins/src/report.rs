@@ -7,13 +7,13 @@ use serde_json::{json, Value};
 use splat_core::scene::{load_image, Image, Scene};
 
 use crate::job::{Job, StageName};
-use crate::AnyResult;
+use crate::{PipelineError, Result};
 
 /// Up to `max` test views as rows of [ground truth | render], from the renders the trainer
 /// wrote (`NNN_name.png`, in test-view order).
-pub fn side_by_side(scene: &Scene, renders: &Path, max: usize) -> AnyResult<Image> {
+pub fn side_by_side(scene: &Scene, renders: &Path, max: usize) -> Result<Image> {
     let mut files: Vec<_> = std::fs::read_dir(renders)
-        .map_err(|e| format!("cannot read {}: {e}", renders.display()))?
+        .map_err(|e| PipelineError::io(renders, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "png"))
         .collect();
@@ -24,9 +24,12 @@ pub fn side_by_side(scene: &Scene, renders: &Path, max: usize) -> AnyResult<Imag
         .zip(&files)
         .take(max)
         .map(|(v, f)| Ok((v.image.clone(), load_image(f, scene.background)?)))
-        .collect::<AnyResult<_>>()?;
+        .collect::<Result<_>>()?;
     let Some((first, _)) = rows.first() else {
-        return Err(format!("no test renders in {}", renders.display()).into());
+        return Err(PipelineError::Invalid(format!(
+            "no test renders in {}",
+            renders.display()
+        )));
     };
     let (w, h) = (first.width, first.height);
     let gap = 4;

@@ -1,0 +1,195 @@
+//! Arguments of the subcommands. Named flags that change a setting are shorthands for
+//! `--set KEY=VALUE` and go through the same overlay as config files (applied after them).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_yaml::Value;
+use spaceport::tools::SogFormat;
+use spaceport::{Device, Sort, StageName};
+
+/// A `KEY=VALUE` flag value.
+fn assignment(s: &str) -> Result<(String, Value), splat_core::config::ConfigError> {
+    splat_core::config::parse_assignment(s)
+}
+
+/// `(key, value)` for a named flag that is set.
+fn set<T: serde::Serialize>(key: &str, v: Option<T>) -> Option<(String, Value)> {
+    let v = serde_yaml::to_value(v?).ok()?;
+    Some((key.to_string(), v))
+}
+
+/// Arguments of `spaceport run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Folder of photos; leave out to run on the built-in scene.
+    pub images: Option<PathBuf>,
+    /// Output folder (job.json, sparse/, images/, point_cloud.ply, scene.sog, renders/, report.md).
+    #[arg(long, default_value = "spaceport-out")]
+    pub out: PathBuf,
+    /// Start from an existing COLMAP scene (images/ + sparse/0), skipping SfM.
+    #[arg(long, conflicts_with_all = ["images", "transforms"])]
+    pub colmap: Option<PathBuf>,
+    /// Start from a NeRF/nerfstudio scene (folder or transforms JSON), skipping SfM.
+    #[arg(long, conflicts_with = "images")]
+    pub transforms: Option<PathBuf>,
+    /// YAML with any of the sections `builtin`, `sfm`, `train`, `compress` (see --dump-config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Set one setting by its dotted key, e.g. `train.densify.grad_threshold=0.0004` (repeatable;
+    /// after --config).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub sets: Vec<(String, Value)>,
+    /// Compute device for training.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    /// Rerun from this stage even if it finished before.
+    #[arg(long, value_enum)]
+    pub from: Option<StageName>,
+    /// Training iterations (`--set train.iterations=N`).
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Train on images shrunk so that their longer side is at most this (`--set train_max_side=N`).
+    #[arg(long)]
+    pub max_side: Option<u32>,
+    /// A smaller built-in scene and a shorter training run (for CI and quick checks).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the effective configuration as YAML and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+}
+
+impl RunArgs {
+    /// `--set` and the named flags, as assignments in the order they apply.
+    pub fn assignments(&self) -> Vec<(String, Value)> {
+        let named = [
+            set("train.iterations", self.iters),
+            set("train_max_side", self.max_side),
+        ];
+        self.sets
+            .iter()
+            .cloned()
+            .chain(named.into_iter().flatten())
+            .collect()
+    }
+}
+
+/// Arguments of `spaceport train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Scene: a COLMAP scene directory, a NeRF/nerfstudio directory or transforms JSON.
+    #[arg(long, required_unless_present = "dump_config")]
+    pub scene: Option<PathBuf>,
+    /// Output directory.
+    #[arg(long, required_unless_present = "dump_config")]
+    pub out: Option<PathBuf>,
+    /// YAML training configuration (see --dump-config).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Set one setting by its dotted key, e.g. `densify.grad_threshold=0.0004` (repeatable;
+    /// after --config).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub sets: Vec<(String, Value)>,
+    /// Iterations (`--set iterations=N`).
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Downscale images on load by this factor.
+    #[arg(long)]
+    pub downscale: Option<f64>,
+    /// Composite transparent images on white and render on white (`--set background=[1,1,1]`).
+    #[arg(long)]
+    pub white_background: bool,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    /// Write a resumable checkpoint every N iterations (0: only on interrupt).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// Continue from OUT/checkpoint.bin.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the effective configuration as YAML and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+}
+
+impl TrainArgs {
+    /// `--set` and the named flags, as assignments in the order they apply.
+    pub fn assignments(&self) -> Vec<(String, Value)> {
+        let white = self.white_background.then_some([1.0f32; 3]);
+        let named = [set("iterations", self.iters), set("background", white)];
+        self.sets
+            .iter()
+            .cloned()
+            .chain(named.into_iter().flatten())
+            .collect()
+    }
+}
+
+/// Arguments of `spaceport sfm`.
+#[derive(Args, Debug)]
+pub struct SfmArgs {
+    /// Folder of photos.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Output folder (sparse/0, images/, sfm_report.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Longest image side used for features (`--set sfm.max_image_size=N`).
+    #[arg(long)]
+    pub max_image_size: Option<u32>,
+    /// A `spaceport run` config file; its `sfm` section is used (e.g. configs/*.yaml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Set one setting of the run config's `sfm` section, e.g. `sfm.sift.max_features=4096`.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub sets: Vec<(String, Value)>,
+}
+
+impl SfmArgs {
+    /// `--set` and the named flags, as assignments in the order they apply.
+    pub fn assignments(&self) -> Vec<(String, Value)> {
+        let named = set("sfm.max_image_size", self.max_image_size);
+        self.sets.iter().cloned().chain(named).collect()
+    }
+}
+
+/// Arguments of `spaceport render`.
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Gaussians in the standard 3DGS PLY layout (default: the built-in demo scene).
+    #[arg(long)]
+    pub ply: Option<PathBuf>,
+    /// Output PNG.
+    #[arg(long, short, default_value = "render.png")]
+    pub out: PathBuf,
+    /// Image width.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Image height.
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    /// Camera angle on the orbit around the scene, in degrees.
+    #[arg(long, default_value_t = 30.0)]
+    pub angle: f64,
+}
+
+/// Arguments of `spaceport compress`.
+#[derive(Args, Debug)]
+pub struct CompressArgs {
+    /// Input PLY (standard 3DGS layout).
+    pub input: PathBuf,
+    /// Output `.sog` file (or folder with `--format sog-dir`).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Output form.
+    #[arg(long, value_enum, default_value = "sog")]
+    pub format: SogFormat,
+    /// SH bands above DC to keep (default: all the input has).
+    #[arg(long)]
+    pub sh_bands: Option<usize>,
+    /// Texel layout.
+    #[arg(long, value_enum, default_value = "hilbert")]
+    pub sort: Sort,
+}
