@@ -704,20 +704,13 @@ pub struct TrainMetrics {
     pub config: TrainConfig,
 }
 
-/// Peak resident set size of this process (Linux `VmHWM`), if known.
-pub fn peak_memory_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
+pub use spaceport_io::peak_memory_bytes;
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
-/// see a partial file (the PLY writer's mechanism, with the trainer's error type).
+/// Writes `bytes` to `path` atomically ([`spaceport_io::write_atomic`]) with the trainer's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    crate::ply::write_atomic(path, bytes).map_err(|e| TrainError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    spaceport_io::write_atomic(path, bytes).map_err(|e| TrainError::Io {
+        path: e.path,
+        message: e.source.to_string(),
     })
 }
 
