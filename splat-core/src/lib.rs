@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod camera;
+#[cfg(feature = "scene")]
 pub mod demo;
 pub mod gaussians;
 pub mod init;
@@ -10,6 +11,7 @@ pub mod loss;
 pub mod optim;
 pub mod ply;
 pub mod render;
+#[cfg(feature = "scene")]
 pub mod scene;
 pub mod sh;
 pub mod train;
