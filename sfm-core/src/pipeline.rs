@@ -194,16 +194,13 @@ struct Decoded {
     keypoints: Vec<DVec2>,
 }
 
-/// Peak-RSS bookkeeping through /proc (Linux); elsewhere it reports nothing.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+impl From<spaceport_io::IoError> for SfmError {
+    fn from(e: spaceport_io::IoError) -> Self {
+        SfmError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 fn list_images(dir: &Path) -> Result<Vec<PathBuf>, SfmError> {
@@ -325,7 +322,7 @@ struct StageTimer {
 impl StageTimer {
     fn begin(&mut self, s: Stage) {
         self.end();
-        reset_peak_rss();
+        spaceport_io::reset_peak_memory();
         self.cur = Some((s, Instant::now()));
     }
     fn end(&mut self) {
@@ -333,7 +330,8 @@ impl StageTimer {
             self.stages.push(StageReport {
                 stage: s,
                 seconds: t.elapsed().as_secs_f64(),
-                peak_rss_mib: peak_rss_mib(),
+                peak_rss_mib: spaceport_io::peak_memory_bytes()
+                    .map(|b| b as f64 / (1024.0 * 1024.0)),
             });
         }
     }
@@ -411,10 +409,8 @@ fn write_cache(path: &Path, fe: &FrontEnd) -> Result<(), SfmError> {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
     })?;
-    std::fs::write(path, json).map_err(|e| SfmError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    // Atomic, so an interrupted run never leaves a truncated cache for the next one to trip on.
+    spaceport_io::write_atomic(path, &json).map_err(SfmError::from)
 }
 
 fn make_cameras(opt: &SfmOptions, images: &[ImageInfo]) -> Vec<RadialCamera> {
@@ -659,7 +655,7 @@ pub fn run(
     report.total_seconds = timer.start.elapsed().as_secs_f64();
     let path = out_dir.join("sfm_report.json");
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
-    std::fs::write(&path, json).map_err(|e| SfmError::Io { path, source: e })?;
+    spaceport_io::write_atomic(&path, json.as_bytes())?;
     Ok(report)
 }
 

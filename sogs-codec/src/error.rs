@@ -92,6 +92,19 @@ pub enum SogError {
     },
 }
 
+impl From<spaceport_io::IoError> for SogError {
+    /// A target with no file name is bad input; anything else maps as in [`io_err`].
+    fn from(e: spaceport_io::IoError) -> Self {
+        if e.source.kind() == std::io::ErrorKind::InvalidInput {
+            SogError::InvalidInput {
+                reason: format!("{}: path has no file name", e.path.display()),
+            }
+        } else {
+            io_err(e.path, e.source)
+        }
+    }
+}
+
 /// Maps an I/O error to [`SogError::NotFound`] or [`SogError::Io`] for `path`.
 pub(crate) fn io_err(path: impl Into<PathBuf>, e: std::io::Error) -> SogError {
     let path = path.into();

@@ -30,32 +30,9 @@ pub use order::PlasOptions;
 
 use error::io_err;
 
-/// A sibling of `path` to write into before renaming over it.
-fn temp_sibling(path: &Path) -> Result<std::path::PathBuf, SogError> {
-    let name = path.file_name().ok_or_else(|| SogError::InvalidInput {
-        reason: format!("{}: path has no file name", path.display()),
-    })?;
-    let mut tmp = std::ffi::OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".tmp{}", std::process::id()));
-    Ok(path.with_file_name(tmp))
-}
-
-/// Writes bytes to a temporary sibling and renames it over `path`, so readers never see a partial file.
+/// [`spaceport_io::write_atomic`] with the codec's error type.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SogError> {
-    let tmp = temp_sibling(path)?;
-    let r = (|| {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(path, e));
-    }
-    Ok(())
+    Ok(spaceport_io::write_atomic(path, bytes)?)
 }
 
 /// Writes the single-file `.sog` bundle (stored ZIP, meta.json last, no comment) atomically.
@@ -75,17 +52,10 @@ pub fn write_sog_dir(files: &SogFiles, dir: impl AsRef<Path>) -> Result<(), SogE
         }
         return Ok(());
     }
-    let tmp = temp_sibling(dir)?;
-    let r = (|| {
-        // Not create_dir_all: a missing parent is the caller's mistake, reported rather than papered over.
-        std::fs::create_dir(&tmp).map_err(|e| io_err(&tmp, e))?;
+    spaceport_io::write_dir_atomic(dir, |tmp| {
         for (name, bytes) in &entries {
             std::fs::write(tmp.join(name), bytes).map_err(|e| io_err(tmp.join(name), e))?;
         }
-        std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    r
+        Ok(())
+    })
 }

@@ -132,6 +132,7 @@ pub struct SourceImage<'d> {
 
 impl<'d> SourceImage<'d> {
     /// Training view `view`'s image.
+    #[cfg(feature = "scene")]
     pub fn of(view: usize, image: &'d crate::scene::Image) -> Self {
         Self {
             view,

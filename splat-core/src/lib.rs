@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod camera;
 pub mod config;
+#[cfg(feature = "scene")]
 pub mod demo;
 pub mod gaussians;
 pub mod init;
@@ -11,6 +12,7 @@ pub mod loss;
 pub mod optim;
 pub mod ply;
 pub mod render;
+#[cfg(feature = "scene")]
 pub mod scene;
 pub mod sh;
 pub mod train;

@@ -6,7 +6,6 @@
 //! binary (either endianness) and ascii; writing is always binary little-endian float.
 
 use std::fs;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::gaussians::{sh_coeffs_for_degree, Gaussians};
@@ -603,29 +602,8 @@ pub fn encode_ply(path: &Path, g: &Gaussians) -> Result<Vec<u8>, PlyError> {
 pub fn write_ply(path: impl AsRef<Path>, g: &Gaussians) -> Result<(), PlyError> {
     let path = path.as_ref();
     let bytes = encode_ply(path, g)?;
-    write_atomic(path, &bytes).map_err(|e| PlyError::Io {
-        path: path.to_path_buf(),
-        source: e,
+    spaceport_io::write_atomic(path, &bytes).map_err(|e| PlyError::Io {
+        path: e.path,
+        source: e.source,
     })
-}
-
-/// Writes `bytes` to a temporary sibling of `path`, syncs it and renames it into place.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut w = BufWriter::new(fs::File::create(&tmp)?);
-        w.write_all(bytes)?;
-        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }

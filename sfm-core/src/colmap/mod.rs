@@ -9,7 +9,6 @@ mod camera;
 mod text;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use binary::{read_binary, write_binary};
@@ -352,31 +351,18 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ColmapError> {
     })
 }
 
-/// Counter that makes temporary file names unique within this process.
-static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Writes `files` (name, bytes) into `dir`, each through a temporary file and a rename so
-/// that readers never see a half-written file.
+/// Writes `files` (name, bytes) into `dir`, creating it if needed, each file atomically so
+/// that readers never see a half-written one.
 fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), ColmapError> {
     std::fs::create_dir_all(dir).map_err(|source| ColmapError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     for (name, bytes) in files {
-        let path = dir.join(name);
-        // Unique per process and call, so concurrent writers never share a temporary.
-        let unique = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.tmp{}-{unique}", std::process::id()));
-        let result = std::fs::File::create(&tmp)
-            .and_then(|mut f| {
-                f.write_all(bytes)?;
-                f.sync_all()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(source) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(ColmapError::Io { path, source });
-        }
+        spaceport_io::write_atomic(dir.join(name), bytes).map_err(|e| ColmapError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
     }
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! RGB float images: decoding with alpha compositing, area downscaling, lens undistortion
 //! and atomic PNG writing.
 
-use std::io::Write;
 use std::path::Path;
 
 use image::{DynamicImage, ImageEncoder};
@@ -244,9 +243,6 @@ pub fn load_image(path: impl AsRef<Path>, background: [f32; 3]) -> Result<Image,
     Ok(Image::from_dynamic(img, background))
 }
 
-/// Counter that makes temporary file names unique within this process.
-static TMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// Writes an 8-bit RGB PNG through a temporary file and a rename, so the file at `path`
 /// is either the old one or the complete new one.
 pub fn save_png(path: impl AsRef<Path>, image: &Image) -> Result<(), SceneError> {
@@ -275,25 +271,8 @@ pub fn save_png(path: impl AsRef<Path>, image: &Image) -> Result<(), SceneError>
             path: path.to_path_buf(),
             source,
         })?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Unique per process and call, so concurrent writers never share a temporary.
-    let unique = TMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{file_name}.tmp{}-{unique}", std::process::id()));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(&bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(source) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(SceneError::Io {
-            path: path.to_path_buf(),
-            source,
-        });
-    }
-    Ok(())
+    spaceport_io::write_atomic(path, &bytes).map_err(|e| SceneError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }

@@ -1,10 +1,16 @@
 //! The training loop: the 3DGS recipe written against the [`TrainBackend`] trait, with
 //! progressive resolution, PSNR-plateau stopping, evaluation, outputs and resumable checkpoints.
 
+// Without scenes only the configuration, densification, schedules and report types remain, and
+// the trainer's imports go unused.
+#![cfg_attr(not(feature = "scene"), allow(unused_imports))]
+
+#[cfg(feature = "scene")]
 pub mod checkpoint;
 pub mod config;
 pub mod densify;
 pub mod schedule;
+#[cfg(feature = "scene")]
 pub mod sweep;
 
 use std::collections::HashMap;
@@ -27,6 +33,7 @@ use crate::init::{self, InitOptions};
 use crate::loss;
 use crate::optim::{Adam, GroupRates};
 use crate::render::RenderOptions;
+#[cfg(feature = "scene")]
 use crate::scene::{Image, Scene, View};
 use config::InitMode;
 pub use config::{ConfigError, TrainConfig};
@@ -173,6 +180,7 @@ pub struct StageWindow {
     pub times: StageTimes,
 }
 
+#[cfg(feature = "scene")]
 /// The 3DGS trainer.
 pub struct Trainer<'a> {
     /// Configuration in force.
@@ -192,6 +200,7 @@ pub struct Trainer<'a> {
     pub stage_times: Vec<StageWindow>,
 }
 
+#[cfg(feature = "scene")]
 /// 1.1 x the largest distance of a camera centre from the centroid of all of them.
 pub fn scene_extent(views: &[View]) -> f32 {
     if views.is_empty() {
@@ -211,6 +220,7 @@ pub fn scene_extent(views: &[View]) -> f32 {
     }
 }
 
+#[cfg(feature = "scene")]
 /// Initial Gaussians for `scene` as the configuration asks.
 pub fn initial_gaussians(
     scene: &Scene,
@@ -259,6 +269,7 @@ pub fn initial_gaussians(
     }
 }
 
+#[cfg(feature = "scene")]
 /// Evenly spaced indices of at most `k` out of `n`.
 fn evenly_spaced(n: usize, k: usize) -> Vec<usize> {
     if n == 0 || k == 0 {
@@ -268,6 +279,7 @@ fn evenly_spaced(n: usize, k: usize) -> Vec<usize> {
     (0..k).map(|i| i * n / k).collect()
 }
 
+#[cfg(feature = "scene")]
 /// Separable Gaussian blur of an RGB image (zero-padded edges renormalised).
 fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
     if w == 0 || h == 0 {
@@ -311,6 +323,7 @@ fn blur_image(data: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
     pass(&pass(data, true), false)
 }
 
+#[cfg(feature = "scene")]
 impl<'a> Trainer<'a> {
     /// A trainer for `scene`, with Gaussians initialised as configured.
     pub fn new(
@@ -704,23 +717,17 @@ pub struct TrainMetrics {
     pub config: TrainConfig,
 }
 
-/// Peak resident set size of this process (Linux `VmHWM`), if known.
-pub fn peak_memory_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
+pub use spaceport_io::peak_memory_bytes;
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, so readers never
-/// see a partial file (the PLY writer's mechanism, with the trainer's error type).
+/// Writes `bytes` to `path` atomically ([`spaceport_io::write_atomic`]) with the trainer's error type.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    crate::ply::write_atomic(path, bytes).map_err(|e| TrainError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    spaceport_io::write_atomic(path, bytes).map_err(|e| TrainError::Io {
+        path: e.path,
+        message: e.source.to_string(),
     })
 }
 
+#[cfg(feature = "scene")]
 impl Trainer<'_> {
     /// Writes `point_cloud.ply`, test-view renders under `renders/` and `metrics.json` to `out`
     /// (each file atomically) and returns the metrics.
