@@ -8,5 +8,6 @@ pub mod geometry;
 pub mod linalg;
 pub mod mapper;
 pub mod matching;
+pub mod photo;
 pub mod pipeline;
 pub mod twoview;

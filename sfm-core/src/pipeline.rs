@@ -25,8 +25,8 @@ pub struct SfmOptions {
     /// Images are downscaled so that their larger side is at most this (features are reported in
     /// full-resolution pixels).
     pub max_image_size: u32,
-    /// One camera shared by all images (otherwise one per image).
-    pub single_camera: bool,
+    /// How photos share cameras (intrinsics refined together).
+    pub camera_mode: CameraMode,
     /// Focal prior as a multiple of the larger image side when EXIF gives none.
     pub default_focal_factor: f64,
     /// Upsample the first octave when the (downscaled) larger side is at most this.
@@ -63,7 +63,7 @@ impl Default for SfmOptions {
     fn default() -> Self {
         Self {
             max_image_size: 3200,
-            single_camera: true,
+            camera_mode: CameraMode::Grouped,
             default_focal_factor: 1.2,
             upsample_below: 1000,
             principal_point_min_size: 2000,
@@ -78,6 +78,19 @@ impl Default for SfmOptions {
             match_cache: None,
         }
     }
+}
+
+/// How photos are assigned to cameras.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraMode {
+    /// One camera for every photo (all photos from one device at one zoom and size).
+    Single,
+    /// One camera per (image size, EXIF make, model, focal length): phones and cameras mixed,
+    /// or photos of mixed sizes, give one consistent model.
+    Grouped,
+    /// One camera per photo (zoom changed between shots, or no EXIF to tell groups apart).
+    PerImage,
 }
 
 /// Pipeline stages, as reported to the progress callback.
@@ -190,6 +203,7 @@ struct Decoded {
     width: u32,
     height: u32,
     focal_prior: Option<f64>,
+    camera_key: String,
     features: Features,
     keypoints: Vec<DVec2>,
 }
@@ -215,11 +229,7 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>, SfmError> {
             source: e,
         })?;
         let p = e.path();
-        let ext = p
-            .extension()
-            .and_then(|x| x.to_str())
-            .map(|x| x.to_ascii_lowercase());
-        if matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png")) && p.is_file() {
+        if crate::photo::is_photo_name(&p) && p.is_file() {
             out.push(p);
         }
     }
@@ -228,53 +238,12 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>, SfmError> {
     Ok(out)
 }
 
-/// FocalLengthIn35mmFilm from a JPEG's EXIF block, converted as COLMAP does
-/// (`f35 / 35 * max(w, h)`).
-fn exif_focal_35mm(bytes: &[u8]) -> Option<f64> {
-    let pos = bytes
-        .windows(6)
-        .take(65536)
-        .position(|w| w == b"Exif\0\0")?;
-    let tiff = &bytes[pos + 6..];
-    let le = match tiff.get(0..2)? {
-        b"II" => true,
-        b"MM" => false,
-        _ => return None,
-    };
-    let u16_at = |o: usize| -> Option<u16> {
-        let b = tiff.get(o..o + 2)?;
-        Some(if le {
-            u16::from_le_bytes([b[0], b[1]])
-        } else {
-            u16::from_be_bytes([b[0], b[1]])
-        })
-    };
-    let u32_at = |o: usize| -> Option<u32> {
-        let b = tiff.get(o..o + 4)?;
-        Some(if le {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        } else {
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        })
-    };
-    let find = |ifd: usize, tag: u16| -> Option<usize> {
-        let n = u16_at(ifd)? as usize;
-        (0..n)
-            .map(|i| ifd + 2 + 12 * i)
-            .find(|&e| u16_at(e) == Some(tag))
-    };
-    let ifd0 = u32_at(4)? as usize;
-    let exif_ifd = u32_at(find(ifd0, 0x8769)? + 8)? as usize;
-    let f35 = u16_at(find(exif_ifd, 0xA405)? + 8)? as f64;
-    (f35 > 0.0).then_some(f35 / 35.0)
-}
-
 fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let img = image::load_from_memory(&bytes).map_err(|e| e.to_string())?;
+    let photo = crate::photo::read_photo(path).map_err(|e| e.to_string())?;
+    let img = photo.image;
     let (w, h) = (img.width(), img.height());
     if w < 32 || h < 32 {
-        return Err(format!("image too small ({w}x{h})"));
+        return Err(format!("{}: image too small ({w}x{h})", path.display()));
     }
     let luma = img.into_luma8();
     let max_side = w.max(h);
@@ -307,7 +276,8 @@ fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> 
             .unwrap_or_default(),
         width: w,
         height: h,
-        focal_prior: exif_focal_35mm(&bytes).map(|r| r * max_side as f64),
+        focal_prior: photo.meta.focal_pixels(max_side),
+        camera_key: camera_key(&photo.meta),
         features,
         keypoints,
     })
@@ -345,6 +315,9 @@ struct ImageInfo {
     width: u32,
     height: u32,
     focal_prior: Option<f64>,
+    /// The EXIF make, model and focal length that, with the size, decide the camera group.
+    #[serde(default)]
+    camera_key: String,
     num_features: usize,
     keypoints: Vec<[f64; 2]>,
 }
@@ -413,23 +386,43 @@ fn write_cache(path: &Path, fe: &FrontEnd) -> Result<(), SfmError> {
     spaceport_io::write_atomic(path, &json).map_err(SfmError::from)
 }
 
-fn make_cameras(opt: &SfmOptions, images: &[ImageInfo]) -> Vec<RadialCamera> {
+/// The EXIF fields that tell cameras apart (size is added by [`camera_groups`]).
+fn camera_key(meta: &crate::photo::PhotoMeta) -> String {
+    format!(
+        "{}|{}|{}",
+        meta.make.as_deref().unwrap_or(""),
+        meta.model.as_deref().unwrap_or(""),
+        meta.focal_35mm.map(|f| f.to_string()).unwrap_or_default()
+    )
+}
+
+/// The cameras of a photo set and the camera of each image: one for all
+/// ([`CameraMode::Single`]), one per (image size, EXIF make, model, focal length)
+/// ([`CameraMode::Grouped`]), or one per image ([`CameraMode::PerImage`]). A camera's focal
+/// prior comes from its first image's EXIF, else `default_focal_factor` times the larger side.
+fn camera_groups(opt: &SfmOptions, images: &[ImageInfo]) -> (Vec<RadialCamera>, Vec<usize>) {
     let prior = |d: &ImageInfo| {
         d.focal_prior
             .unwrap_or(opt.default_focal_factor * d.width.max(d.height) as f64)
     };
-    if opt.single_camera {
-        vec![RadialCamera::with_prior(
-            images[0].width,
-            images[0].height,
-            prior(&images[0]),
-        )]
-    } else {
-        images
-            .iter()
-            .map(|d| RadialCamera::with_prior(d.width, d.height, prior(d)))
-            .collect()
+    let mut keys: Vec<(u32, u32, &str)> = Vec::new();
+    let mut cameras = Vec::new();
+    let mut camera_of = Vec::with_capacity(images.len());
+    for (i, d) in images.iter().enumerate() {
+        let key = (d.width, d.height, d.camera_key.as_str());
+        let found = match opt.camera_mode {
+            CameraMode::Single => (i > 0).then_some(0),
+            CameraMode::Grouped => keys.iter().position(|k| *k == key),
+            CameraMode::PerImage => None,
+        };
+        let c = found.unwrap_or_else(|| {
+            keys.push(key);
+            cameras.push(RadialCamera::with_prior(d.width, d.height, prior(d)));
+            cameras.len() - 1
+        });
+        camera_of.push(c);
     }
+    (cameras, camera_of)
 }
 
 /// Feature extraction and matching with geometric verification.
@@ -457,10 +450,11 @@ fn front_end(
         .collect();
     let mut decoded = Vec::new();
     let mut unreadable = Vec::new();
-    for (p, r) in paths.iter().zip(results) {
+    for r in results {
         match r {
             Ok(d) => decoded.push(d),
-            Err(e) => unreadable.push(format!("{}: {e}", p.display())),
+            // The message names the file already.
+            Err(e) => unreadable.push(e),
         }
     }
     if decoded.len() < 2 {
@@ -477,12 +471,13 @@ fn front_end(
             width: d.width,
             height: d.height,
             focal_prior: d.focal_prior,
+            camera_key: d.camera_key.clone(),
             num_features: d.features.len(),
             keypoints: Vec::new(),
         })
         .collect();
-    let cameras = make_cameras(opt, &infos);
-    let cam_of = |i: usize| if opt.single_camera { 0 } else { i };
+    let (cameras, camera_of) = camera_groups(opt, &infos);
+    let cam_of = |i: usize| camera_of[i];
 
     timer.begin(Stage::Matching);
     let descs: Vec<DescriptorSet> = decoded
@@ -592,8 +587,8 @@ pub fn run(
     if verified.is_empty() {
         return Err(SfmError::NoOverlap);
     }
-    let cameras = make_cameras(opt, &fe.images);
-    let cam_of = |i: usize| if opt.single_camera { 0 } else { i };
+    let (cameras, camera_of) = camera_groups(opt, &fe.images);
+    let cam_of = |i: usize| camera_of[i];
 
     timer.begin(Stage::Mapping);
     let mimages: Vec<MapperImage> = fe
@@ -697,10 +692,11 @@ fn write_outputs(
         .par_iter()
         .map(|&i| {
             let path = images_dir.join(&images[i].name);
-            let Ok(img) = image::open(&path) else {
+            // Decoded as in feature extraction (upright), so keypoints and pixels agree.
+            let Ok(photo) = crate::photo::read_photo(&path) else {
                 return Ok(Vec::new());
             };
-            let rgb = img.into_rgb8();
+            let rgb = photo.image.into_rgb8();
             let cam = model.cameras[images[i].camera];
             let sample = |x: f64, y: f64| -> [f64; 3] {
                 // Pixel centres at +0.5 (COLMAP convention).
@@ -907,6 +903,7 @@ mod tests {
                 width: 64,
                 height: 48,
                 focal_prior: Some(70.5),
+                camera_key: String::new(),
                 num_features: 2,
                 keypoints: vec![[1.25, 2.5], [3.0, 4.75]],
             }],

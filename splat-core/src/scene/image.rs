@@ -218,28 +218,46 @@ fn area_weights(src: usize, dst: usize) -> Vec<Vec<(usize, f32)>> {
         .collect()
 }
 
-/// Decodes an image file to RGB floats, compositing alpha over `background`.
+/// Decodes an image file to RGB floats, compositing alpha over `background`, upright (its EXIF
+/// orientation applied, as viewers show it).
 pub fn load_image(path: impl AsRef<Path>, background: [f32; 3]) -> Result<Image, SceneError> {
-    let path = path.as_ref();
-    let reader = image::ImageReader::open(path)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => SceneError::MissingImage {
-                path: path.to_path_buf(),
-            },
-            _ => SceneError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?
-        .with_guessed_format()
-        .map_err(|source| SceneError::Io {
+    load_image_oriented(path.as_ref(), background, true)
+}
+
+/// [`load_image`], with the EXIF orientation applied or not: a model made by a tool that reads
+/// pixels as stored (COLMAP does) needs them as stored. Truncated files are refused, since
+/// decoders fill their missing part with grey.
+pub fn load_image_oriented(
+    path: &Path,
+    background: [f32; 3],
+    upright: bool,
+) -> Result<Image, SceneError> {
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => SceneError::MissingImage {
+            path: path.to_path_buf(),
+        },
+        _ => SceneError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-    let img = reader.decode().map_err(|source| SceneError::CorruptImage {
+        },
+    })?;
+    sfm_core::photo::check_complete(&bytes).map_err(|(format, reason)| {
+        SceneError::TruncatedImage {
+            path: path.to_path_buf(),
+            format,
+            reason,
+        }
+    })?;
+    let mut img = image::load_from_memory(&bytes).map_err(|source| SceneError::CorruptImage {
         path: path.to_path_buf(),
         source,
     })?;
+    if upright {
+        let meta = sfm_core::photo::read_meta(&bytes);
+        if let Some(o) = image::metadata::Orientation::from_exif(meta.orientation) {
+            img.apply_orientation(o);
+        }
+    }
     Ok(Image::from_dynamic(img, background))
 }
 

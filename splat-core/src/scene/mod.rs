@@ -55,6 +55,16 @@ pub enum SceneError {
         /// The decoder's error.
         source: ::image::ImageError,
     },
+    /// An image file that ends before its image data does.
+    #[error("truncated {format} image {} ({reason})", path.display())]
+    TruncatedImage {
+        /// The image file.
+        path: PathBuf,
+        /// Its format.
+        format: &'static str,
+        /// What is missing.
+        reason: &'static str,
+    },
     /// An image whose size differs from its camera's (checked before any downscaling).
     #[error("image {} is {}x{} but its camera says {}x{}", path.display(), image.0, image.1, camera.0, camera.1)]
     SizeMismatch {
@@ -369,6 +379,12 @@ impl ViewSource {
 
     fn load(&self, options: &LoadOptions) -> Result<View, SceneError> {
         let mut image = load_image(&self.image_path, options.background)?;
+        let stated = (self.intrinsics.width, self.intrinsics.height);
+        if stated == (Some(image.height), Some(image.width)) && image.width != image.height {
+            // The camera was made on the pixels as stored, not upright (COLMAP ignores EXIF
+            // orientation): use them as stored so that pixels and camera agree.
+            image = self::image::load_image_oriented(&self.image_path, options.background, false)?;
+        }
         let (full_w, full_h) = (image.width, image.height);
         let k = self.resolve_intrinsics(full_w, full_h)?;
         // Both steps allocate a new image, so they are skipped when they would copy it.
