@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_yaml::Value;
 use spaceport::tools::SogFormat;
-use spaceport::{Device, Sort, StageName};
+use spaceport::{Device, Preset, Sort, StageName};
 
 /// A `KEY=VALUE` flag value.
 fn assignment(s: &str) -> Result<(String, Value), splat_core::config::ConfigError> {
@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Compute device for training.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,
+    /// Training recipe: fast (7k iterations), default (30k, early stop on a plateau) or best
+    /// (30k, more Gaussians); the built-in scene keeps its own schedule.
+    #[arg(long, value_enum, default_value = "default")]
+    pub preset: Preset,
     /// Rerun from this stage even if it finished before.
     #[arg(long, value_enum)]
     pub from: Option<StageName>,

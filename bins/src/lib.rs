@@ -21,14 +21,17 @@
 //!
 //! ```no_run
 //! use std::sync::atomic::AtomicBool;
-//! use spaceport::{pipeline, Device, Input, RunConfig, RunOptions};
+//! use spaceport::{pipeline, Device, Input, Preset, Recipe, RunConfig, RunOptions};
 //!
 //! # fn main() -> Result<(), spaceport::PipelineError> {
-//! // The built-in scene's defaults, with a YAML file and one dotted key laid over them.
-//! let sets = [splat_core::config::parse_assignment("train.iterations=300")?];
-//! let config = RunConfig::load(None, false, &sets)?;
+//! // A folder of photos (or Input::Builtin, Input::colmap("scene")?), with the defaults of
+//! // its kind of scene and preset, and one dotted key laid over them.
+//! let input = Input::images("photos")?;
+//! let recipe = Recipe { preset: Preset::Fast, ..input.recipe() };
+//! let sets = [splat_core::config::parse_assignment("train.densify.max_gaussians=500000")?];
+//! let config = RunConfig::load(&recipe, None, &sets)?;
 //! let opts = RunOptions {
-//!     input: Input::images("photos")?, // or Input::Builtin, Input::colmap("scene")?
+//!     input,
 //!     out: "my-scene".into(),
 //!     config,
 //!     device: Device::Auto,
@@ -49,6 +52,7 @@ pub mod config;
 pub mod eval;
 pub mod events;
 pub mod job;
+pub mod lock;
 pub mod pipeline;
 pub mod report;
 pub mod tools;
@@ -56,7 +60,7 @@ pub mod training;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{CompressConfig, RunConfig, Sort};
+pub use config::{CompressConfig, Preset, Recipe, RunConfig, SceneKind, Sort};
 pub use events::{Events, Message, Task, TrainStep};
 pub use job::{Job, StageName, Status};
 pub use pipeline::{Input, RunOptions, RunOutcome};
@@ -97,6 +101,24 @@ pub enum PipelineError {
         /// Why.
         source: std::io::Error,
     },
+    /// Training produced a non-finite loss and was stopped.
+    #[error("training diverged: the loss was {loss} at iteration {iteration}; {kept} (lower the learning rates, e.g. --set train.lr.means=..., or start from other settings)")]
+    Diverged {
+        /// The iteration whose loss was not finite.
+        iteration: usize,
+        /// The loss.
+        loss: f64,
+        /// What was kept ("the checkpoint of iteration N in PATH is kept").
+        kept: String,
+    },
+    /// The output folder is in use by another run.
+    #[error("{}: in use by another spaceport run (pid {pid}); wait for it to finish or use another --out", path.display())]
+    Locked {
+        /// The folder.
+        path: PathBuf,
+        /// The process holding it.
+        pid: u32,
+    },
     /// The input or the output folder cannot be used as given.
     #[error("{0}")]
     Invalid(String),
@@ -121,6 +143,17 @@ impl PipelineError {
             source,
         }
     }
+}
+
+/// Creates `dir` and checks that it takes files, before long work that writes there.
+pub fn ensure_output_dir(dir: &Path) -> Result<()> {
+    spaceport_io::ensure_writable_dir(dir).map_err(|e| {
+        PipelineError::Invalid(format!(
+            "cannot write to the output folder {}: {}",
+            dir.display(),
+            e.source
+        ))
+    })
 }
 
 /// Moves `from` over `to`, removing what was at `to` first (both in the output folder, so the

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use console::{Console, STOP};
 use spaceport::pipeline::{self, RunOutcome};
 use spaceport::training::{self, Resume, TrainOptions, Trained};
-use spaceport::{tools, Input, PipelineError, RunConfig, RunOptions};
+use spaceport::{tools, Events, Input, PipelineError, Recipe, RunConfig, RunOptions};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::TrainConfig;
 
@@ -89,17 +89,23 @@ fn main() -> ExitCode {
 }
 
 fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
-    let config = RunConfig::load(a.config.as_deref(), a.quick, &a.assignments())?;
-    if a.dump_config {
-        print!("{}", config.to_yaml());
-        return Ok(ExitCode::SUCCESS);
-    }
     let input = match (&a.colmap, &a.transforms, &a.images) {
         (Some(p), _, _) => Input::colmap(p)?,
         (_, Some(p), _) => Input::transforms(p)?,
         (_, _, Some(p)) => Input::images(p)?,
         _ => Input::Builtin,
     };
+    let recipe = Recipe {
+        preset: a.preset,
+        quick: a.quick,
+        ..input.recipe()
+    };
+    let config = RunConfig::load(&recipe, a.config.as_deref(), &a.assignments())?;
+    if a.dump_config {
+        print!("{}", config.to_yaml());
+        return Ok(ExitCode::SUCCESS);
+    }
+    (con as &dyn Events).note(&recipe.describe(&config.train));
     let (device, from, out) = (a.device, a.from, a.out);
     let opts = RunOptions {
         input,
@@ -133,6 +139,7 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
             "--scene and --out are required".into(),
         ));
     };
+    spaceport::ensure_output_dir(&out)?;
     let mut backend = training::make_backend(a.device, con)?;
     let load = LoadOptions {
         downscale: a.downscale.map(Downscale::Factor).unwrap_or_default(),
@@ -196,15 +203,13 @@ fn cmd_render(a: cli::RenderArgs) -> CmdResult {
 
 fn cmd_sfm(a: cli::SfmArgs, con: &Console) -> CmdResult {
     let opts = RunConfig::sfm_options(a.config.as_deref(), &a.assignments())?;
+    spaceport::ensure_output_dir(&a.out)?;
     let r = tools::sfm(&opts, &a.images, &a.out, con)?;
     println!(
         "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px -> {}",
         r.registered_images, r.num_images, r.num_points, r.mean_track_length,
         r.mean_reprojection_error, a.out.display()
     );
-    if !r.unregistered.is_empty() {
-        println!("not registered: {}", r.unregistered.join(", "));
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -71,6 +71,20 @@ impl Input {
         })
     }
 
+    /// The defaults this input starts from (the default preset, not quick).
+    pub fn recipe(&self) -> crate::config::Recipe {
+        use crate::config::SceneKind;
+        let scene = match self {
+            Input::Builtin => SceneKind::Builtin,
+            Input::Images { .. } | Input::Colmap { .. } => SceneKind::Captured,
+            Input::Transforms { .. } => SceneKind::Synthetic,
+        };
+        crate::config::Recipe {
+            scene,
+            ..Default::default()
+        }
+    }
+
     /// The stages this input goes through, in order.
     pub fn stages(&self) -> Vec<StageName> {
         use StageName::*;
@@ -122,7 +136,8 @@ pub enum RunOutcome {
 pub fn run(opts: &RunOptions, stop: &AtomicBool, events: &dyn Events) -> Result<RunOutcome> {
     let (input, out, cfg) = (&opts.input, &opts.out, &opts.config);
     let stages = input.stages();
-    std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
+    crate::ensure_output_dir(out)?;
+    let _lock = crate::lock::FolderLock::acquire(out)?;
     let mut job = Job::open(out, input, &stages)?;
     // A changed config section reruns its stage and everything after it.
     let first_reset = opts.from.or_else(|| {

@@ -24,7 +24,34 @@ pub fn sfm(
         events.progress(Task::Sfm, &format!("{stage:?}"), done as u64, total as u64);
     });
     events.progress_end(Task::Sfm);
-    Ok(report?)
+    let report = report?;
+    announce_sfm_losses(&report, events);
+    Ok(report)
+}
+
+/// Names, on the console as well as in `sfm_report.json`, every photo that did not make it
+/// into the model and why: unreadable files, photos left unregistered, and the groups of
+/// photos that formed models of their own, disconnected from the kept one.
+fn announce_sfm_losses(r: &sfm_core::pipeline::SfmReport, events: &dyn Events) {
+    for u in &r.unreadable {
+        events.note(&format!("skipped unreadable file {u}"));
+    }
+    if !r.unregistered.is_empty() {
+        events.note(&format!(
+            "{} of {} photos not registered: {}",
+            r.unregistered.len(),
+            r.num_images,
+            r.unregistered.join(", ")
+        ));
+    }
+    for (i, m) in r.other_models.iter().enumerate() {
+        events.note(&format!(
+            "disconnected group {} ({} photos, dropped: they share no verified view with the kept model): {}",
+            i + 1,
+            m.len(),
+            m.join(", ")
+        ));
+    }
 }
 
 /// Encodes `g` to SOG, reporting progress.
@@ -225,6 +252,7 @@ pub fn render(
     size: (u32, u32),
     angle_deg: f64,
 ) -> Result<Rendered> {
+    check_render_request(size, angle_deg)?;
     let gaussians = match ply {
         Some(p) => splat_core::ply::read_ply(p)?,
         None => splat_core::demo::demo_gaussians(),
@@ -251,6 +279,30 @@ pub fn render(
         seconds,
         backend: backend.name(),
     })
+}
+
+/// Largest image `render` makes, in pixels (16384 x 16384 needs 3 GiB for the image alone).
+pub const MAX_RENDER_PIXELS: u64 = 16384 * 16384;
+
+/// Refuses an empty, huge or NaN render request before any work.
+pub fn check_render_request((width, height): (u32, u32), angle_deg: f64) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(PipelineError::Invalid(format!(
+            "render size {width}x{height}: width and height must be positive"
+        )));
+    }
+    let px = width as u64 * height as u64;
+    if px > MAX_RENDER_PIXELS || width > 16384 || height > 16384 {
+        return Err(PipelineError::Invalid(format!(
+            "render size {width}x{height}: at most 16384 pixels on a side"
+        )));
+    }
+    if !angle_deg.is_finite() {
+        return Err(PipelineError::Invalid(format!(
+            "--angle {angle_deg}: must be a finite number of degrees"
+        )));
+    }
+    Ok(())
 }
 
 /// The GPU's description and the largest difference between its render of the demo scene

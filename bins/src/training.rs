@@ -3,7 +3,7 @@
 //! outputs (`point_cloud.ply`, `renders/`, `metrics.json`) moved into place only when complete.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use splat_core::backend::TrainBackend;
@@ -141,9 +141,22 @@ fn drive(
     );
     let started = Instant::now();
     let first = trainer.state.iteration;
-    let mut ckpt_err: Option<splat_core::train::TrainError> = None;
     let every = opts.checkpoint_every;
-    let reason = trainer.run(stop, &mut |info, t| {
+    // The trainer stops on `halt`: raised by the caller's flag or by a non-finite loss, whose
+    // step must not reach a checkpoint.
+    let halt = AtomicBool::new(stop.load(Ordering::Relaxed));
+    let mut diverged: Option<(usize, f64)> = None;
+    let mut last_good: Option<usize> = None;
+    let mut ckpt_failed = false;
+    let reason = trainer.run(&halt, &mut |info, t| {
+        if stop.load(Ordering::Relaxed) {
+            halt.store(true, Ordering::Relaxed);
+        }
+        if !info.loss.is_finite() {
+            diverged.get_or_insert((info.iteration, info.loss));
+            halt.store(true, Ordering::Relaxed);
+            return;
+        }
         let rate = (info.iteration - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
         events.train_step(&TrainStep {
             iteration: info.iteration,
@@ -155,18 +168,36 @@ fn drive(
             rate,
             monitor_psnr: info.monitor_psnr,
         });
-        if every > 0 && info.iteration % every == 0 && ckpt_err.is_none() {
-            if let Err(e) = checkpoint::save(t, &opts.checkpoint) {
-                ckpt_err = Some(e);
+        if every > 0 && info.iteration % every == 0 {
+            // A failed checkpoint (a full disk) costs only the ability to resume: training
+            // goes on and the final outputs are still written.
+            match checkpoint::save(t, &opts.checkpoint) {
+                Ok(()) => last_good = Some(info.iteration),
+                Err(e) if !ckpt_failed => {
+                    ckpt_failed = true;
+                    events.note(&format!(
+                        "warning: writing the checkpoint failed ({e}); training goes on, but an interrupted run will not resume from here"
+                    ));
+                }
+                Err(_) => {}
             }
         }
     })?;
-    match ckpt_err {
-        Some(e) => Err(PipelineError::Invalid(format!(
-            "writing a checkpoint failed: {e}"
-        ))),
-        None => Ok(reason),
+    if let Some((iteration, loss)) = diverged {
+        let kept = match last_good {
+            Some(i) => format!(
+                "the checkpoint of iteration {i} in {} is kept",
+                opts.checkpoint.display()
+            ),
+            None => "no checkpoint was written".to_string(),
+        };
+        return Err(PipelineError::Diverged {
+            iteration,
+            loss,
+            kept,
+        });
     }
+    Ok(reason)
 }
 
 /// The checkpoint after a stop, or the outputs (written beside `opts.out` in a temporary

@@ -6,6 +6,7 @@
 //! - [`write_atomic_with`]: a file streamed through a [`Write`].
 //! - [`write_dir_atomic`]: a directory assembled under a temporary sibling, then renamed into place
 //!   (replacing an existing one).
+//! - [`ensure_writable_dir`]: an output folder checked before long work starts.
 //! - [`peak_memory_bytes`] / [`reset_peak_memory`]: the process's peak resident set (Linux).
 
 use std::ffi::OsString;
@@ -63,6 +64,21 @@ pub fn temp_sibling(path: &Path, tag: &str) -> Result<PathBuf, IoError> {
     tmp.push(name);
     tmp.push(format!(".{tag}-{}-{n}-{nanos}", std::process::id()));
     Ok(path.with_file_name(tmp))
+}
+
+/// Creates `dir` if needed and checks that files can be created in it, so that long work
+/// finds out before it starts, not when it writes its results.
+pub fn ensure_writable_dir(dir: impl AsRef<Path>) -> Result<(), IoError> {
+    let dir = dir.as_ref();
+    fs::create_dir_all(dir).map_err(|e| IoError::new(dir, e))?;
+    let probe = temp_sibling(&dir.join("probe"), "writable")?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| IoError::new(dir, e))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically: readers see the old file or the whole new one.
@@ -251,6 +267,18 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn writable_dir_is_created_and_an_unusable_one_named() {
+        let dir = scratch("writable");
+        ensure_writable_dir(dir.join("a/b")).unwrap();
+        assert!(dir.join("a/b").is_dir());
+        assert!(names(&dir.join("a/b")).is_empty(), "the probe is removed");
+        fs::write(dir.join("file"), b"x").unwrap();
+        let err = ensure_writable_dir(dir.join("file/sub")).unwrap_err();
+        assert!(err.to_string().contains("file/sub"), "{err}");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -80,6 +80,30 @@ impl Default for SfmOptions {
     }
 }
 
+impl SfmOptions {
+    /// Refuses settings that would fail late or silently (a zero image size, no features, a
+    /// non-positive focal prior), naming the key.
+    pub fn validate(&self) -> Result<(), SfmError> {
+        let bad = |m: &str| Err(SfmError::Invalid(m.to_string()));
+        if self.max_image_size < 16 {
+            return bad(&format!(
+                "max_image_size {}: at least 16 pixels",
+                self.max_image_size
+            ));
+        }
+        if !(self.default_focal_factor.is_finite() && self.default_focal_factor > 0.0) {
+            return bad(&format!(
+                "default_focal_factor {}: must be finite and positive",
+                self.default_focal_factor
+            ));
+        }
+        if self.sift.max_features == 0 {
+            return bad("sift.max_features 0: at least one feature per image");
+        }
+        Ok(())
+    }
+}
+
 /// How photos are assigned to cameras.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,6 +203,9 @@ pub enum SfmError {
         /// Files that failed to decode.
         unreadable: Vec<String>,
     },
+    /// A setting is out of range.
+    #[error("invalid SfM setting: {0}")]
+    Invalid(String),
     /// No pair of images shares enough verified matches.
     #[error("no two images share a view: no image pair passed geometric verification")]
     NoOverlap,
@@ -564,6 +591,7 @@ pub fn run(
     out_dir: &Path,
     progress: &(dyn Fn(Stage, usize, usize) + Sync),
 ) -> Result<SfmReport, SfmError> {
+    opt.validate()?;
     let mut timer = StageTimer {
         stages: Vec::new(),
         start: Instant::now(),
@@ -892,6 +920,24 @@ fn write_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_settings_are_refused_before_any_work() {
+        let opt = SfmOptions {
+            max_image_size: 0,
+            ..Default::default()
+        };
+        let dir = std::env::temp_dir().join("sfm-never-read");
+        let err = run(&opt, &dir, &dir, &|_, _, _| {}).unwrap_err();
+        assert!(err.to_string().contains("max_image_size 0"), "{err}");
+        assert!(!dir.exists(), "nothing is read or written");
+        let opt = SfmOptions {
+            default_focal_factor: f64::NAN,
+            ..Default::default()
+        };
+        assert!(opt.validate().is_err());
+        SfmOptions::default().validate().unwrap();
+    }
 
     #[test]
     fn match_cache_round_trips_and_names_a_bad_file() {

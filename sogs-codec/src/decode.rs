@@ -105,12 +105,9 @@ fn open(path: &Path) -> Result<(Source, Meta), SogError> {
             });
         }
         let files = bundle::unzip(path, &bytes)?;
-        let meta_bytes = files
-            .get("meta.json")
-            .ok_or_else(|| SogError::MissingFile {
-                path: path.to_path_buf(),
-                name: "meta.json".into(),
-            })?;
+        let meta_bytes = files.get("meta.json").ok_or_else(|| SogError::NoMeta {
+            path: path.to_path_buf(),
+        })?;
         let meta = parse_meta(&path.join("meta.json"), meta_bytes)?;
         return Ok((
             Source::Memory {
@@ -120,7 +117,12 @@ fn open(path: &Path) -> Result<(Source, Meta), SogError> {
             meta,
         ));
     };
-    let bytes = std::fs::read(&meta_path).map_err(|e| io_err(&meta_path, e))?;
+    let bytes = std::fs::read(&meta_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound if md.is_dir() => SogError::NoMeta {
+            path: path.to_path_buf(),
+        },
+        _ => io_err(&meta_path, e),
+    })?;
     let meta = parse_meta(&meta_path, &bytes)?;
     Ok((Source::Dir(dir), meta))
 }
@@ -128,12 +130,9 @@ fn open(path: &Path) -> Result<(Source, Meta), SogError> {
 /// Decodes files held in memory (e.g. [`crate::SogFiles::entries`]); `label` names them in errors.
 pub fn decode_entries(label: &Path, entries: &[(String, Vec<u8>)]) -> Result<Gaussians, SogError> {
     let files: HashMap<String, Vec<u8>> = entries.iter().cloned().collect();
-    let meta_bytes = files
-        .get("meta.json")
-        .ok_or_else(|| SogError::MissingFile {
-            path: label.to_path_buf(),
-            name: "meta.json".into(),
-        })?;
+    let meta_bytes = files.get("meta.json").ok_or_else(|| SogError::NoMeta {
+        path: label.to_path_buf(),
+    })?;
     let meta = parse_meta(&label.join("meta.json"), meta_bytes)?;
     decode(
         &Source::Memory {

@@ -52,6 +52,12 @@ pub enum SogError {
         /// The disagreement.
         reason: String,
     },
+    /// A bundle or folder without meta.json: not a SOG (or an incomplete one).
+    #[error("{path}: not a SOG: it has no meta.json (a SOG bundle or folder holds meta.json beside its WebP images)")]
+    NoMeta {
+        /// The bundle or folder.
+        path: PathBuf,
+    },
     /// A file that meta.json lists is absent.
     #[error("{path}: missing file `{name}` listed in meta.json")]
     MissingFile {

@@ -45,12 +45,16 @@ fn missing_paths_and_non_sog_files() {
     let e = read_sog(&p).unwrap_err();
     assert!(matches!(e, SogError::BadBundle { .. }), "{e:?}");
     assert!(e.to_string().contains("scene.sog"));
-    // A folder without meta.json.
+    // A folder without meta.json, and bundle entries without it: said as such, not as a
+    // file "listed in meta.json".
     let e = read_sog(&dir).unwrap_err();
-    assert!(
-        matches!(e, SogError::NotFound { ref path } if path.ends_with("meta.json")),
-        "{e:?}"
-    );
+    assert!(matches!(e, SogError::NoMeta { ref path } if path == &dir), "{e:?}");
+    assert!(e.to_string().contains("no meta.json"), "{e}");
+    let mut entries = files().entries();
+    entries.retain(|(name, _)| name != "meta.json");
+    let e = decode_err(&entries);
+    assert!(matches!(e, SogError::NoMeta { .. }), "{e:?}");
+    assert!(!e.to_string().contains("listed in"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

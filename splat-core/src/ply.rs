@@ -64,6 +64,17 @@ pub enum PlyError {
         /// Bytes present.
         actual: u64,
     },
+    /// The body holds more vertex data than the header declares: the count is wrong, and
+    /// reading only the declared rows would silently drop Gaussians.
+    #[error("{path}: the header declares {declared} vertices but the file holds more ({extra} bytes or rows of vertex data after them)")]
+    ExtraData {
+        /// The file involved.
+        path: PathBuf,
+        /// Vertices the header declares.
+        declared: usize,
+        /// Bytes (binary) or non-empty lines (ascii) after the declared vertices.
+        extra: u64,
+    },
     /// An ascii body value could not be parsed, or a row is short.
     #[error("{path}: bad ascii data at vertex {index}: {reason}")]
     BadAscii {
@@ -441,6 +452,17 @@ pub fn parse_ply(path: &Path, data: &[u8]) -> Result<Gaussians, PlyError> {
                     actual: body.len() as u64,
                 });
             }
+            // Only when the vertices end the file can extra bytes be told apart from another
+            // element; a trailing newline some writers add is not a row.
+            let extra = body.len() as u64 - expected;
+            let trailing_ws = body[expected as usize..].iter().all(u8::is_ascii_whitespace);
+            if vi + 1 == header.elements.len() && extra > 0 && !(trailing_ws && extra < row_bytes as u64) {
+                return Err(PlyError::ExtraData {
+                    path: path.to_path_buf(),
+                    declared: n,
+                    extra,
+                });
+            }
             let mut offsets = Vec::with_capacity(vertex.props.len());
             let mut o = 0;
             for p in &vertex.props {
@@ -501,6 +523,16 @@ fn parse_ascii_body(
             })?;
         }
         push_row(g, cols, k_rest, |c| vals[c]);
+    }
+    if vi + 1 == header.elements.len() {
+        let extra = lines.count() as u64;
+        if extra > 0 {
+            return Err(PlyError::ExtraData {
+                path: path.to_path_buf(),
+                declared: vertex.count,
+                extra,
+            });
+        }
     }
     Ok(())
 }

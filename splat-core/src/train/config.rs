@@ -291,6 +291,68 @@ impl TrainConfig {
         if !(self.init.opacity > 0.0 && self.init.opacity < 1.0) {
             return bad(format!("init.opacity {} not in (0, 1)", self.init.opacity));
         }
+        // A NaN or negative rate is accepted by Adam and silently ruins the run, so it is
+        // refused when the config is loaded.
+        let lr = &self.lr;
+        for (name, v) in [
+            ("lr.means", lr.means),
+            ("lr.means_final", lr.means_final),
+            ("lr.sh_dc", lr.sh_dc),
+            ("lr.sh_rest", lr.sh_rest),
+            ("lr.opacity", lr.opacity),
+            ("lr.scales", lr.scales),
+            ("lr.rotations", lr.rotations),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} {v}: a learning rate must be finite and >= 0"));
+            }
+        }
+        let d = &self.densify;
+        for (name, v) in [
+            ("densify.grad_threshold", d.grad_threshold),
+            ("densify.percent_dense", d.percent_dense),
+            ("densify.prune_opacity", d.prune_opacity),
+            ("densify.prune_world_size", d.prune_world_size),
+            ("progressive.ramp_fraction", self.progressive.ramp_fraction),
+            ("progressive.blur_start_sigma", self.progressive.blur_start_sigma),
+            ("plateau.min_improvement_db", self.plateau.min_improvement_db),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} {v}: must be finite and >= 0"));
+            }
+        }
+        if let Some(bg) = self.background {
+            if bg.iter().any(|c| !(c.is_finite() && (0.0..=1.0).contains(c))) {
+                return bad(format!("background {bg:?}: each channel in [0, 1]"));
+            }
+        }
+        if self.iterations == 0 {
+            return bad("iterations must be positive".into());
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each value that used to be accepted and fail late (or never) is refused on load,
+    /// naming the key.
+    #[test]
+    fn bad_values_are_refused_on_load() {
+        for (yaml, key) in [
+            ("lr: {means: .nan}", "lr.means"),
+            ("lr: {opacity: -0.05}", "lr.opacity"),
+            ("lr: {scales: .inf}", "lr.scales"),
+            ("densify: {grad_threshold: -1}", "densify.grad_threshold"),
+            ("background: [0, 2, 0]", "background"),
+            ("iterations: 0", "iterations"),
+            ("sh_degree: 5", "sh_degree"),
+        ] {
+            let err = TrainConfig::from_yaml_str(yaml).expect_err(yaml);
+            assert!(err.to_string().contains(key), "{yaml}: {err}");
+        }
+        TrainConfig::from_yaml_str("lr: {means: 0.0}").expect("a zero rate freezes a group");
     }
 }
