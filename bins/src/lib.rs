@@ -49,6 +49,7 @@
 //! ```
 
 pub mod config;
+pub mod estimate;
 pub mod eval;
 pub mod events;
 pub mod job;

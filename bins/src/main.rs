@@ -140,7 +140,7 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         ));
     };
     spaceport::ensure_output_dir(&out)?;
-    let mut backend = training::make_backend(a.device, con)?;
+    let mut compute = training::make_backend(a.device, con)?;
     let load = LoadOptions {
         downscale: a.downscale.map(Downscale::Factor).unwrap_or_default(),
         background: cfg.background.unwrap_or([0.0; 3]),
@@ -166,7 +166,8 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         final_checkpoint: a.checkpoint_every > 0,
     };
     console::install_ctrlc();
-    match training::train(&scene, cfg, backend.as_mut(), &opts, &STOP, con)? {
+    training::preflight(&scene, &cfg, &compute, con)?;
+    match training::train(&scene, cfg, compute.backend.as_mut(), &opts, &STOP, con)? {
         Trained::Done(m) => {
             println!(
                 "done: {} iterations ({:?}) in {:.1} s, {} Gaussians, test PSNR {:.2} dB, SSIM {:.4} -> {}",

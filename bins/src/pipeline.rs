@@ -341,9 +341,11 @@ impl Ctx<'_> {
             scene.train.len(),
             scene.test.len()
         ));
-        let mut backend = training::make_backend(opts.device, events)?;
+        let mut compute = training::make_backend(opts.device, events)?;
         let cfg = opts.config.train.clone();
-        let m = match training::train(scene, cfg, backend.as_mut(), &topts, stop, events)? {
+        training::preflight(scene, &cfg, &compute, events)?;
+        let backend = compute.backend.as_mut();
+        let m = match training::train(scene, cfg, backend, &topts, stop, events)? {
             Trained::Done(m) => m,
             Trained::Interrupted {
                 iteration,

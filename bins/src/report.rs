@@ -72,6 +72,8 @@ pub fn summary(job: &Job) -> Value {
             "images": sfm["num_images"],
             "registered": sfm["registered_images"],
             "unregistered": sfm["unregistered"],
+            "unreadable": sfm["unreadable"],
+            "disconnected_groups": sfm["other_models"],
             "points": sfm["num_points"],
             "mean_reprojection_error_px": sfm["mean_reprojection_error"],
             "pose_errors": sfm.get("pose_errors").cloned().unwrap_or(Value::Null),
@@ -122,6 +124,22 @@ pub fn markdown(r: &Value) -> String {
                 f(&pe["auc"][1], 1),
                 f(&pe["auc"][2], 1)
             );
+        }
+        let names = |v: &Value| {
+            v.as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        };
+        if sfm["unreadable"].as_array().is_some_and(|a| !a.is_empty()) {
+            s += &format!("| skipped (unreadable) | {} |\n", names(&sfm["unreadable"]));
+        }
+        if sfm["unregistered"].as_array().is_some_and(|a| !a.is_empty()) {
+            s += &format!("| not registered | {} |\n", names(&sfm["unregistered"]));
+        }
+        if let Some(groups) = sfm["disconnected_groups"].as_array() {
+            for (i, g) in groups.iter().enumerate() {
+                s += &format!("| disconnected group {} (dropped) | {} |\n", i + 1, names(g));
+            }
         }
         s += &format!("| SfM time | {} s |\n", f(&sfm["seconds"], 1));
     }

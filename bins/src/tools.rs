@@ -101,6 +101,11 @@ pub fn compress_file(
     sort: Sort,
     events: &dyn Events,
 ) -> Result<Compressed> {
+    if let Some(b) = sh_bands.filter(|&b| b > 3) {
+        return Err(PipelineError::Invalid(format!(
+            "--sh-bands {b}: at most 3 (SH degree 3 has 3 bands above DC)"
+        )));
+    }
     let g = splat_core::ply::read_ply(input)?;
     let opts = sogs_codec::EncodeOptions {
         sh_bands,

@@ -25,24 +25,81 @@ pub enum Device {
     Cuda,
 }
 
+/// A training backend and what the pre-flight check needs to know of its device.
+pub struct Compute {
+    /// The backend.
+    pub backend: Box<dyn TrainBackend>,
+    /// Whether it is a GPU.
+    pub gpu: bool,
+    /// Memory free for training now (device memory for a GPU, host memory for the CPU).
+    pub free_memory: Option<u64>,
+}
+
 /// The backend for `device`: `auto` takes CUDA when a driver and a device work, else the CPU
 /// with a note; `cuda` without one is an error.
-pub fn make_backend(device: Device, events: &dyn Events) -> Result<Box<dyn TrainBackend>> {
+pub fn make_backend(device: Device, events: &dyn Events) -> Result<Compute> {
+    let cuda = |b: splat_cuda::CudaBackend| Compute {
+        free_memory: b.memory_info().ok().map(|(free, _)| free),
+        backend: Box::new(b),
+        gpu: true,
+    };
+    let cpu = || Compute {
+        backend: Box::new(CpuBackend),
+        gpu: false,
+        free_memory: crate::estimate::host_available_bytes(),
+    };
     match device {
-        Device::Cpu => Ok(Box::new(CpuBackend)),
-        Device::Cuda => {
-            Ok(Box::new(splat_cuda::CudaBackend::new().map_err(|e| {
-                PipelineError::Invalid(format!("--device cuda: {e}"))
-            })?))
-        }
+        Device::Cpu => Ok(cpu()),
+        Device::Cuda => Ok(cuda(splat_cuda::CudaBackend::new().map_err(|e| {
+            PipelineError::Invalid(format!("--device cuda: {e}"))
+        })?)),
         Device::Auto => match splat_cuda::CudaBackend::new() {
-            Ok(b) => Ok(Box::new(b)),
+            Ok(b) => Ok(cuda(b)),
             Err(e) => {
                 events.note(&format!("no usable GPU ({e}); using the CPU backend"));
-                Ok(Box::new(CpuBackend))
+                Ok(cpu())
             }
         },
     }
+}
+
+/// Before training `scene` with `cfg` on `compute`: says what it will cost (time, memory,
+/// device), and refuses a run whose images cannot fit in the device's memory.
+pub fn preflight(
+    scene: &Scene,
+    cfg: &TrainConfig,
+    compute: &Compute,
+    events: &dyn Events,
+) -> Result<()> {
+    use crate::estimate::{gib, human_seconds, Estimate};
+    let initial = match &scene.points {
+        Some((p, _)) if cfg.init.mode != splat_core::train::config::InitMode::Random => {
+            cfg.init.max_points.map_or(p.len(), |m| m.min(p.len()))
+        }
+        _ => cfg.init.random_count,
+    };
+    let e = Estimate::new(scene, cfg, initial, compute.gpu);
+    let name = compute.backend.name();
+    // The CPU backend's images are already in host memory.
+    let free = compute
+        .free_memory
+        .map(|f| if compute.gpu { f } else { f + e.image_bytes });
+    let (w, h) = scene
+        .train
+        .first()
+        .map_or((0, 0), |v| (v.camera.width, v.camera.height));
+    events.info(&format!(
+        "training on {name}: {} views at {w}x{h}, {} iterations, roughly {} (measured rates; a plateau stop ends sooner); memory up to about {}{}",
+        scene.train.len(),
+        cfg.iterations,
+        human_seconds(e.seconds),
+        gib(e.total_bytes()),
+        free.map_or(String::new(), |f| format!(" of {} free", gib(f)))
+    ));
+    if let Some(warning) = e.check(free, &name)? {
+        events.note(&warning);
+    }
+    Ok(())
 }
 
 /// Whether training starts from the checkpoint.
@@ -119,7 +176,7 @@ pub fn train(
         trainer.extent
     ));
     let reason = drive(&mut trainer, opts, stop, events);
-    let result = reason.and_then(|reason| finish(&mut trainer, reason, opts));
+    let result = reason.and_then(|reason| finish(&mut trainer, reason, opts, events));
     events.progress_end(Task::Train);
     result
 }
@@ -202,7 +259,12 @@ fn drive(
 
 /// The checkpoint after a stop, or the outputs (written beside `opts.out` in a temporary
 /// folder and moved in) after a finished run.
-fn finish(trainer: &mut Trainer, reason: StopReason, opts: &TrainOptions) -> Result<Trained> {
+fn finish(
+    trainer: &mut Trainer,
+    reason: StopReason,
+    opts: &TrainOptions,
+    events: &dyn Events,
+) -> Result<Trained> {
     if reason == StopReason::Interrupted {
         checkpoint::save(trainer, &opts.checkpoint)?;
         return Ok(Trained::Interrupted {
@@ -211,7 +273,12 @@ fn finish(trainer: &mut Trainer, reason: StopReason, opts: &TrainOptions) -> Res
         });
     }
     if opts.final_checkpoint {
-        checkpoint::save(trainer, &opts.checkpoint)?;
+        // The outputs matter more than a checkpoint for training further: write them anyway.
+        if let Err(e) = checkpoint::save(trainer, &opts.checkpoint) {
+            events.note(&format!(
+                "warning: writing the final checkpoint failed ({e}); the outputs are written, but training cannot be continued from this run"
+            ));
+        }
     }
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;

@@ -192,6 +192,15 @@ impl CudaBackend {
         })
     }
 
+    /// Free and total device memory in bytes.
+    pub fn memory_info(&self) -> Result<(u64, u64), BackendError> {
+        let (free, total) = self
+            .ctx
+            .mem_get_info()
+            .map_err(|e| BackendError::Device(format!("querying the device memory: {e:?}")))?;
+        Ok((free as u64, total as u64))
+    }
+
     /// Device name, compute capability, driver version and memory, in one line.
     pub fn describe(&self) -> Result<String, BackendError> {
         let dev = |e: cudarc::driver::DriverError| {
