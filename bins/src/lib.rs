@@ -103,12 +103,10 @@ pub enum PipelineError {
         source: std::io::Error,
     },
     /// Training produced a non-finite loss and was stopped.
-    #[error("training diverged: the loss was {loss} at iteration {iteration}; {kept} (lower the learning rates, e.g. --set train.lr.means=..., or start from other settings)")]
+    #[error("training diverged: the loss was not finite at iteration {iteration}; {kept} (lower the learning rates, e.g. --set train.lr.opacity=..., or start from other settings)")]
     Diverged {
         /// The iteration whose loss was not finite.
         iteration: usize,
-        /// The loss.
-        loss: f64,
         /// What was kept ("the checkpoint of iteration N in PATH is kept").
         kept: String,
     },

@@ -3,7 +3,7 @@
 //! outputs (`point_cloud.ply`, `renders/`, `metrics.json`) moved into place only when complete.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use splat_core::backend::TrainBackend;
@@ -199,21 +199,9 @@ fn drive(
     let started = Instant::now();
     let first = trainer.state.iteration;
     let every = opts.checkpoint_every;
-    // The trainer stops on `halt`: raised by the caller's flag or by a non-finite loss, whose
-    // step must not reach a checkpoint.
-    let halt = AtomicBool::new(stop.load(Ordering::Relaxed));
-    let mut diverged: Option<(usize, f64)> = None;
     let mut last_good: Option<usize> = None;
     let mut ckpt_failed = false;
-    let reason = trainer.run(&halt, &mut |info, t| {
-        if stop.load(Ordering::Relaxed) {
-            halt.store(true, Ordering::Relaxed);
-        }
-        if !info.loss.is_finite() {
-            diverged.get_or_insert((info.iteration, info.loss));
-            halt.store(true, Ordering::Relaxed);
-            return;
-        }
+    let run = trainer.run(stop, &mut |info, t| {
         let rate = (info.iteration - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
         events.train_step(&TrainStep {
             iteration: info.iteration,
@@ -239,21 +227,22 @@ fn drive(
                 Err(_) => {}
             }
         }
-    })?;
-    if let Some((iteration, loss)) = diverged {
-        let kept = match last_good {
-            Some(i) => format!(
-                "the checkpoint of iteration {i} in {} is kept",
-                opts.checkpoint.display()
-            ),
-            None => "no checkpoint was written".to_string(),
-        };
-        return Err(PipelineError::Diverged {
-            iteration,
-            loss,
-            kept,
-        });
-    }
+    });
+    // The trainer refuses a step with a non-finite loss before it reaches a checkpoint: say
+    // what is kept.
+    let reason = match run {
+        Err(splat_core::train::TrainError::Diverged { iteration }) => {
+            let kept = match last_good {
+                Some(i) => format!(
+                    "the checkpoint of iteration {i} in {} is kept",
+                    opts.checkpoint.display()
+                ),
+                None => "no checkpoint of this run was written".to_string(),
+            };
+            return Err(PipelineError::Diverged { iteration, kept });
+        }
+        r => r?,
+    };
     Ok(reason)
 }
 
