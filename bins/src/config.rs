@@ -74,6 +74,27 @@ pub struct RunConfig {
     pub checkpoint_every: usize,
     /// Compression.
     pub compress: CompressConfig,
+    /// Frame extraction from video input.
+    pub video: VideoConfig,
+}
+
+/// Frame extraction from video input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoConfig {
+    /// Frames kept in all (the sharpest of each window of candidates).
+    pub frames: usize,
+    /// Longest side of the extracted frames.
+    pub max_side: u32,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            frames: crate::video::DEFAULT_FRAMES,
+            max_side: DEFAULT_MAX_SIDE,
+        }
+    }
 }
 
 /// The built-in scene's photos: `quick` is the CI size.
@@ -260,6 +281,7 @@ impl RunConfig {
             train,
             train_max_side: Some(DEFAULT_MAX_SIDE),
             compress: CompressConfig::default(),
+            video: VideoConfig::default(),
         }
     }
 
@@ -276,6 +298,12 @@ impl RunConfig {
         if let Some(b) = self.compress.sh_bands.filter(|&b| b > 3) {
             return Err(ConfigError::Value(format!(
                 "compress.sh_bands {b}: at most 3 (SH degree 3)"
+            )));
+        }
+        if self.video.frames < 2 || self.video.max_side < 16 {
+            return Err(ConfigError::Value(format!(
+                "video.frames {} / video.max_side {}: at least 2 frames of at least 16 pixels",
+                self.video.frames, self.video.max_side
             )));
         }
         if let Some(s) = self.train_max_side.filter(|&s| s < 16) {
@@ -343,6 +371,7 @@ impl RunConfig {
     pub fn section(&self, stage: StageName) -> Value {
         match stage {
             StageName::Scene => json!(self.builtin),
+            StageName::Frames => json!(self.video),
             StageName::Sfm => json!(self.sfm),
             StageName::Train => json!([self.train, self.train_max_side, self.checkpoint_every]),
             StageName::Compress => json!(self.compress),
@@ -415,6 +444,7 @@ mod tests {
                 .unwrap();
         for s in [
             StageName::Scene,
+            StageName::Frames,
             StageName::Sfm,
             StageName::Train,
             StageName::Compress,

@@ -51,6 +51,7 @@ impl Console {
                 Task::Train => "{bar:30} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
                 Task::Sweep => "{bar:30} {pos}/{len} configurations {msg} [{elapsed_precise}]",
                 Task::Sfm | Task::Encode => "{bar:30} {pos}/{len} {msg} [{elapsed_precise}]",
+                Task::Frames => "{bar:30} {pos}/{len} videos [{elapsed_precise}]",
             };
             let bar = ProgressBar::new(1);
             bar.set_style(
@@ -104,7 +105,7 @@ impl Events for Console {
         if let Some(bar) = bar {
             match task {
                 Task::Train | Task::Sweep => bar.finish(),
-                Task::Sfm | Task::Encode => bar.finish_and_clear(),
+                Task::Sfm | Task::Encode | Task::Frames => bar.finish_and_clear(),
             }
         }
         if task == Task::Train {

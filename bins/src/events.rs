@@ -7,6 +7,8 @@ use crate::job::StageName;
 /// A long task with a known amount of work (one progress bar each).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Task {
+    /// Frame extraction from videos (units: videos).
+    Frames,
     /// Structure from motion (the label is its current step).
     Sfm,
     /// SOG encoding (the label is its current step).

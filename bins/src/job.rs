@@ -17,6 +17,8 @@ use crate::{PipelineError, Result};
 pub enum StageName {
     /// Generate the built-in scene's photos.
     Scene,
+    /// Extract frames from video input.
+    Frames,
     /// Structure from motion.
     Sfm,
     /// Gaussian training.
@@ -32,6 +34,7 @@ impl StageName {
     pub fn as_str(self) -> &'static str {
         match self {
             StageName::Scene => "scene",
+            StageName::Frames => "frames",
             StageName::Sfm => "sfm",
             StageName::Train => "train",
             StageName::Compress => "compress",

@@ -58,6 +58,7 @@ pub mod pipeline;
 pub mod report;
 pub mod tools;
 pub mod training;
+pub mod video;
 
 use std::path::{Path, PathBuf};
 

@@ -28,6 +28,12 @@ pub enum Input {
         /// The folder.
         path: PathBuf,
     },
+    /// A video file, or a folder holding videos (and perhaps photos), whose frames are
+    /// extracted into `input/images`.
+    Video {
+        /// The file or folder.
+        path: PathBuf,
+    },
     /// A COLMAP scene folder.
     Colmap {
         /// The folder.
@@ -45,14 +51,30 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 impl Input {
-    /// A folder of photos (an error unless it is a folder).
+    /// A folder of photos, a video, or a folder holding videos (an error unless it is one of
+    /// those; for videos, also unless FFmpeg is installed).
     pub fn images(path: impl AsRef<Path>) -> Result<Self> {
         let p = path.as_ref();
-        if !p.is_dir() {
+        let video = if p.is_file() {
+            if !crate::video::is_video(p) {
+                return Err(PipelineError::Invalid(format!(
+                    "{}: not a folder of photos nor a video ({})",
+                    p.display(),
+                    crate::video::VIDEO_EXTENSIONS.join(", ")
+                )));
+            }
+            true
+        } else if p.is_dir() {
+            !crate::video::videos_in(p)?.is_empty()
+        } else {
             return Err(PipelineError::Invalid(format!(
                 "{}: not a folder of photos",
                 p.display()
             )));
+        };
+        if video {
+            crate::video::check_tools()?;
+            return Ok(Input::Video { path: absolute(p)? });
         }
         Ok(Input::Images { path: absolute(p)? })
     }
@@ -76,7 +98,9 @@ impl Input {
         use crate::config::SceneKind;
         let scene = match self {
             Input::Builtin => SceneKind::Builtin,
-            Input::Images { .. } | Input::Colmap { .. } => SceneKind::Captured,
+            Input::Images { .. } | Input::Video { .. } | Input::Colmap { .. } => {
+                SceneKind::Captured
+            }
             Input::Transforms { .. } => SceneKind::Synthetic,
         };
         crate::config::Recipe {
@@ -91,6 +115,7 @@ impl Input {
         match self {
             Input::Builtin => vec![Scene, Sfm, Train, Compress, Report],
             Input::Images { .. } => vec![Sfm, Train, Compress, Report],
+            Input::Video { .. } => vec![Frames, Sfm, Train, Compress, Report],
             Input::Colmap { .. } | Input::Transforms { .. } => vec![Train, Compress, Report],
         }
     }
@@ -229,6 +254,7 @@ impl Ctx<'_> {
     fn run_stage(&mut self, stage: StageName, job: &Job) -> Result<StageOutcome> {
         match stage {
             StageName::Scene => self.stage_scene(),
+            StageName::Frames => self.stage_frames(),
             StageName::Sfm => self.stage_sfm(),
             StageName::Train => self.stage_train(),
             StageName::Compress => self.stage_compress(),
@@ -259,6 +285,55 @@ impl Ctx<'_> {
         Ok(StageOutcome::Done {
             metrics: json!({ "views": views.len(), "width": opt.width, "height": opt.height }),
             artifacts: vec!["input/images".into(), "input/ground_truth".into()],
+        })
+    }
+
+    /// Extracts the sharpest frames of the input videos into `input/images`, beside copies of
+    /// any photos in the input folder.
+    fn stage_frames(&mut self) -> Result<StageOutcome> {
+        let Input::Video { path } = &self.opts.input else {
+            return Err(PipelineError::Invalid("frames: the input is not a video".into()));
+        };
+        let (videos, photos) = if path.is_dir() {
+            let photos: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| PipelineError::io(path, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && sfm_core::photo::is_photo_name(p))
+                .collect();
+            (crate::video::videos_in(path)?, photos)
+        } else {
+            (vec![path.clone()], Vec::new())
+        };
+        let tmp = self.out().join(".tmp-frames");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let images = tmp.join("images");
+        let v = &self.cfg().video;
+        let events = self.events;
+        let got = crate::video::extract_frames(&videos, &images, v.frames, v.max_side, &|d, t| {
+            events.progress(crate::events::Task::Frames, "", d as u64, t as u64)
+        })?;
+        events.progress_end(crate::events::Task::Frames);
+        for p in &photos {
+            let dst = images.join(p.file_name().unwrap_or_default());
+            std::fs::copy(p, &dst).map_err(|e| PipelineError::io(&dst, e))?;
+        }
+        replace_path(&tmp, &self.out().join("input"))?;
+        events.info(&format!(
+            "kept the sharpest {} of {} frames from {} video(s){}",
+            got.frames,
+            got.candidates,
+            got.videos,
+            if photos.is_empty() {
+                String::new()
+            } else {
+                format!(", plus {} photos", photos.len())
+            }
+        ));
+        let mut metrics = to_json(&got);
+        metrics["photos"] = json!(photos.len());
+        Ok(StageOutcome::Done {
+            metrics,
+            artifacts: vec!["input/images".into()],
         })
     }
 
@@ -315,7 +390,9 @@ impl Ctx<'_> {
                 ..Default::default()
             };
             let path = match &self.opts.input {
-                Input::Builtin | Input::Images { .. } => self.opts.out.clone(),
+                Input::Builtin | Input::Images { .. } | Input::Video { .. } => {
+                    self.opts.out.clone()
+                }
                 Input::Colmap { path } | Input::Transforms { path } => path.clone(),
             };
             self.scene = Some(load_scene(path, &load)?);

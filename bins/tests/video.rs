@@ -1,0 +1,91 @@
+//! Video input through `spaceport run capture.mp4`: a video of the built-in scene (its ray
+//! caster's frames on a ring, encoded with FFmpeg) gives frames, a model and a trained splat;
+//! without FFmpeg the run says so before doing anything.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spaceport-video-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn has_ffmpeg() -> bool {
+    ["ffmpeg", "ffprobe"].iter().all(|t| {
+        Command::new(t)
+            .arg("-version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn spaceport(args: &[&str], path_env: Option<&str>) -> (bool, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spaceport"));
+    c.args(args);
+    if let Some(p) = path_env {
+        c.env("PATH", p);
+    }
+    let o = c.output().expect("spawn spaceport");
+    let log = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    (o.status.success(), log)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn missing_ffmpeg_is_said_at_start_up() {
+    let dir = scratch("noffmpeg");
+    let video = dir.join("capture.mp4");
+    std::fs::write(&video, b"not decoded").unwrap();
+    let out = dir.join("out");
+    let (ok, log) = spaceport(&["run", s(&video), "--out", s(&out)], Some("/nonexistent"));
+    assert!(!ok);
+    assert!(log.contains("video input needs `ffmpeg`"), "{log}");
+    assert!(!out.exists(), "nothing done before the check");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_video_of_the_builtin_scene_is_reconstructed_and_trained() {
+    if !has_ffmpeg() {
+        eprintln!("SKIPPED: ffmpeg/ffprobe are not installed (apt-get install ffmpeg)");
+        return;
+    }
+    let dir = scratch("builtin");
+    let frames = dir.join("frames");
+    let opt = splat_core::demo::photos::PhotoSetOptions {
+        width: 200,
+        height: 150,
+        views: 96,
+        samples: 2,
+    };
+    splat_core::demo::photos::write_photo_set(&frames, &opt).unwrap();
+    let video = dir.join("capture.mp4");
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-framerate", "24", "-i"])
+        .arg(frames.join("view_%03d.png"))
+        .args(["-pix_fmt", "yuv420p", "-q:v", "3"])
+        .arg(&video)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let out = dir.join("out");
+    let args = ["run", s(&video), "--quick", "--device", "cpu", "--set", "video.frames=32", "--out", s(&out)];
+    let (ok, log) = spaceport(&args, None);
+    assert!(ok, "{log}");
+    assert!(log.contains("kept the sharpest 32 of"), "{log}");
+    let kept = std::fs::read_dir(out.join("input/images")).unwrap().count();
+    assert_eq!(kept, 32);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let registered = report["sfm"]["registered"].as_u64().unwrap();
+    assert!(registered >= 30, "{report}");
+    let psnr = report["train"]["test_psnr"].as_f64().unwrap();
+    assert!(psnr > 15.0, "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
