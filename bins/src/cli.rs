@@ -19,10 +19,36 @@ fn set<T: serde::Serialize>(key: &str, v: Option<T>) -> Option<(String, Value)> 
     Some((key.to_string(), v))
 }
 
+/// `--config FILE` and `--set KEY=VALUE`: every command's settings go through the same
+/// overlay (defaults, then the file, then the assignments, then the named flags).
+#[derive(Args, Debug)]
+pub struct Settings {
+    /// YAML settings file (see --dump-config for every key).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Set one setting by its dotted key (repeatable; after --config).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    pub sets: Vec<(String, Value)>,
+}
+
+impl Settings {
+    /// The `--set` assignments followed by the named flags that are set.
+    pub fn with<const N: usize>(
+        &self,
+        named: [Option<(String, Value)>; N],
+    ) -> Vec<(String, Value)> {
+        self.sets
+            .iter()
+            .cloned()
+            .chain(named.into_iter().flatten())
+            .collect()
+    }
+}
+
 /// Arguments of `spaceport run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Folder of photos; leave out to run on the built-in scene.
+    /// Folder of photos, a video, or a folder of videos; leave out to run on the built-in scene.
     pub images: Option<PathBuf>,
     /// Output folder (job.json, sparse/, images/, point_cloud.ply, scene.sog, renders/, report.md).
     #[arg(long, default_value = "spaceport-out")]
@@ -33,13 +59,10 @@ pub struct RunArgs {
     /// Start from a NeRF/nerfstudio scene (folder or transforms JSON), skipping SfM.
     #[arg(long, conflicts_with = "images")]
     pub transforms: Option<PathBuf>,
-    /// YAML with any of the sections `builtin`, `sfm`, `train`, `compress` (see --dump-config).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Set one setting by its dotted key, e.g. `train.densify.grad_threshold=0.0004` (repeatable;
-    /// after --config).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
-    pub sets: Vec<(String, Value)>,
+    /// Settings (sections `builtin`, `sfm`, `train`, `compress`, `video`; keys as
+    /// `train.densify.grad_threshold`).
+    #[command(flatten)]
+    pub settings: Settings,
     /// Compute device for training.
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,
@@ -67,15 +90,10 @@ pub struct RunArgs {
 impl RunArgs {
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
-        let named = [
+        self.settings.with([
             set("train.iterations", self.iters),
             set("train_max_side", self.max_side),
-        ];
-        self.sets
-            .iter()
-            .cloned()
-            .chain(named.into_iter().flatten())
-            .collect()
+        ])
     }
 }
 
@@ -88,13 +106,9 @@ pub struct TrainArgs {
     /// Output directory.
     #[arg(long, required_unless_present = "dump_config")]
     pub out: Option<PathBuf>,
-    /// YAML training configuration (see --dump-config).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Set one setting by its dotted key, e.g. `densify.grad_threshold=0.0004` (repeatable;
-    /// after --config).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
-    pub sets: Vec<(String, Value)>,
+    /// Training settings (keys as `densify.grad_threshold`).
+    #[command(flatten)]
+    pub settings: Settings,
     /// Iterations (`--set iterations=N`).
     #[arg(long)]
     pub iters: Option<usize>,
@@ -122,12 +136,8 @@ impl TrainArgs {
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
         let white = self.white_background.then_some([1.0f32; 3]);
-        let named = [set("iterations", self.iters), set("background", white)];
-        self.sets
-            .iter()
-            .cloned()
-            .chain(named.into_iter().flatten())
-            .collect()
+        self.settings
+            .with([set("iterations", self.iters), set("background", white)])
     }
 }
 
@@ -143,19 +153,17 @@ pub struct SfmArgs {
     /// Longest image side used for features (`--set sfm.max_image_size=N`).
     #[arg(long)]
     pub max_image_size: Option<u32>,
-    /// A `spaceport run` config file; its `sfm` section is used (e.g. configs/*.yaml).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Set one setting of the run config's `sfm` section, e.g. `sfm.sift.max_features=4096`.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
-    pub sets: Vec<(String, Value)>,
+    /// Settings: a `spaceport run` config file, of which the `sfm` section is used, and keys
+    /// as `sfm.sift.max_features`.
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 impl SfmArgs {
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
-        let named = set("sfm.max_image_size", self.max_image_size);
-        self.sets.iter().cloned().chain(named).collect()
+        self.settings
+            .with([set("sfm.max_image_size", self.max_image_size)])
     }
 }
 

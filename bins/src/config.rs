@@ -145,9 +145,7 @@ pub fn run_train_defaults(iters: usize) -> TrainConfig {
 }
 
 /// How long and how hard `spaceport run` trains (`--preset`).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
     /// 7,000 iterations: a first look in a fraction of the time.
@@ -389,8 +387,12 @@ mod tests {
     #[test]
     fn shipped_configs_load() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-        let run = RunConfig::load(&Recipe::default(), Some(&dir.join("large-unordered.yaml")), &[])
-            .expect("large-unordered.yaml");
+        let run = RunConfig::load(
+            &Recipe::default(),
+            Some(&dir.join("large-unordered.yaml")),
+            &[],
+        )
+        .expect("large-unordered.yaml");
         assert_eq!(run.sfm.mapper.final_rounds, 5);
         let train = TrainConfig::from_yaml_file(&dir.join("unbounded-train.yaml"))
             .expect("unbounded-train.yaml");
@@ -425,7 +427,8 @@ mod tests {
         assert_eq!(cfg.train_max_side, Some(100));
         assert_eq!(cfg.builtin, quick.builtin);
 
-        let err = RunConfig::load(&Recipe::builtin(true), None, &[parse("train.iteratons=5")]).unwrap_err();
+        let err = RunConfig::load(&Recipe::builtin(true), None, &[parse("train.iteratons=5")])
+            .unwrap_err();
         assert!(err.to_string().contains("train.iteratons"), "{err}");
         std::fs::write(&file, "compress: {sort: spiral}\n").unwrap();
         let err = RunConfig::load(&Recipe::builtin(true), Some(&file), &[]).unwrap_err();
@@ -439,9 +442,12 @@ mod tests {
     #[test]
     fn the_dumped_config_loads_back_unchanged() {
         let cfg = RunConfig::defaults(&Recipe::builtin(false));
-        let back: RunConfig =
-            splat_core::config::overlay_str(&RunConfig::defaults(&Recipe::builtin(true)), &cfg.to_yaml(), "dump")
-                .unwrap();
+        let back: RunConfig = splat_core::config::overlay_str(
+            &RunConfig::defaults(&Recipe::builtin(true)),
+            &cfg.to_yaml(),
+            "dump",
+        )
+        .unwrap();
         for s in [
             StageName::Scene,
             StageName::Frames,

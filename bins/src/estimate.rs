@@ -42,7 +42,8 @@ impl Estimate {
     pub fn new(scene: &Scene, cfg: &TrainConfig, initial: usize, gpu: bool) -> Self {
         let px = |v: &splat_core::scene::View| v.camera.width as u64 * v.camera.height as u64;
         let image_bytes: u64 = scene.train.iter().map(|v| px(v) * 12).sum();
-        let mean_px = scene.train.iter().map(px).sum::<u64>() as f64 / scene.train.len().max(1) as f64;
+        let mean_px =
+            scene.train.iter().map(px).sum::<u64>() as f64 / scene.train.len().max(1) as f64;
         let gaussians = match cfg.densify.max_gaussians {
             0 => UNCAPPED_GAUSSIANS.max(initial),
             cap => cap.max(initial),
@@ -163,10 +164,16 @@ mod tests {
         let e = Estimate::new(&scene(200, 8000, 6000), &cfg, 100_000, true);
         assert_eq!(e.image_bytes, 200 * 8000 * 6000 * 12);
         let err = e.check(Some(80 << 30), "cuda:0").unwrap_err().to_string();
-        assert!(err.contains("107.3 GiB") && err.contains("80.0 GiB free"), "{err}");
+        assert!(
+            err.contains("107.3 GiB") && err.contains("80.0 GiB free"),
+            "{err}"
+        );
         // The same photos at the 1600 px default fit the images, and a warning names a cap.
         let e = Estimate::new(&scene(200, 1600, 1200), &cfg, 100_000, true);
-        let warn = e.check(Some(6 << 30), "cuda:0").unwrap().expect("a warning");
+        let warn = e
+            .check(Some(6 << 30), "cuda:0")
+            .unwrap()
+            .expect("a warning");
         assert!(warn.contains("max_gaussians="), "{warn}");
         assert!(e.check(Some(64 << 30), "cuda:0").unwrap().is_none());
         assert!(e.check(None, "cpu").unwrap().is_none());

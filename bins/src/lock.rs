@@ -95,7 +95,11 @@ mod tests {
         // pid 1 always runs.
         std::fs::write(dir.join(LOCK_FILE), "1").unwrap();
         let err = FolderLock::acquire(&dir).unwrap_err();
-        assert!(err.to_string().contains("in use by another spaceport run (pid 1)"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("in use by another spaceport run (pid 1)"),
+            "{err}"
+        );
         // A process that ended: spawn one and reap it.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();

@@ -6,14 +6,12 @@ mod console;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use console::{Console, STOP};
 use spaceport::pipeline::{self, RunOutcome};
-use spaceport::training::{self, Resume, TrainOptions, Trained};
+use spaceport::training::{self, Trained};
 use spaceport::{tools, Events, Input, PipelineError, Recipe, RunConfig, RunOptions};
-use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::TrainConfig;
 
 #[derive(Parser)]
@@ -89,18 +87,17 @@ fn main() -> ExitCode {
 }
 
 fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
-    let input = match (&a.colmap, &a.transforms, &a.images) {
-        (Some(p), _, _) => Input::colmap(p)?,
-        (_, Some(p), _) => Input::transforms(p)?,
-        (_, _, Some(p)) => Input::images(p)?,
-        _ => Input::Builtin,
-    };
+    let input = Input::from_args(
+        a.colmap.as_deref(),
+        a.transforms.as_deref(),
+        a.images.as_deref(),
+    )?;
     let recipe = Recipe {
         preset: a.preset,
         quick: a.quick,
         ..input.recipe()
     };
-    let config = RunConfig::load(&recipe, a.config.as_deref(), &a.assignments())?;
+    let config = RunConfig::load(&recipe, a.settings.config.as_deref(), &a.assignments())?;
     if a.dump_config {
         print!("{}", config.to_yaml());
         return Ok(ExitCode::SUCCESS);
@@ -129,7 +126,7 @@ fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
 }
 
 fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
-    let cfg = TrainConfig::default().overlaid(a.config.as_deref(), &a.assignments())?;
+    let cfg = TrainConfig::default().overlaid(a.settings.config.as_deref(), &a.assignments())?;
     if a.dump_config {
         print!("{}", cfg.to_yaml());
         return Ok(ExitCode::SUCCESS);
@@ -139,41 +136,18 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
             "--scene and --out are required".into(),
         ));
     };
-    spaceport::ensure_output_dir(&out)?;
-    let mut compute = training::make_backend(a.device, con)?;
-    let load = LoadOptions {
-        downscale: a.downscale.map(Downscale::Factor).unwrap_or_default(),
-        background: cfg.background.unwrap_or([0.0; 3]),
-        ..Default::default()
-    };
-    let t = Instant::now();
-    let scene = load_scene(&scene_path, &load)?;
-    let secs = t.elapsed().as_secs_f64();
-    let (train, test) = (scene.train.len(), scene.test.len());
-    eprintln!(
-        "loaded {}: {train} training and {test} test views in {secs:.1} s",
-        scene.name
-    );
-    let opts = TrainOptions {
-        checkpoint: out.join("checkpoint.bin"),
+    let job = training::TrainJob {
+        scene: scene_path,
         out: out.clone(),
+        downscale: a.downscale,
+        device: a.device,
         checkpoint_every: a.checkpoint_every,
-        resume: if a.resume {
-            Resume::Required
-        } else {
-            Resume::Never
-        },
-        final_checkpoint: a.checkpoint_every > 0,
+        resume: a.resume,
     };
     console::install_ctrlc();
-    training::preflight(&scene, &cfg, &compute, con)?;
-    match training::train(&scene, cfg, compute.backend.as_mut(), &opts, &STOP, con)? {
+    match training::train_job(&job, cfg, &STOP, con)? {
         Trained::Done(m) => {
-            println!(
-                "done: {} iterations ({:?}) in {:.1} s, {} Gaussians, test PSNR {:.2} dB, SSIM {:.4} -> {}",
-                m.iterations, m.stop_reason, m.train_seconds, m.gaussians, m.test.psnr, m.test.ssim,
-                out.display()
-            );
+            println!("done: {} -> {}", tools::train_summary(&m), out.display());
             Ok(ExitCode::SUCCESS)
         }
         Trained::Interrupted {
@@ -203,42 +177,22 @@ fn cmd_render(a: cli::RenderArgs) -> CmdResult {
 }
 
 fn cmd_sfm(a: cli::SfmArgs, con: &Console) -> CmdResult {
-    let opts = RunConfig::sfm_options(a.config.as_deref(), &a.assignments())?;
+    let opts = RunConfig::sfm_options(a.settings.config.as_deref(), &a.assignments())?;
     spaceport::ensure_output_dir(&a.out)?;
     let r = tools::sfm(&opts, &a.images, &a.out, con)?;
-    println!(
-        "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px -> {}",
-        r.registered_images, r.num_images, r.num_points, r.mean_track_length,
-        r.mean_reprojection_error, a.out.display()
-    );
+    println!("{} -> {}", tools::sfm_summary(&r), a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_compress(a: cli::CompressArgs, con: &Console) -> CmdResult {
     let c = tools::compress_file(&a.input, &a.out, a.format, a.sh_bands, a.sort, con)?;
-    println!(
-        "{} Gaussians -> {} ({} bytes, {:.1}x smaller than the PLY) in {:.1} s",
-        c.gaussians,
-        a.out.display(),
-        c.sog_bytes,
-        c.ratio,
-        c.seconds
-    );
+    println!("{c} -> {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
 fn cmd_sweep(spec: &std::path::Path, out: &std::path::Path, con: &Console) -> CmdResult {
-    let results = tools::sweep(spec, out, con)?;
-    for (i, r) in results.iter().enumerate() {
-        let vals: Vec<String> = r.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
-            "{i}: {} -> {:.2} dB, SSIM {:.4}, {:.1} s, {} Gaussians",
-            vals.join(" "),
-            r.psnr,
-            r.ssim,
-            r.seconds,
-            r.gaussians
-        );
+    for (i, r) in tools::sweep(spec, out, con)?.iter().enumerate() {
+        println!("{i}: {}", tools::sweep_summary(r));
     }
     println!("results in {}", out.join("results.csv").display());
     Ok(ExitCode::SUCCESS)

@@ -79,6 +79,21 @@ impl Input {
         Ok(Input::Images { path: absolute(p)? })
     }
 
+    /// The input the command line names: `--colmap`, `--transforms`, photos or videos, or
+    /// (none given) the built-in scene.
+    pub fn from_args(
+        colmap: Option<&Path>,
+        transforms: Option<&Path>,
+        images: Option<&Path>,
+    ) -> Result<Self> {
+        match (colmap, transforms, images) {
+            (Some(p), _, _) => Input::colmap(p),
+            (_, Some(p), _) => Input::transforms(p),
+            (_, _, Some(p)) => Input::images(p),
+            _ => Ok(Input::Builtin),
+        }
+    }
+
     /// A COLMAP scene folder (images/ + sparse/0).
     pub fn colmap(path: impl AsRef<Path>) -> Result<Self> {
         Ok(Input::Colmap {
@@ -292,7 +307,9 @@ impl Ctx<'_> {
     /// any photos in the input folder.
     fn stage_frames(&mut self) -> Result<StageOutcome> {
         let Input::Video { path } = &self.opts.input else {
-            return Err(PipelineError::Invalid("frames: the input is not a video".into()));
+            return Err(PipelineError::Invalid(
+                "frames: the input is not a video".into(),
+            ));
         };
         let (videos, photos) = if path.is_dir() {
             let photos: Vec<PathBuf> = std::fs::read_dir(path)
@@ -355,13 +372,7 @@ impl Ctx<'_> {
         }
         let _ = std::fs::remove_dir_all(&tmp);
         let mut metrics = to_json(&report);
-        self.events.info(&format!(
-            "registered {}/{} images, {} points, mean reprojection error {:.3} px",
-            report.registered_images,
-            report.num_images,
-            report.num_points,
-            report.mean_reprojection_error
-        ));
+        self.events.info(&crate::tools::sfm_summary(&report));
         if matches!(self.opts.input, Input::Builtin) {
             let e = crate::eval::pose_errors(&out.join("sparse/0"), &self.cfg().builtin)?;
             self.events.info(&format!(
@@ -435,10 +446,7 @@ impl Ctx<'_> {
             }
         };
         let _ = std::fs::remove_dir_all(&work);
-        events.info(&format!(
-            "{} iterations on {} in {:.1} s: {} Gaussians, test PSNR {:.2} dB, SSIM {:.4}",
-            m.iterations, m.backend, m.train_seconds, m.gaussians, m.test.psnr, m.test.ssim
-        ));
+        events.info(&crate::tools::train_summary(&m));
         let mut metrics = to_json(&m);
         if let Some(o) = metrics.as_object_mut() {
             o.remove("config");
@@ -459,14 +467,8 @@ impl Ctx<'_> {
         let scene = self.load_scene()?;
         let s = crate::tools::compress_for_scene(&ply, &sog, &c, scene, events)?;
         events.info(&format!(
-            "{} Gaussians: {} B PLY -> {} B SOG ({:.1}x) in {:.1} s; test PSNR {:.2} -> {:.2} dB",
-            s.gaussians,
-            s.ply_bytes,
-            s.sog_bytes,
-            s.ratio,
-            s.seconds,
-            s.test_psnr_ply,
-            s.test_psnr_sog
+            "{}; test PSNR {:.2} -> {:.2} dB",
+            s.sizes, s.test_psnr_ply, s.test_psnr_sog
         ));
         Ok(StageOutcome::Done {
             metrics: to_json(&s),

@@ -127,18 +127,30 @@ pub fn markdown(r: &Value) -> String {
         }
         let names = |v: &Value| {
             v.as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default()
         };
         if sfm["unreadable"].as_array().is_some_and(|a| !a.is_empty()) {
             s += &format!("| skipped (unreadable) | {} |\n", names(&sfm["unreadable"]));
         }
-        if sfm["unregistered"].as_array().is_some_and(|a| !a.is_empty()) {
+        if sfm["unregistered"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
             s += &format!("| not registered | {} |\n", names(&sfm["unregistered"]));
         }
         if let Some(groups) = sfm["disconnected_groups"].as_array() {
             for (i, g) in groups.iter().enumerate() {
-                s += &format!("| disconnected group {} (dropped) | {} |\n", i + 1, names(g));
+                s += &format!(
+                    "| disconnected group {} (dropped) | {} |\n",
+                    i + 1,
+                    names(g)
+                );
             }
         }
         s += &format!("| SfM time | {} s |\n", f(&sfm["seconds"], 1));

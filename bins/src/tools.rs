@@ -29,6 +29,51 @@ pub fn sfm(
     Ok(report)
 }
 
+/// One line for the user about a finished SfM run.
+pub fn sfm_summary(r: &sfm_core::pipeline::SfmReport) -> String {
+    format!(
+        "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px",
+        r.registered_images, r.num_images, r.num_points, r.mean_track_length, r.mean_reprojection_error
+    )
+}
+
+/// One line for the user about a finished training run.
+pub fn train_summary(m: &splat_core::train::TrainMetrics) -> String {
+    format!(
+        "{} iterations ({:?}) on {} in {:.1} s: {} Gaussians, test PSNR {:.2} dB, SSIM {:.4}",
+        m.iterations,
+        m.stop_reason,
+        m.backend,
+        m.train_seconds,
+        m.gaussians,
+        m.test.psnr,
+        m.test.ssim
+    )
+}
+
+impl std::fmt::Display for Compressed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} Gaussians: {} B PLY -> {} B SOG ({:.1}x smaller) in {:.1} s",
+            self.gaussians, self.ply_bytes, self.sog_bytes, self.ratio, self.seconds
+        )
+    }
+}
+
+/// One line for the user about one configuration of a sweep.
+pub fn sweep_summary(r: &splat_core::train::sweep::SweepResult) -> String {
+    let vals: Vec<String> = r.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "{} -> {:.2} dB, SSIM {:.4}, {:.1} s, {} Gaussians",
+        vals.join(" "),
+        r.psnr,
+        r.ssim,
+        r.seconds,
+        r.gaussians
+    )
+}
+
 /// Names, on the console as well as in `sfm_report.json`, every photo that did not make it
 /// into the model and why: unreadable files, photos left unregistered, and the groups of
 /// photos that formed models of their own, disconnected from the kept one.

@@ -50,9 +50,11 @@ pub fn make_backend(device: Device, events: &dyn Events) -> Result<Compute> {
     };
     match device {
         Device::Cpu => Ok(cpu()),
-        Device::Cuda => Ok(cuda(splat_cuda::CudaBackend::new().map_err(|e| {
-            PipelineError::Invalid(format!("--device cuda: {e}"))
-        })?)),
+        Device::Cuda => {
+            Ok(cuda(splat_cuda::CudaBackend::new().map_err(|e| {
+                PipelineError::Invalid(format!("--device cuda: {e}"))
+            })?))
+        }
         Device::Auto => match splat_cuda::CudaBackend::new() {
             Ok(b) => Ok(cuda(b)),
             Err(e) => {
@@ -100,6 +102,65 @@ pub fn preflight(
         events.note(&warning);
     }
     Ok(())
+}
+
+/// `spaceport train`: a posed scene on disk to a trained model in `out`.
+#[derive(Clone, Debug)]
+pub struct TrainJob {
+    /// A COLMAP scene folder, a NeRF/nerfstudio folder or a transforms JSON.
+    pub scene: PathBuf,
+    /// The output folder (`point_cloud.ply`, `renders/`, `metrics.json`, `checkpoint.bin`).
+    pub out: PathBuf,
+    /// Downscale images on load by this factor.
+    pub downscale: Option<f64>,
+    /// The compute device.
+    pub device: Device,
+    /// Write a checkpoint every this many iterations (0: only when stopped).
+    pub checkpoint_every: usize,
+    /// Continue from `out/checkpoint.bin` (an error when there is none).
+    pub resume: bool,
+}
+
+/// Runs a [`TrainJob`]: checks the output folder first, loads the scene, says what training
+/// will cost, and trains with the same driver as `spaceport run`.
+pub fn train_job(
+    job: &TrainJob,
+    cfg: TrainConfig,
+    stop: &AtomicBool,
+    events: &dyn Events,
+) -> Result<Trained> {
+    crate::ensure_output_dir(&job.out)?;
+    let mut compute = make_backend(job.device, events)?;
+    let load = splat_core::scene::LoadOptions {
+        downscale: job
+            .downscale
+            .map(splat_core::scene::Downscale::Factor)
+            .unwrap_or_default(),
+        background: cfg.background.unwrap_or([0.0; 3]),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let scene = splat_core::scene::load_scene(&job.scene, &load)?;
+    events.info(&format!(
+        "loaded {}: {} training and {} test views in {:.1} s",
+        scene.name,
+        scene.train.len(),
+        scene.test.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    let opts = TrainOptions {
+        checkpoint: job.out.join("checkpoint.bin"),
+        out: job.out.clone(),
+        checkpoint_every: job.checkpoint_every,
+        resume: if job.resume {
+            Resume::Required
+        } else {
+            Resume::Never
+        },
+        final_checkpoint: job.checkpoint_every > 0,
+    };
+    preflight(&scene, &cfg, &compute, events)?;
+    train(&scene, cfg, compute.backend.as_mut(), &opts, stop, events)
 }
 
 /// Whether training starts from the checkpoint.

@@ -54,7 +54,14 @@ pub fn check_tools() -> Result<()> {
 /// Duration of `video` in seconds (ffprobe).
 fn duration(video: &Path) -> Result<f64> {
     let o = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(video)
         .output()
         .map_err(|e| PipelineError::io(video, e))?;
@@ -156,9 +163,8 @@ pub fn extract_frames(
         for (wi, window) in names.chunks(WINDOW).enumerate() {
             let mut best: Option<(f64, &PathBuf)> = None;
             for p in window {
-                let img = image::open(p).map_err(|e| {
-                    PipelineError::Invalid(format!("{}: {e}", p.display()))
-                })?;
+                let img = image::open(p)
+                    .map_err(|e| PipelineError::Invalid(format!("{}: {e}", p.display())))?;
                 // A quarter-size grey image ranks blur as well and four times faster.
                 let small = img.resize(400, 400, image::imageops::FilterType::Triangle);
                 let s = sharpness(&small.to_luma8());

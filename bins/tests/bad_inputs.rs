@@ -39,8 +39,14 @@ fn a_busy_output_folder_is_refused() {
     std::fs::write(out.join(".spaceport.lock"), "1").unwrap();
     let (ok, log) = spaceport(&["run", "--quick", "--device", "cpu", "--out", s(&out)]);
     assert!(!ok);
-    assert!(log.contains("in use by another spaceport run (pid 1)"), "{log}");
-    assert!(!out.join("job.json").exists(), "nothing written beside the other run");
+    assert!(
+        log.contains("in use by another spaceport run (pid 1)"),
+        "{log}"
+    );
+    assert!(
+        !out.join("job.json").exists(),
+        "nothing written beside the other run"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -51,11 +57,23 @@ fn out_of_range_settings_fail_when_loaded() {
     for (args, key) in [
         (vec!["run", "--set", "train.lr.means=.nan"], "lr.means"),
         (vec!["run", "--set", "train.lr.opacity=-0.05"], "lr.opacity"),
-        (vec!["run", "--set", "sfm.max_image_size=0"], "max_image_size 0"),
-        (vec!["run", "--set", "compress.sh_bands=5"], "compress.sh_bands 5"),
+        (
+            vec!["run", "--set", "sfm.max_image_size=0"],
+            "max_image_size 0",
+        ),
+        (
+            vec!["run", "--set", "compress.sh_bands=5"],
+            "compress.sh_bands 5",
+        ),
         (vec!["run", "--set", "train.sh_degree=5"], "sh_degree 5"),
-        (vec!["sfm", "--images", "x", "--max-image-size", "0"], "max_image_size 0"),
-        (vec!["train", "--scene", "x", "--set", "lr.scales=.inf"], "lr.scales"),
+        (
+            vec!["sfm", "--images", "x", "--max-image-size", "0"],
+            "max_image_size 0",
+        ),
+        (
+            vec!["train", "--scene", "x", "--set", "lr.scales=.inf"],
+            "lr.scales",
+        ),
     ] {
         let mut a = args.clone();
         a.extend(["--out", s(&out)]);
@@ -67,7 +85,14 @@ fn out_of_range_settings_fail_when_loaded() {
     let ply = dir.join("g.ply");
     let (ok, _) = spaceport(&["decompress", "../../shared/data/sog/6_0", "--out", s(&ply)]);
     if ok {
-        let (ok, log) = spaceport(&["compress", s(&ply), "-o", s(&dir.join("g.sog")), "--sh-bands", "5"]);
+        let (ok, log) = spaceport(&[
+            "compress",
+            s(&ply),
+            "-o",
+            s(&dir.join("g.sog")),
+            "--sh-bands",
+            "5",
+        ]);
         assert!(!ok && log.contains("--sh-bands 5"), "{log}");
         assert!(!dir.join("g.sog").exists());
     }
@@ -87,7 +112,10 @@ fn unwritable_outputs_are_found_before_any_work() {
     ] {
         let (ok, log) = spaceport(&args);
         assert!(!ok, "{args:?}");
-        assert!(log.contains("cannot write to the output folder"), "{args:?}: {log}");
+        assert!(
+            log.contains("cannot write to the output folder"),
+            "{args:?}: {log}"
+        );
         assert!(!log.contains("cannot read"), "{args:?}: {log}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -99,7 +127,10 @@ fn impossible_render_requests_are_refused() {
     let png = dir.join("r.png");
     for (args, says) in [
         (vec!["--width", "0"], "render size 0x480"),
-        (vec!["--width", "100000", "--height", "100000"], "at most 16384"),
+        (
+            vec!["--width", "100000", "--height", "100000"],
+            "at most 16384",
+        ),
         (vec!["--angle", "NaN"], "--angle NaN"),
     ] {
         let mut a = vec!["render", "--out", s(&png)];
@@ -118,7 +149,10 @@ fn lying_ply_headers_and_sogs_without_meta_are_named() {
     // Two ascii vertices under a header that declares one.
     let ply = dir.join("short.ply");
     let mut text = String::from("ply\nformat ascii 1.0\nelement vertex 1\n");
-    for p in ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"] {
+    for p in [
+        "x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+        "rot_0", "rot_1", "rot_2", "rot_3",
+    ] {
         text += &format!("property float {p}\n");
     }
     text += "end_header\n";
@@ -128,13 +162,19 @@ fn lying_ply_headers_and_sogs_without_meta_are_named() {
     std::fs::write(&ply, text).unwrap();
     let (ok, log) = spaceport(&["render", "--ply", s(&ply), "--out", s(&dir.join("r.png"))]);
     assert!(!ok);
-    assert!(log.contains("short.ply") && log.contains("declares 1 vertices"), "{log}");
+    assert!(
+        log.contains("short.ply") && log.contains("declares 1 vertices"),
+        "{log}"
+    );
 
     let sog = dir.join("not-a-sog");
     std::fs::create_dir_all(&sog).unwrap();
     let (ok, log) = spaceport(&["decompress", s(&sog), "--out", s(&dir.join("g.ply"))]);
     assert!(!ok);
-    assert!(log.contains("no meta.json") && !log.contains("listed in"), "{log}");
+    assert!(
+        log.contains("no meta.json") && !log.contains("listed in"),
+        "{log}"
+    );
     assert!(!dir.join("g.ply").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -148,20 +188,46 @@ fn a_failed_checkpoint_write_does_not_lose_the_run_and_divergence_is_named() {
     let out = scratch("ckpt");
     // A directory where the checkpoint file goes: every checkpoint write fails.
     std::fs::create_dir_all(out.join("checkpoint.bin/blocker")).unwrap();
-    let base = ["train", "--scene", s(&scene), "--downscale", "8", "--device", "cpu", "--iters", "30"];
+    let base = [
+        "train",
+        "--scene",
+        s(&scene),
+        "--downscale",
+        "8",
+        "--device",
+        "cpu",
+        "--iters",
+        "30",
+    ];
     let mut a = base.to_vec();
     a.extend(["--checkpoint-every", "10", "--out", s(&out)]);
     let (ok, log) = spaceport(&a);
     assert!(ok, "{log}");
-    assert!(log.contains("warning: writing the checkpoint failed"), "{log}");
-    assert!(out.join("point_cloud.ply").is_file(), "the final outputs are written");
+    assert!(
+        log.contains("warning: writing the checkpoint failed"),
+        "{log}"
+    );
+    assert!(
+        out.join("point_cloud.ply").is_file(),
+        "the final outputs are written"
+    );
 
     let out2 = scratch("diverge");
     let mut a = base.to_vec();
-    a.extend(["--set", "lr.opacity=1e30", "--set", "lr.sh_dc=1e30", "--out", s(&out2)]);
+    a.extend([
+        "--set",
+        "lr.opacity=1e30",
+        "--set",
+        "lr.sh_dc=1e30",
+        "--out",
+        s(&out2),
+    ]);
     let (ok, log) = spaceport(&a);
     assert!(!ok);
-    assert!(log.contains("training diverged") && log.contains("iteration"), "{log}");
+    assert!(
+        log.contains("training diverged") && log.contains("iteration"),
+        "{log}"
+    );
     assert!(!out2.join("point_cloud.ply").exists());
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(&out2);

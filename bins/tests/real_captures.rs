@@ -11,7 +11,8 @@ use std::process::Command;
 use image::{DynamicImage, ImageEncoder};
 
 fn bonsai() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mipnerf360_bonsai_800/images");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/mipnerf360_bonsai_800/images");
     p.is_dir().then_some(p)
 }
 
@@ -29,11 +30,17 @@ fn jpeg(img: &DynamicImage, orientation: Option<u16>) -> Vec<u8> {
         w.push_field(&field);
         let mut tiff = std::io::Cursor::new(Vec::new());
         w.write(&mut tiff, false).expect("EXIF");
-        enc.set_exif_metadata(tiff.into_inner()).expect("EXIF in JPEG");
+        enc.set_exif_metadata(tiff.into_inner())
+            .expect("EXIF in JPEG");
     }
     let rgb = img.to_rgb8();
-    enc.write_image(&rgb, rgb.width(), rgb.height(), image::ExtendedColorType::Rgb8)
-        .expect("JPEG");
+    enc.write_image(
+        &rgb,
+        rgb.width(),
+        rgb.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .expect("JPEG");
     out
 }
 
@@ -81,13 +88,25 @@ fn phone_photos_rotated_rescaled_and_truncated() {
             }
             _ => jpeg(&img, None),
         };
-        let out_name = if i == good { "cut_off.jpg".to_string() } else { name.clone() };
+        let out_name = if i == good {
+            "cut_off.jpg".to_string()
+        } else {
+            name.clone()
+        };
         std::fs::write(photos.join(out_name), bytes).unwrap();
     }
 
     let out = dir.join("out");
     let o = Command::new(env!("CARGO_BIN_EXE_spaceport"))
-        .args(["run", "--quick", "--device", "cpu", "--max-side", "200", "--out"])
+        .args([
+            "run",
+            "--quick",
+            "--device",
+            "cpu",
+            "--max-side",
+            "200",
+            "--out",
+        ])
         .arg(&out)
         .arg(&photos)
         .output()
@@ -95,13 +114,22 @@ fn phone_photos_rotated_rescaled_and_truncated() {
     let log = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{log}");
     assert!(
-        log.lines().any(|l| l.contains("cut_off.jpg") && l.contains("truncated")),
+        log.lines()
+            .any(|l| l.contains("cut_off.jpg") && l.contains("truncated")),
         "the truncated photo is named on the console: {log}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["sfm"]["images"].as_u64(), Some(good as u64 + 1), "{report}");
-    assert_eq!(report["sfm"]["registered"].as_u64(), Some(good as u64), "{report}");
+    assert_eq!(
+        report["sfm"]["images"].as_u64(),
+        Some(good as u64 + 1),
+        "{report}"
+    );
+    assert_eq!(
+        report["sfm"]["registered"].as_u64(),
+        Some(good as u64),
+        "{report}"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("cut_off.jpg"), "{md}");
 
@@ -109,7 +137,13 @@ fn phone_photos_rotated_rescaled_and_truncated() {
     assert_eq!(records(&out.join("distorted/sparse/0/cameras.txt")), 2);
     for i in [2, 5] {
         let up = image::open(out.join("images").join(&names[i])).unwrap();
-        assert!(up.width() > up.height(), "{} written upright: {}x{}", names[i], up.width(), up.height());
+        assert!(
+            up.width() > up.height(),
+            "{} written upright: {}x{}",
+            names[i],
+            up.width(),
+            up.height()
+        );
     }
     // "NAME: N training and M test views".
     let views: u64 = log
@@ -123,7 +157,10 @@ fn phone_photos_rotated_rescaled_and_truncated() {
             Some(n + m)
         })
         .unwrap_or_else(|| panic!("no view count in the log: {log}"));
-    assert_eq!(views, good as u64, "every registered photo is a training or test view");
+    assert_eq!(
+        views, good as u64,
+        "every registered photo is a training or test view"
+    );
     let psnr = report["train"]["test_psnr"].as_f64().unwrap();
     assert!(psnr > 14.0, "test PSNR {psnr} dB");
     // The report's before/after compression numbers are on the same views as training's.

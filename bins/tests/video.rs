@@ -75,7 +75,17 @@ fn a_video_of_the_builtin_scene_is_reconstructed_and_trained() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let out = dir.join("out");
-    let args = ["run", s(&video), "--quick", "--device", "cpu", "--set", "video.frames=32", "--out", s(&out)];
+    let args = [
+        "run",
+        s(&video),
+        "--quick",
+        "--device",
+        "cpu",
+        "--set",
+        "video.frames=32",
+        "--out",
+        s(&out),
+    ];
     let (ok, log) = spaceport(&args, None);
     assert!(ok, "{log}");
     assert!(log.contains("kept the sharpest 32 of"), "{log}");
