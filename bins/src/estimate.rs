@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(e.image_bytes, 200 * 8000 * 6000 * 12);
         let err = e.check(Some(80 << 30), "cuda:0").unwrap_err().to_string();
         assert!(
-            err.contains("107.3 GiB") && err.contains("80.0 GiB free"),
+            err.contains("107.3 GiB") && err.contains("80.0 GiB is free"),
             "{err}"
         );
         // The same photos at the 1600 px default fit the images, and a warning names a cap.
