@@ -1,14 +1,16 @@
 //! `CudaBackend`: splat-core's `Backend` on an NVIDIA GPU.
 //!
 //! A forward keeps its device buffers (uploaded parameters, projected Gaussians, sorted tile
-//! lists, per-pixel state) in the render output's `state`, so the backward reads them back
-//! without recomputing the forward or re-uploading the Gaussians.
+//! lists, per-pixel state) in the render output's `state` (a [`CudaFrame`], the backend's
+//! `Backend::Frame`), so the backward reads them back without recomputing the forward or
+//! re-uploading the Gaussians.
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use splat_core::camera::Camera;
 use splat_core::gaussians::{Gaussians, Splats};
+use splat_core::render::project::jacobian_limits;
 use splat_core::render::{RenderGrads, RenderOptions, RenderOutput, TILE_SIZE};
 use splat_core::{Backend, BackendError};
 
@@ -16,8 +18,6 @@ use crate::device::{
     dptr, launch, mark, ptr, ptr_at, uninit, zeros, Arg, CamParams, Job, Kernels, Marks,
 };
 
-/// Relative guard band beyond the image for the Jacobian clamp (the CPU reference's value).
-const GUARD_BAND: f64 = 0.3;
 /// Threads per block of the per-Gaussian kernels.
 pub(crate) const THREADS: u32 = 256;
 /// Elements one scan block handles (kernels/sort.cu: SCAN_TILE).
@@ -112,8 +112,29 @@ pub struct DeviceGrads {
     pub(crate) screen: CudaSlice<f32>,
 }
 
-/// What a `CudaBackend` render keeps in `RenderOutput::state` for its backward.
-struct CudaState {
+/// What a `CudaBackend` render keeps in `RenderOutput::state` for its backward (its
+/// `Backend::Frame`). The type keeps other backends' renders out at compile time:
+///
+/// ```no_run
+/// use splat_core::Backend;
+/// # fn f(g: &splat_core::Gaussians, cam: &splat_core::Camera) -> Result<(), splat_core::BackendError> {
+/// let mut cuda = splat_cuda::CudaBackend::new()?;
+/// let out = cuda.render(g, cam, &Default::default())?;
+/// let d = vec![0.0f32; out.image.len()];
+/// cuda.render_backward(g, &out, &d)?;
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// use splat_core::{Backend, CpuBackend};
+/// # fn f(g: &splat_core::Gaussians, cam: &splat_core::Camera) -> Result<(), splat_core::BackendError> {
+/// let mut cuda = splat_cuda::CudaBackend::new()?;
+/// let out = CpuBackend.render(g, cam, &Default::default())?;
+/// let d = vec![0.0f32; out.image.len()];
+/// cuda.render_backward(g, &out, &d)?;
+/// # Ok(()) }
+/// ```
+pub struct CudaFrame {
     splats: DeviceSplats,
     frame: DeviceFrame,
     /// Identifies the context so that another backend's output is refused.
@@ -131,13 +152,7 @@ fn cam_params(c: &Camera, opts: &RenderOptions, sh_degree: usize, sh_coeffs: usi
         }
     }
     let ctr = c.center();
-    let (tx, ty) = c.tan_half_fov();
-    let lim = [
-        f(-(c.cx / c.fx + GUARD_BAND * tx)),
-        f((c.width as f64 - c.cx) / c.fx + GUARD_BAND * tx),
-        f(-(c.cy / c.fy + GUARD_BAND * ty)),
-        f((c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty),
-    ];
+    let lim = jacobian_limits(c).map(f);
     CamParams {
         w,
         t: c.translation.to_array().map(f),
@@ -407,8 +422,9 @@ impl CudaBackend {
         Ok(passes % 2 == 1)
     }
 
+    #[cfg(feature = "testing")]
     /// Sorts (key, value) pairs on the device by the low `key_bits` bits of the keys, stably;
-    /// a host round trip for tests and tools.
+    /// a host round trip (a test hook, `testing` feature).
     pub fn sort_pairs_host(
         &mut self,
         keys: &[u64],
@@ -806,6 +822,8 @@ pub(crate) fn chunks<const K: usize>(v: Vec<f32>) -> Vec<[f32; K]> {
 }
 
 impl Backend for CudaBackend {
+    type Frame = CudaFrame;
+
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -815,7 +833,7 @@ impl Backend for CudaBackend {
         gaussians: &Gaussians,
         camera: &Camera,
         opts: &RenderOptions,
-    ) -> Result<RenderOutput<f32>, BackendError> {
+    ) -> Result<RenderOutput<f32, CudaFrame>, BackendError> {
         let splats = self.upload(gaussians)?;
         let frame = self.forward_device(&splats, camera, opts)?;
         let n = splats.n;
@@ -841,29 +859,27 @@ impl Backend for CudaBackend {
             depths,
             n_intersections: frame.n_isect,
             signature: 0,
-            state: Box::new(CudaState {
+            state: CudaFrame {
                 splats,
                 frame,
                 ctx_id: self.ctx_id(),
-            }),
+            },
         })
     }
 
     fn render_backward(
         &mut self,
         gaussians: &Gaussians,
-        fwd: &RenderOutput<f32>,
+        fwd: &RenderOutput<f32, CudaFrame>,
         d_image: &[f32],
     ) -> Result<RenderGrads<f32>, BackendError> {
-        let st = fwd
-            .state
-            .downcast_ref::<CudaState>()
-            .filter(|st| st.ctx_id == self.ctx_id())
-            .ok_or_else(|| {
-                BackendError::InvalidInput(
-                    "the render to differentiate was not made by this CUDA backend".into(),
-                )
-            })?;
+        let st = &fwd.state;
+        // The type says a CUDA backend made it; another context's buffers are still refused.
+        if st.ctx_id != self.ctx_id() {
+            return Err(BackendError::InvalidInput(
+                "the render to differentiate was not made by this CUDA backend".into(),
+            ));
+        }
         if d_image.len() != fwd.image.len() {
             return Err(BackendError::InvalidInput(format!(
                 "image gradient has {} values, the render has {}",

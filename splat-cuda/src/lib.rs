@@ -6,9 +6,11 @@ mod device;
 pub mod ptx;
 mod session;
 
-pub use backend::{CudaBackend, DeviceFrame, DeviceGrads, DeviceSplats};
+pub use backend::{CudaBackend, CudaFrame, DeviceFrame, DeviceGrads, DeviceSplats};
 pub use device::CamParams;
-pub use session::{CudaSession, DeviceLoss};
+#[cfg(feature = "testing")]
+pub use session::DeviceLoss;
+pub use session::CudaSession;
 
 /// Whether a CUDA driver library can be loaded on this machine (never panics).
 pub fn driver_present() -> bool {

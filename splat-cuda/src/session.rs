@@ -8,34 +8,28 @@
 use std::collections::HashMap;
 
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
+use splat_core::backend::densify::{opacity_reset_cap, SPLIT_SCALE_DIVISOR};
 use splat_core::backend::{
-    SessionState, SourceImage, StageTimes, StepParams, StepStats, Target, TrainBackend,
-    TrainSession,
+    DensifyParams, DensifyReport, DensifyStats, SessionState, SourceImage, StageTimes,
+    StepParams, StepStats, Target, TrainBackend, TrainSession,
 };
 use splat_core::camera::Camera;
-use splat_core::gaussians::{logit, Gaussians};
+use splat_core::gaussians::Gaussians;
 use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
 use splat_core::render::RenderOptions;
-use splat_core::train::config::DensifyConfig;
-use splat_core::train::densify::{DensifyReport, DensifyStats};
 use splat_core::BackendError;
 
 use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, SG_STRIDE, THREADS};
 use crate::device::{dptr, launch, mark, ptr, uninit, zeros, Arg, Job, Marks};
 
-/// The 11 weights of the SSIM window, computed exactly as splat-core's loss.rs does so that
-/// both sides blur with bit-equal weights.
-fn ssim_window() -> [f32; 11] {
-    let mut w = [0f32; 11];
-    for (i, v) in w.iter_mut().enumerate() {
-        let d = i as f32 - 5.0;
-        *v = (-d * d / (2.0 * 1.5f32 * 1.5f32)).exp();
-    }
-    let s: f32 = w.iter().sum();
-    w.map(|v| v / s)
+/// The SSIM window's weights: splat-core's own, so both sides blur with bit-equal weights
+/// (kernels/train.cu takes them as an argument; its WIN_R must equal loss::WINDOW_RADIUS).
+fn ssim_window() -> [f32; 2 * loss::WINDOW_RADIUS + 1] {
+    loss::ssim_window()
 }
 
+#[cfg(feature = "testing")]
 /// Loss value and gradient computed on the device (see [`CudaBackend::loss_host`]).
 #[derive(Clone, Debug)]
 pub struct DeviceLoss {
@@ -199,7 +193,8 @@ impl CudaBackend {
         Ok(grad)
     }
 
-    /// The device loss kernels on host images (tests and tools): value, PSNR and gradient,
+    #[cfg(feature = "testing")]
+    /// The device loss kernels on host images (a test hook, `testing` feature): value, PSNR and gradient,
     /// the counterpart of `splat_core::loss::l1_ssim_loss` and `loss::psnr`.
     pub fn loss_host(
         &self,
@@ -289,7 +284,8 @@ impl CudaBackend {
         Ok(out)
     }
 
-    /// The device area downscale on host images (tests and tools): the counterpart of
+    #[cfg(feature = "testing")]
+    /// The device area downscale on host images (a test hook, `testing` feature): the counterpart of
     /// `splat_core::scene::Image::resize_area`.
     pub fn resize_area_host(
         &self,
@@ -398,6 +394,10 @@ impl CudaBackend {
 }
 
 impl TrainBackend for CudaBackend {
+    fn name(&self) -> String {
+        splat_core::Backend::name(self)
+    }
+
     fn start_session(
         &mut self,
         state: SessionState,
@@ -523,7 +523,8 @@ impl CudaSession {
         Ok(())
     }
 
-    /// One Adam update with host gradients shaped like the parameters (tests and tools).
+    #[cfg(feature = "testing")]
+    /// One Adam update with host gradients shaped like the parameters (a test hook, `testing` feature).
     pub fn apply_gradients(
         &mut self,
         grads: &Gaussians,
@@ -549,6 +550,7 @@ impl CudaSession {
         self.be.synchronize()
     }
 
+    #[cfg(feature = "testing")]
     /// Adds one step's screen-space gradients to the densification statistics on the device.
     pub fn accumulate_stats_host(
         &mut self,
@@ -809,7 +811,7 @@ impl CudaSession {
 
     fn densify_inner(
         &mut self,
-        cfg: &DensifyConfig,
+        cfg: &DensifyParams,
         extent: f32,
         prune_large: bool,
         seed: u64,
@@ -868,7 +870,7 @@ impl CudaSession {
             }
             s.memcpy_htod(&fl, &mut flags).map_err(job.err("upload"))?;
         }
-        let ln16 = 1.6f32.ln();
+        let ln16 = SPLIT_SCALE_DIVISOR.ln();
         let mark = |no_prune: bool| -> Result<(CudaSlice<u32>, Vec<u32>, usize), BackendError> {
             let counts = zeros::<u32>(&s, 4).map_err(job.err("alloc"))?;
             let keep = zeros::<u32>(&s, 3 * n + 1).map_err(job.err("alloc"))?;
@@ -1069,7 +1071,7 @@ impl TrainSession for CudaSession {
 
     fn densify(
         &mut self,
-        cfg: &DensifyConfig,
+        cfg: &DensifyParams,
         extent: f32,
         prune_large: bool,
         seed: u64,
@@ -1110,7 +1112,7 @@ impl TrainSession for CudaSession {
         let n = self.p.n;
         let job = self.job(0, 0);
         let s = self.be.stream.clone();
-        let cap: f32 = logit(2.0 * prune_opacity);
+        let cap: f32 = opacity_reset_cap(prune_opacity);
         launch(
             &s,
             self.be.kernels.opacity_cap,
