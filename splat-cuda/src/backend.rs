@@ -21,13 +21,13 @@ use crate::device::{
 /// Threads per block of the per-Gaussian kernels.
 pub(crate) const THREADS: u32 = 256;
 /// Elements one scan block handles (kernels/sort.cu: SCAN_TILE).
-const SCAN_TILE: usize = 1024;
+pub(crate) const SCAN_TILE: usize = 1024;
 /// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
-const SORT_TILE: usize = 2048;
+pub(crate) const SORT_TILE: usize = 2048;
 /// Bits per radix-sort pass (kernels/sort.cu: RADIX_BITS).
-const RADIX_BITS: u32 = 9;
+pub(crate) const RADIX_BITS: u32 = 9;
 /// Threads per block of project_bwd (kernels/project.cu: PB_THREADS).
-const PB_THREADS: u32 = 128;
+pub(crate) const PB_THREADS: u32 = 128;
 /// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
 pub(crate) const SG_STRIDE: usize = 9;
 

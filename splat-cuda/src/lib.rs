@@ -2,9 +2,13 @@
 //! committed, embedded and loaded through cudarc's driver API at run time.
 
 mod backend;
+#[cfg(test)]
+mod cu_text;
 mod device;
 pub mod ptx;
 mod session;
+#[cfg(test)]
+mod shared_constants;
 
 pub use backend::{CudaBackend, CudaFrame, DeviceFrame, DeviceGrads, DeviceSplats};
 pub use device::CamParams;
