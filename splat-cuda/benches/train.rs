@@ -88,7 +88,10 @@ const USAGE: &str = "usage: cargo bench -p splat-cuda --bench train -- SCENE_DIR
 
 /// The arguments after the program name, without the `--bench` that cargo bench adds.
 fn bench_args() -> Vec<String> {
-    std::env::args().skip(1).filter(|a| a != "--bench").collect()
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect()
 }
 
 fn main() -> ExitCode {

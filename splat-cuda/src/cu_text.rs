@@ -141,8 +141,7 @@ impl Parser<'_> {
 /// A C literal: `16`, `32u`, `3.0f`, `1e-4`, `0.3`.
 pub(crate) fn number(t: &str) -> f64 {
     let t = t.trim_end_matches(['f', 'F', 'u', 'U']);
-    t.parse()
-        .unwrap_or_else(|_| panic!("not a number: {t:?}"))
+    t.parse().unwrap_or_else(|_| panic!("not a number: {t:?}"))
 }
 
 /// The numbers of an initialiser `NAME[..] = {a, b, ...}` or `NAME = a;` in `src`, each

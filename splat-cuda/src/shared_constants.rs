@@ -43,7 +43,11 @@ fn tile_size_is_splat_cores_in_every_kernel_that_bins() {
 fn projection_constants_match_the_reference() {
     let src = source("project");
     same_f32(eval_define(src, "LOW_PASS"), LOW_PASS, "LOW_PASS");
-    same_f32(eval_define(src, "EXTENT_SIGMAS"), EXTENT_SIGMAS, "EXTENT_SIGMAS");
+    same_f32(
+        eval_define(src, "EXTENT_SIGMAS"),
+        EXTENT_SIGMAS,
+        "EXTENT_SIGMAS",
+    );
     // The SH table, coefficient by coefficient.
     same_f32(initialiser(src, "SH_C0")[0], sh::SH_C0, "SH_C0");
     same_f32(initialiser(src, "SH_C1")[0], sh::SH_C1, "SH_C1");
@@ -76,7 +80,11 @@ fn compositing_constants_match_the_reference() {
 #[test]
 fn tile_cover_test_matches_the_reference() {
     let src = source("tiles");
-    same_f32(eval_define(src, "COVER_MARGIN"), COVER_MARGIN_PX, "COVER_MARGIN");
+    same_f32(
+        eval_define(src, "COVER_MARGIN"),
+        COVER_MARGIN_PX,
+        "COVER_MARGIN",
+    );
     // k = 2 ln(o / MIN_ALPHA), written as ln(255 o), widened by the same factors.
     let k_line = src
         .lines()
@@ -89,7 +97,11 @@ fn tile_cover_test_matches_the_reference() {
             .next()
             .unwrap_or(""),
     );
-    assert_eq!(inv, (1.0 / MIN_ALPHA).round(), "1 / MIN_ALPHA in cover_init");
+    assert_eq!(
+        inv,
+        (1.0 / MIN_ALPHA).round(),
+        "1 / MIN_ALPHA in cover_init"
+    );
     assert_eq!((1.0 / MIN_ALPHA).round() * MIN_ALPHA, 1.0);
     let thr_line = src
         .lines()
@@ -130,9 +142,7 @@ fn ssim_window_and_constants_match_loss_rs() {
 
 #[test]
 fn host_launch_constants_match_the_kernels() {
-    use crate::backend::{
-        PB_THREADS, RADIX_BITS, SCAN_TILE, SG_STRIDE, SORT_TILE, THREADS,
-    };
+    use crate::backend::{PB_THREADS, RADIX_BITS, SCAN_TILE, SG_STRIDE, SORT_TILE, THREADS};
     let sort = source("sort");
     assert_eq!(eval_define(sort, "SCAN_TILE") as usize, SCAN_TILE);
     assert_eq!(eval_define(sort, "SORT_TILE") as usize, SORT_TILE);
@@ -141,7 +151,10 @@ fn host_launch_constants_match_the_kernels() {
     assert_eq!(eval_define(sort, "SCAN_THREADS") as u32, THREADS);
     assert_eq!(eval_define(sort, "SORT_THREADS") as u32, THREADS);
     assert_eq!(eval_define(source("train"), "THREADS") as u32, THREADS);
-    assert_eq!(eval_define(source("project"), "PB_THREADS") as u32, PB_THREADS);
+    assert_eq!(
+        eval_define(source("project"), "PB_THREADS") as u32,
+        PB_THREADS
+    );
     for m in ["project", "raster", "train"] {
         assert_eq!(
             eval_define(source(m), "SG_STRIDE") as usize,

@@ -43,7 +43,9 @@ fn skipped(why: &str) {
     if nvrtc_required() {
         panic!("SPLAT_REQUIRE_NVRTC=1 but {why}");
     }
-    notice(&format!("SKIPPED the recompile-and-compare check of the committed PTX: {why}"));
+    notice(&format!(
+        "SKIPPED the recompile-and-compare check of the committed PTX: {why}"
+    ));
 }
 
 #[test]
