@@ -244,6 +244,38 @@ mod tests {
     }
 
     #[test]
+    fn cam_params_is_as_large_as_the_kernels_struct_cam() {
+        let src = MODULES[0].source;
+        let open = src
+            .find("struct Cam {")
+            .expect("struct Cam in kernels/project.cu");
+        let body = &src[open + "struct Cam {".len()..];
+        let body = &body[..body.find("};").expect("end of struct Cam")];
+        // Every member is 4 bytes (float, int, unsigned int); count them with array sizes.
+        let mut slots = 0;
+        for decl in body.lines().map(|l| l.split("//").next().unwrap_or("")) {
+            let Some(decl) = decl.trim().strip_suffix(';') else {
+                continue;
+            };
+            let names = decl
+                .trim_start_matches("unsigned int")
+                .trim_start_matches("float")
+                .trim_start_matches("int");
+            for name in names.split(',') {
+                slots += match name.split_once('[') {
+                    Some((_, n)) => n
+                        .trim_end_matches(']')
+                        .trim()
+                        .parse::<usize>()
+                        .expect("size"),
+                    None => 1,
+                };
+            }
+        }
+        assert_eq!(4 * slots, std::mem::size_of::<crate::device::CamParams>());
+    }
+
+    #[test]
     fn every_kernel_in_the_sources_has_an_argument_struct() {
         for m in MODULES {
             for (at, _) in m.source.match_indices("__global__") {

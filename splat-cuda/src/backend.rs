@@ -413,9 +413,9 @@ impl CudaBackend {
         Ok(passes % 2 == 1)
     }
 
-    #[cfg(feature = "testing")]
     /// Sorts (key, value) pairs on the device by the low `key_bits` bits of the keys, stably;
     /// a host round trip (a test hook, `testing` feature).
+    #[cfg(feature = "testing")]
     pub fn sort_pairs_host(
         &mut self,
         keys: &[u64],

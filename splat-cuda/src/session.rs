@@ -34,8 +34,8 @@ fn ssim_window() -> [f32; 2 * loss::WINDOW_RADIUS + 1] {
     loss::ssim_window()
 }
 
-#[cfg(feature = "testing")]
 /// Loss value and gradient computed on the device (see [`CudaBackend::loss_host`]).
+#[cfg(feature = "testing")]
 #[derive(Clone, Debug)]
 pub struct DeviceLoss {
     /// (1 - λ) L1 + λ (1 - SSIM).
@@ -180,9 +180,9 @@ impl CudaBackend {
         Ok(grad)
     }
 
+    /// The device loss kernels on host images (a test hook, `testing` feature): value, PSNR
+    /// and gradient, the counterpart of `splat_core::loss::l1_ssim_loss` and `loss::psnr`.
     #[cfg(feature = "testing")]
-    /// The device loss kernels on host images (a test hook, `testing` feature): value, PSNR and gradient,
-    /// the counterpart of `splat_core::loss::l1_ssim_loss` and `loss::psnr`.
     pub fn loss_host(
         &self,
         render: &[f32],
@@ -271,9 +271,9 @@ impl CudaBackend {
         Ok(out)
     }
 
+    /// The device area downscale on host images (a test hook, `testing` feature): the
+    /// counterpart of `splat_core::scene::Image::resize_area`.
     #[cfg(feature = "testing")]
-    /// The device area downscale on host images (a test hook, `testing` feature): the counterpart of
-    /// `splat_core::scene::Image::resize_area`.
     pub fn resize_area_host(
         &self,
         src: &[f32],
@@ -510,8 +510,9 @@ impl CudaSession {
         Ok(())
     }
 
+    /// One Adam update with host gradients shaped like the parameters (a test hook, `testing`
+    /// feature).
     #[cfg(feature = "testing")]
-    /// One Adam update with host gradients shaped like the parameters (a test hook, `testing` feature).
     pub fn apply_gradients(
         &mut self,
         grads: &Gaussians,
@@ -537,8 +538,8 @@ impl CudaSession {
         self.be.synchronize()
     }
 
-    #[cfg(feature = "testing")]
     /// Adds one step's screen-space gradients to the densification statistics on the device.
+    #[cfg(feature = "testing")]
     pub fn accumulate_stats_host(
         &mut self,
         means2d_grad: &[[f32; 2]],

@@ -1,9 +1,7 @@
 //! The CPU reference backend and training session.
 
 use super::densify;
-use super::types::{
-    DensifyParams, DensifyReport, SessionState, StepParams, StepStats, Target,
-};
+use super::types::{DensifyParams, DensifyReport, SessionState, StepParams, StepStats, Target};
 use super::{Backend, BackendError, TrainBackend, TrainSession};
 use crate::camera::Camera;
 use crate::gaussians::Gaussians;

@@ -147,4 +147,3 @@ pub trait TrainBackend: Send {
     fn start_session(&mut self, state: SessionState)
         -> Result<Box<dyn TrainSession>, BackendError>;
 }
-
