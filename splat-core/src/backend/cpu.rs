@@ -146,3 +146,29 @@ impl TrainBackend for CpuBackend {
         Ok(Box::new(CpuSession { state }))
     }
 }
+
+#[cfg(all(test, feature = "scene"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backward_refuses_gaussians_other_than_those_rendered() {
+        let g = crate::demo::demo_gaussians();
+        let cam = crate::demo::demo_camera(40, 30, 0.3);
+        let mut cpu = CpuBackend;
+        let out = Backend::render(&mut cpu, &g, &cam, &RenderOptions::default()).expect("render");
+        let d = vec![1.0f32; out.image.len()];
+        let grads = cpu.render_backward(&g, &out, &d).expect("backward");
+        assert_eq!(grads.params.len(), g.len());
+        let mut fewer = g.clone();
+        fewer.retain_mask(&(0..g.len()).map(|i| i > 0).collect::<Vec<_>>());
+        assert!(matches!(
+            cpu.render_backward(&fewer, &out, &d),
+            Err(BackendError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            cpu.render_backward(&g, &out, &d[1..]),
+            Err(BackendError::InvalidInput(_))
+        ));
+    }
+}
