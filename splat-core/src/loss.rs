@@ -6,12 +6,17 @@
 
 use rayon::prelude::*;
 
-const WINDOW_RADIUS: usize = 5;
-const WINDOW_SIGMA: f32 = 1.5;
-const C1: f32 = 0.01 * 0.01;
-const C2: f32 = 0.03 * 0.03;
+/// Radius of the SSIM window (11 x 11).
+pub const WINDOW_RADIUS: usize = 5;
+/// Standard deviation of the SSIM window, pixels.
+pub const WINDOW_SIGMA: f32 = 1.5;
+/// SSIM's luminance stabiliser, (0.01 L)² for L = 1.
+pub const C1: f32 = 0.01 * 0.01;
+/// SSIM's contrast stabiliser, (0.03 L)² for L = 1.
+pub const C2: f32 = 0.03 * 0.03;
 
-fn window() -> [f32; 2 * WINDOW_RADIUS + 1] {
+/// The normalised 1D SSIM window; a device backend blurs with these very weights.
+pub fn ssim_window() -> [f32; 2 * WINDOW_RADIUS + 1] {
     let mut w = [0f32; 2 * WINDOW_RADIUS + 1];
     for (i, v) in w.iter_mut().enumerate() {
         let d = i as f32 - WINDOW_RADIUS as f32;
@@ -24,7 +29,7 @@ fn window() -> [f32; 2 * WINDOW_RADIUS + 1] {
 /// Separable Gaussian blur of an interleaved RGB image with zero padding. The kernel is
 /// symmetric, so this is also its own adjoint (the backward of a blur is a blur).
 fn blur(src: &[f32], width: usize, height: usize) -> Vec<f32> {
-    let k = window();
+    let k = ssim_window();
     let r = WINDOW_RADIUS as isize;
     let row = width * 3;
     let mut tmp = vec![0f32; src.len()];

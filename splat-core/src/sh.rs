@@ -4,15 +4,18 @@ use num_traits::Float;
 
 /// Coefficient of the degree-0 band; colour = C0 * dc + 0.5 for a Gaussian without higher bands.
 pub const SH_C0: f64 = 0.282_094_791_773_878_14;
-const C1: f64 = 0.488_602_511_902_919_9;
-const C2: [f64; 5] = [
+/// Coefficient of the degree-1 band.
+pub const SH_C1: f64 = 0.488_602_511_902_919_9;
+/// Coefficients of the degree-2 band.
+pub const SH_C2: [f64; 5] = [
     1.092_548_430_592_079_2,
     -1.092_548_430_592_079_2,
     0.315_391_565_252_520_05,
     -1.092_548_430_592_079_2,
     0.546_274_215_296_039_6,
 ];
-const C3: [f64; 7] = [
+/// Coefficients of the degree-3 band.
+pub const SH_C3: [f64; 7] = [
     -0.590_043_589_926_643_5,
     2.890_611_442_640_554,
     -0.457_045_799_464_465_8,
@@ -51,7 +54,7 @@ pub fn sh_basis<T: Float>(
     out[0] = k(SH_C0);
     let mut g = [[zero; 3]; 16];
     if degree >= 1 {
-        let c1: T = k(C1);
+        let c1: T = k(SH_C1);
         out[1] = -c1 * y;
         out[2] = c1 * z;
         out[3] = -c1 * x;
@@ -61,7 +64,7 @@ pub fn sh_basis<T: Float>(
     }
     if degree >= 2 {
         let (xx, yy, zz) = (x * x, y * y, z * z);
-        let c: [T; 5] = C2.map(k);
+        let c: [T; 5] = SH_C2.map(k);
         let two: T = k(2.0);
         let four: T = k(4.0);
         out[4] = c[0] * x * y;
@@ -77,7 +80,7 @@ pub fn sh_basis<T: Float>(
     }
     if degree >= 3 {
         let (xx, yy, zz) = (x * x, y * y, z * z);
-        let c: [T; 7] = C3.map(k);
+        let c: [T; 7] = SH_C3.map(k);
         let (two, three, four, six, eight): (T, T, T, T, T) =
             (k(2.0), k(3.0), k(4.0), k(6.0), k(8.0));
         out[9] = c[0] * y * (three * xx - yy);

@@ -1,33 +1,35 @@
 //! `CudaBackend`: splat-core's `Backend` on an NVIDIA GPU.
 //!
 //! A forward keeps its device buffers (uploaded parameters, projected Gaussians, sorted tile
-//! lists, per-pixel state) in the render output's `state`, so the backward reads them back
-//! without recomputing the forward or re-uploading the Gaussians.
+//! lists, per-pixel state) in the render output's `state` (a [`CudaFrame`], the backend's
+//! `Backend::Frame`), so the backward reads them back without recomputing the forward or
+//! re-uploading the Gaussians.
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use splat_core::camera::Camera;
 use splat_core::gaussians::{Gaussians, Splats};
+use splat_core::render::project::jacobian_limits;
 use splat_core::render::{RenderGrads, RenderOptions, RenderOutput, TILE_SIZE};
 use splat_core::{Backend, BackendError};
 
-use crate::device::{
-    dptr, launch, mark, ptr, ptr_at, uninit, zeros, Arg, CamParams, Job, Kernels, Marks,
+use crate::args::{
+    CountTiles, EmitKeys, In, Out, ProjectBwd, ProjectFwd, RadixHistogram, RadixScatter, RasterBwd,
+    RasterFwd, ScanAdd, ScanBlocks, TileRanges,
 };
+use crate::device::{dptr, mark, uninit, zeros, CamParams, Job, Kernels, Marks};
 
-/// Relative guard band beyond the image for the Jacobian clamp (the CPU reference's value).
-const GUARD_BAND: f64 = 0.3;
 /// Threads per block of the per-Gaussian kernels.
 pub(crate) const THREADS: u32 = 256;
 /// Elements one scan block handles (kernels/sort.cu: SCAN_TILE).
-const SCAN_TILE: usize = 1024;
+pub(crate) const SCAN_TILE: usize = 1024;
 /// Keys one radix-sort block handles (kernels/sort.cu: SORT_TILE).
-const SORT_TILE: usize = 2048;
+pub(crate) const SORT_TILE: usize = 2048;
 /// Bits per radix-sort pass (kernels/sort.cu: RADIX_BITS).
-const RADIX_BITS: u32 = 9;
+pub(crate) const RADIX_BITS: u32 = 9;
 /// Threads per block of project_bwd (kernels/project.cu: PB_THREADS).
-const PB_THREADS: u32 = 128;
+pub(crate) const PB_THREADS: u32 = 128;
 /// Screen-space gradient floats per Gaussian (kernels: SG_STRIDE).
 pub(crate) const SG_STRIDE: usize = 9;
 
@@ -112,8 +114,29 @@ pub struct DeviceGrads {
     pub(crate) screen: CudaSlice<f32>,
 }
 
-/// What a `CudaBackend` render keeps in `RenderOutput::state` for its backward.
-struct CudaState {
+/// What a `CudaBackend` render keeps in `RenderOutput::state` for its backward (its
+/// `Backend::Frame`). The type keeps other backends' renders out at compile time:
+///
+/// ```no_run
+/// use splat_core::Backend;
+/// # fn f(g: &splat_core::Gaussians, cam: &splat_core::Camera) -> Result<(), splat_core::BackendError> {
+/// let mut cuda = splat_cuda::CudaBackend::new()?;
+/// let out = cuda.render(g, cam, &Default::default())?;
+/// let d = vec![0.0f32; out.image.len()];
+/// cuda.render_backward(g, &out, &d)?;
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail
+/// use splat_core::{Backend, CpuBackend};
+/// # fn f(g: &splat_core::Gaussians, cam: &splat_core::Camera) -> Result<(), splat_core::BackendError> {
+/// let mut cuda = splat_cuda::CudaBackend::new()?;
+/// let out = CpuBackend.render(g, cam, &Default::default())?;
+/// let d = vec![0.0f32; out.image.len()];
+/// cuda.render_backward(g, &out, &d)?;
+/// # Ok(()) }
+/// ```
+pub struct CudaFrame {
     splats: DeviceSplats,
     frame: DeviceFrame,
     /// Identifies the context so that another backend's output is refused.
@@ -131,13 +154,7 @@ fn cam_params(c: &Camera, opts: &RenderOptions, sh_degree: usize, sh_coeffs: usi
         }
     }
     let ctr = c.center();
-    let (tx, ty) = c.tan_half_fov();
-    let lim = [
-        f(-(c.cx / c.fx + GUARD_BAND * tx)),
-        f((c.width as f64 - c.cx) / c.fx + GUARD_BAND * tx),
-        f(-(c.cy / c.fy + GUARD_BAND * ty)),
-        f((c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty),
-    ];
+    let lim = jacobian_limits(c).map(f);
     CamParams {
         w,
         t: c.translation.to_array().map(f),
@@ -307,7 +324,7 @@ impl CudaBackend {
         len: usize,
         job: Job,
     ) -> Result<(), BackendError> {
-        self.scan_from(ptr(input, &self.stream), out, len, job)
+        self.scan_from(In::of(input, &self.stream), out, len, job)
     }
 
     /// [`Self::scan`] in place (the kernels allow it), without a copy of the input.
@@ -317,13 +334,13 @@ impl CudaBackend {
         len: usize,
         job: Job,
     ) -> Result<(), BackendError> {
-        self.scan_from(ptr(&*data, &self.stream), data, len, job)
+        self.scan_from(In::of(&*data, &self.stream), data, len, job)
     }
 
     /// The scan with its input passed as an address, which may be `out`'s.
     fn scan_from(
         &self,
-        input: Arg,
+        input: In,
         out: &mut CudaSlice<u32>,
         len: usize,
         job: Job,
@@ -331,23 +348,22 @@ impl CudaBackend {
         let nb = len.div_ceil(SCAN_TILE);
         let s = &self.stream;
         let mut sums = uninit::<u32>(s, nb).map_err(job.err("scan"))?;
-        launch(
-            s,
-            self.kernels.scan_blocks,
-            (nb as u32, 1, 1),
-            THREADS,
-            vec![Arg::I32(len as i32), input, ptr(out, s), ptr(&sums, s)],
-        )
+        ScanBlocks {
+            n: len as i32,
+            r#in: input,
+            out: Out::of(out, s),
+            block_sums: Out::of(&sums, s),
+        }
+        .launch(&self.kernels, s, (nb as u32, 1, 1), THREADS)
         .map_err(job.err("scan_blocks"))?;
         if nb > 1 {
             self.scan_in_place(&mut sums, nb, job)?;
-            launch(
-                s,
-                self.kernels.scan_add,
-                (nb as u32, 1, 1),
-                THREADS,
-                vec![Arg::I32(len as i32), ptr(out, s), ptr(&sums, s)],
-            )
+            ScanAdd {
+                n: len as i32,
+                data: Out::of(out, s),
+                block_offsets: In::of(&sums, s),
+            }
+            .launch(&self.kernels, s, (nb as u32, 1, 1), THREADS)
             .map_err(job.err("scan_add"))?;
         }
         Ok(())
@@ -380,44 +396,35 @@ impl CudaBackend {
                 (&*k1, &*v1, &*k0, &*v0)
             };
             let shift = (RADIX_BITS * pass) as i32;
-            launch(
-                s,
-                self.kernels.radix_histogram,
-                (nb as u32, 1, 1),
-                THREADS,
-                vec![
-                    Arg::Ptr(count),
-                    Arg::U32(m as u32),
-                    Arg::I32(shift),
-                    ptr(src_k, s),
-                    ptr(&hist, s),
-                ],
-            )
+            RadixHistogram {
+                count: In(count),
+                cap: m as u32,
+                shift,
+                keys: In::of(src_k, s),
+                hist: Out::of(&hist, s),
+            }
+            .launch(&self.kernels, s, (nb as u32, 1, 1), THREADS)
             .map_err(job.err("radix_histogram"))?;
             self.scan_in_place(&mut hist, radix * nb, job)?;
-            launch(
-                s,
-                self.kernels.radix_scatter,
-                (nb as u32, 1, 1),
-                THREADS,
-                vec![
-                    Arg::Ptr(count),
-                    Arg::U32(m as u32),
-                    Arg::I32(shift),
-                    ptr(src_k, s),
-                    ptr(src_v, s),
-                    ptr(dst_k, s),
-                    ptr(dst_v, s),
-                    ptr(&hist, s),
-                ],
-            )
+            RadixScatter {
+                count: In(count),
+                cap: m as u32,
+                shift,
+                keys_in: In::of(src_k, s),
+                vals_in: In::of(src_v, s),
+                keys_out: Out::of(dst_k, s),
+                vals_out: Out::of(dst_v, s),
+                hist: In::of(&hist, s),
+            }
+            .launch(&self.kernels, s, (nb as u32, 1, 1), THREADS)
             .map_err(job.err("radix_scatter"))?;
         }
         Ok(passes % 2 == 1)
     }
 
     /// Sorts (key, value) pairs on the device by the low `key_bits` bits of the keys, stably;
-    /// a host round trip for tests and tools.
+    /// a host round trip (a test hook, `testing` feature).
+    #[cfg(feature = "testing")]
     pub fn sort_pairs_host(
         &mut self,
         keys: &[u64],
@@ -511,41 +518,41 @@ impl CudaBackend {
         // One extra zero so that the exclusive scan's last entry is the total.
         let touched = zeros::<u32>(s, n + 1).map_err(e("alloc"))?;
         let flags = uninit::<u32>(s, n).map_err(e("alloc"))?;
-        launch(
+        ProjectFwd {
+            n: n as i32,
+            cam,
+            means: In::of(&g.means, s),
+            log_scales: In::of(&g.log_scales, s),
+            quats: In::of(&g.quats, s),
+            opacity_logits: In::of(&g.opacity_logits, s),
+            sh: In::of(&g.sh, s),
+            xy: Out::of(&xy, s),
+            conic_opacity: Out::of(&conic_opacity, s),
+            color: Out::of(&color, s),
+            depth: Out::of(&depth, s),
+            radius: Out::of(&radius, s),
+            rect: Out::of(&rect, s),
+            flags: Out::of(&flags, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.project_fwd,
             (blocks(n, THREADS as usize), 1, 1),
             THREADS,
-            vec![
-                Arg::I32(n as i32),
-                Arg::Cam(cam),
-                ptr(&g.means, s),
-                ptr(&g.log_scales, s),
-                ptr(&g.quats, s),
-                ptr(&g.opacity_logits, s),
-                ptr(&g.sh, s),
-                ptr(&xy, s),
-                ptr(&conic_opacity, s),
-                ptr(&color, s),
-                ptr(&depth, s),
-                ptr(&radius, s),
-                ptr(&rect, s),
-                ptr(&flags, s),
-            ],
         )
         .map_err(e("project_fwd"))?;
-        launch(
+        CountTiles {
+            n: n as i32,
+            rect: In::of(&rect, s),
+            xy: In::of(&xy, s),
+            conic_opacity: In::of(&conic_opacity, s),
+            tiles_touched: Out::of(&touched, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.count_tiles,
             (blocks(n, THREADS as usize), 1, 1),
             THREADS,
-            vec![
-                Arg::I32(n as i32),
-                ptr(&rect, s),
-                ptr(&xy, s),
-                ptr(&conic_opacity, s),
-                ptr(&touched, s),
-            ],
         )
         .map_err(e("count_tiles"))?;
         let mut offsets = uninit::<u32>(s, n + 1).map_err(e("alloc"))?;
@@ -568,24 +575,24 @@ impl CudaBackend {
             let mut k0 = uninit::<u64>(s, m).map_err(e("alloc"))?;
             let mut k1 = uninit::<u64>(s, m).map_err(e("alloc"))?;
             let mut v1 = uninit::<u32>(s, m).map_err(e("alloc"))?;
-            launch(
+            EmitKeys {
+                n: n as i32,
+                cap: m as u32,
+                tiles_x: cam.tiles_x,
+                rect: In::of(&rect, s),
+                xy: In::of(&xy, s),
+                conic_opacity: In::of(&conic_opacity, s),
+                offsets: In::of(&offsets, s),
+                tiles_touched: In::of(&touched, s),
+                depth: In::of(&depth, s),
+                keys: Out::of(&k0, s),
+                vals: Out::of(&ids, s),
+            }
+            .launch(
+                &self.kernels,
                 s,
-                self.kernels.emit_keys,
                 (blocks(n, THREADS as usize), 1, 1),
                 THREADS,
-                vec![
-                    Arg::I32(n as i32),
-                    Arg::U32(m as u32),
-                    Arg::U32(cam.tiles_x),
-                    ptr(&rect, s),
-                    ptr(&xy, s),
-                    ptr(&conic_opacity, s),
-                    ptr(&offsets, s),
-                    ptr(&touched, s),
-                    ptr(&depth, s),
-                    ptr(&k0, s),
-                    ptr(&ids, s),
-                ],
             )
             .map_err(e("emit_keys"))?;
             // Only the bits in use: 32 of depth and enough for the largest tile id.
@@ -604,17 +611,17 @@ impl CudaBackend {
             } else {
                 k0
             };
-            launch(
+            TileRanges {
+                count: In::at(&offsets, n, s),
+                cap: m as u32,
+                keys: In::of(&keys, s),
+                ranges: Out::of(&ranges, s),
+            }
+            .launch(
+                &self.kernels,
                 s,
-                self.kernels.tile_ranges,
                 (blocks(m, THREADS as usize), 1, 1),
                 THREADS,
-                vec![
-                    ptr_at(&offsets, n, s),
-                    Arg::U32(m as u32),
-                    ptr(&keys, s),
-                    ptr(&ranges, s),
-                ],
             )
             .map_err(e("tile_ranges"))?;
         }
@@ -624,26 +631,26 @@ impl CudaBackend {
         let final_t = uninit::<f32>(s, npix).map_err(e("alloc"))?;
         let n_contrib = uninit::<u32>(s, npix).map_err(e("alloc"))?;
         let bg = opts.background;
-        launch(
+        RasterFwd {
+            width: camera.width,
+            height: camera.height,
+            bg_r: bg[0],
+            bg_g: bg[1],
+            bg_b: bg[2],
+            ranges: In::of(&ranges, s),
+            ids: In::of(&ids, s),
+            xy: In::of(&xy, s),
+            conic_opacity: In::of(&conic_opacity, s),
+            color: In::of(&color, s),
+            image: Out::of(&image, s),
+            final_t: Out::of(&final_t, s),
+            n_contrib: Out::of(&n_contrib, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.raster_fwd,
             (cam.tiles_x, cam.tiles_y, 1),
             self.kernels.raster_threads,
-            vec![
-                Arg::U32(camera.width),
-                Arg::U32(camera.height),
-                Arg::F32(bg[0]),
-                Arg::F32(bg[1]),
-                Arg::F32(bg[2]),
-                ptr(&ranges, s),
-                ptr(&ids, s),
-                ptr(&xy, s),
-                ptr(&conic_opacity, s),
-                ptr(&color, s),
-                ptr(&image, s),
-                ptr(&final_t, s),
-                ptr(&n_contrib, s),
-            ],
         )
         .map_err(e("raster_fwd"))?;
         mark(marks, 3, s).map_err(e("event"))?;
@@ -700,27 +707,27 @@ impl CudaBackend {
             ));
         }
         let screen = zeros::<f32>(s, SG_STRIDE * n).map_err(e("alloc"))?;
-        launch(
+        RasterBwd {
+            width: f.cam.width,
+            height: f.cam.height,
+            bg_r: f.bg[0],
+            bg_g: f.bg[1],
+            bg_b: f.bg[2],
+            ranges: In::of(&f.ranges, s),
+            ids: In::of(&f.ids, s),
+            xy: In::of(&f.xy, s),
+            conic_opacity: In::of(&f.conic_opacity, s),
+            color: In::of(&f.color, s),
+            final_t: In::of(&f.final_t, s),
+            n_contrib: In::of(&f.n_contrib, s),
+            d_image: In::of(d_image, s),
+            screen: Out::of(&screen, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.raster_bwd,
             (f.cam.tiles_x, f.cam.tiles_y, 1),
             self.kernels.raster_threads,
-            vec![
-                Arg::U32(f.cam.width),
-                Arg::U32(f.cam.height),
-                Arg::F32(f.bg[0]),
-                Arg::F32(f.bg[1]),
-                Arg::F32(f.bg[2]),
-                ptr(&f.ranges, s),
-                ptr(&f.ids, s),
-                ptr(&f.xy, s),
-                ptr(&f.conic_opacity, s),
-                ptr(&f.color, s),
-                ptr(&f.final_t, s),
-                ptr(&f.n_contrib, s),
-                ptr(d_image, s),
-                ptr(&screen, s),
-            ],
         )
         .map_err(e("raster_bwd"))?;
         mark(marks, 5, s).map_err(e("event"))?;
@@ -730,27 +737,27 @@ impl CudaBackend {
         let quats = uninit::<f32>(s, 4 * n).map_err(e("alloc"))?;
         let opacity_logits = uninit::<f32>(s, n).map_err(e("alloc"))?;
         let sh = uninit::<f32>(s, nsh * n).map_err(e("alloc"))?;
-        launch(
+        ProjectBwd {
+            n: n as i32,
+            cam: f.cam,
+            means: In::of(&g.means, s),
+            log_scales: In::of(&g.log_scales, s),
+            quats: In::of(&g.quats, s),
+            sh: In::of(&g.sh, s),
+            conic_opacity: In::of(&f.conic_opacity, s),
+            flags: In::of(&f.flags, s),
+            screen: In::of(&screen, s),
+            d_means: Out::of(&means, s),
+            d_log_scales: Out::of(&log_scales, s),
+            d_quats: Out::of(&quats, s),
+            d_logits: Out::of(&opacity_logits, s),
+            d_sh: Out::of(&sh, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.project_bwd,
             (blocks(n, PB_THREADS as usize), 1, 1),
             PB_THREADS,
-            vec![
-                Arg::I32(n as i32),
-                Arg::Cam(f.cam),
-                ptr(&g.means, s),
-                ptr(&g.log_scales, s),
-                ptr(&g.quats, s),
-                ptr(&g.sh, s),
-                ptr(&f.conic_opacity, s),
-                ptr(&f.flags, s),
-                ptr(&screen, s),
-                ptr(&means, s),
-                ptr(&log_scales, s),
-                ptr(&quats, s),
-                ptr(&opacity_logits, s),
-                ptr(&sh, s),
-            ],
         )
         .map_err(e("project_bwd"))?;
         mark(marks, 6, s).map_err(e("event"))?;
@@ -815,6 +822,8 @@ pub(crate) fn chunks<const K: usize>(v: Vec<f32>) -> Vec<[f32; K]> {
 }
 
 impl Backend for CudaBackend {
+    type Frame = CudaFrame;
+
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -824,7 +833,7 @@ impl Backend for CudaBackend {
         gaussians: &Gaussians,
         camera: &Camera,
         opts: &RenderOptions,
-    ) -> Result<RenderOutput<f32>, BackendError> {
+    ) -> Result<RenderOutput<f32, CudaFrame>, BackendError> {
         let splats = self.upload(gaussians)?;
         let frame = self.forward_device(&splats, camera, opts)?;
         let n = splats.n;
@@ -850,29 +859,27 @@ impl Backend for CudaBackend {
             depths,
             n_intersections: frame.n_isect,
             signature: 0,
-            state: Box::new(CudaState {
+            state: CudaFrame {
                 splats,
                 frame,
                 ctx_id: self.ctx_id(),
-            }),
+            },
         })
     }
 
     fn render_backward(
         &mut self,
         gaussians: &Gaussians,
-        fwd: &RenderOutput<f32>,
+        fwd: &RenderOutput<f32, CudaFrame>,
         d_image: &[f32],
     ) -> Result<RenderGrads<f32>, BackendError> {
-        let st = fwd
-            .state
-            .downcast_ref::<CudaState>()
-            .filter(|st| st.ctx_id == self.ctx_id())
-            .ok_or_else(|| {
-                BackendError::InvalidInput(
-                    "the render to differentiate was not made by this CUDA backend".into(),
-                )
-            })?;
+        let st = &fwd.state;
+        // The type says a CUDA backend made it; another context's buffers are still refused.
+        if st.ctx_id != self.ctx_id() {
+            return Err(BackendError::InvalidInput(
+                "the render to differentiate was not made by this CUDA backend".into(),
+            ));
+        }
         if d_image.len() != fwd.image.len() {
             return Err(BackendError::InvalidInput(format!(
                 "image gradient has {} values, the render has {}",

@@ -246,15 +246,10 @@ pub(crate) fn launch(
     if grid.0 == 0 || grid.1 == 0 || grid.2 == 0 {
         return Ok(());
     }
-    // SAFETY: the argument list matches the kernel's signature (each call site mirrors the
-    // .cu prototype) and every pointer refers to a live allocation on this context.
+    // SAFETY: the argument list matches the kernel's signature (it comes from the kernel's
+    // argument struct in args.rs, which a test holds to the .cu prototype) and every pointer
+    // refers to a live allocation on this context.
     unsafe { result::launch_kernel(f, grid, (block, 1, 1), 0, stream.cu_stream(), &mut ptrs) }
-}
-
-/// The raw device address of a buffer (event tracking is off, so nothing is recorded).
-pub(crate) fn ptr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> Arg {
-    let (p, _sync) = s.device_ptr(stream);
-    Arg::Ptr(p)
 }
 
 /// Zero-filled device buffer of at least one element (the driver refuses empty allocations).
@@ -274,15 +269,11 @@ pub(crate) fn uninit<T: DeviceRepr>(
     unsafe { stream.alloc::<T>(len.max(1)) }
 }
 
-/// The raw device address of element `index` of a buffer.
+/// The raw device address of element `index` of a buffer (event tracking is off, so nothing
+/// is recorded).
 pub(crate) fn dptr<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> sys::CUdeviceptr {
     let (p, _sync) = s.device_ptr(stream);
     p + (index * std::mem::size_of::<T>()) as u64
-}
-
-/// [`dptr`] as a kernel argument.
-pub(crate) fn ptr_at<T>(s: &CudaSlice<T>, index: usize, stream: &CudaStream) -> Arg {
-    Arg::Ptr(dptr(s, index, stream))
 }
 
 /// CUDA events marking the stage boundaries of a step, for per-stage device times.

@@ -1,14 +1,21 @@
 //! CUDA backend for splat-core. Kernels are CUDA C in `kernels/`, compiled to PTX with NVRTC,
 //! committed, embedded and loaded through cudarc's driver API at run time.
 
+mod args;
 mod backend;
+#[cfg(test)]
+mod cu_text;
 mod device;
 pub mod ptx;
 mod session;
+#[cfg(test)]
+mod shared_constants;
 
-pub use backend::{CudaBackend, DeviceFrame, DeviceGrads, DeviceSplats};
+pub use backend::{CudaBackend, CudaFrame, DeviceFrame, DeviceGrads, DeviceSplats};
 pub use device::CamParams;
-pub use session::{CudaSession, DeviceLoss};
+pub use session::CudaSession;
+#[cfg(feature = "testing")]
+pub use session::DeviceLoss;
 
 /// Whether a CUDA driver library can be loaded on this machine (never panics).
 pub fn driver_present() -> bool {

@@ -8,35 +8,34 @@
 use std::collections::HashMap;
 
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
+use splat_core::backend::densify::{opacity_reset_cap, SPLIT_SCALE_DIVISOR};
 use splat_core::backend::{
-    SessionState, SourceImage, StageTimes, StepParams, StepStats, Target, TrainBackend,
-    TrainSession,
+    DensifyParams, DensifyReport, DensifyStats, SessionState, SourceImage, StageTimes, StepParams,
+    StepStats, Target, TrainBackend, TrainSession,
 };
 use splat_core::camera::Camera;
-use splat_core::gaussians::{logit, Gaussians};
+use splat_core::gaussians::Gaussians;
 use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
 use splat_core::render::RenderOptions;
-use splat_core::train::config::DensifyConfig;
-use splat_core::train::densify::{DensifyReport, DensifyStats};
 use splat_core::BackendError;
 
-use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, SG_STRIDE, THREADS};
-use crate::device::{dptr, launch, mark, ptr, uninit, zeros, Arg, Job, Marks};
+use crate::args::{
+    AdamStep, DensifyChildren, DensifyClassify, DensifyMark, DensifyScatter, In, LossBlurH,
+    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, ResizeAreaH, ResizeAreaV, SqErrSum,
+    StatsAccumulate,
+};
+use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, THREADS};
+use crate::device::{dptr, mark, uninit, zeros, Job, Marks};
 
-/// The 11 weights of the SSIM window, computed exactly as splat-core's loss.rs does so that
-/// both sides blur with bit-equal weights.
-fn ssim_window() -> [f32; 11] {
-    let mut w = [0f32; 11];
-    for (i, v) in w.iter_mut().enumerate() {
-        let d = i as f32 - 5.0;
-        *v = (-d * d / (2.0 * 1.5f32 * 1.5f32)).exp();
-    }
-    let s: f32 = w.iter().sum();
-    w.map(|v| v / s)
+/// The SSIM window's weights: splat-core's own, so both sides blur with bit-equal weights
+/// (kernels/train.cu takes them as an argument; its WIN_R must equal loss::WINDOW_RADIUS).
+fn ssim_window() -> [f32; 2 * loss::WINDOW_RADIUS + 1] {
+    loss::ssim_window()
 }
 
 /// Loss value and gradient computed on the device (see [`CudaBackend::loss_host`]).
+#[cfg(feature = "testing")]
 #[derive(Clone, Debug)]
 pub struct DeviceLoss {
     /// (1 - λ) L1 + λ (1 - SSIM).
@@ -133,74 +132,57 @@ impl CudaBackend {
         let hpart = uninit::<f32>(s, 3 * n).map_err(e("alloc"))?;
         let grad = uninit::<f32>(s, n).map_err(e("alloc"))?;
         let grid = (blocks(n, THREADS as usize), 1, 1);
-        let (w, h) = (Arg::I32(width as i32), Arg::I32(height as i32));
-        let wh = || (Arg::I32(width as i32), Arg::I32(height as i32));
-        launch(
-            s,
-            k.loss_blur_h,
-            grid,
-            THREADS,
-            vec![
-                w,
-                h,
-                ptr(window, s),
-                ptr(render, s),
-                ptr(target, s),
-                ptr(&hsum, s),
-            ],
-        )
+        let (w, h) = (width as i32, height as i32);
+        LossBlurH {
+            w,
+            h,
+            win: In::of(window, s),
+            x: In::of(render, s),
+            y: In::of(target, s),
+            out: Out::of(&hsum, s),
+        }
+        .launch(k, s, grid, THREADS)
         .map_err(e("loss_blur_h"))?;
-        let (w, h) = wh();
-        launch(
-            s,
-            k.loss_blur_v,
-            grid,
-            THREADS,
-            vec![
-                w,
-                h,
-                Arg::F32(ssim_weight),
-                ptr(window, s),
-                ptr(&hsum, s),
-                ptr(render, s),
-                ptr(target, s),
-                ptr(&partials, s),
-                ptr(sums, s),
-            ],
-        )
+        LossBlurV {
+            w,
+            h,
+            ssim_weight,
+            win: In::of(window, s),
+            hsum: In::of(&hsum, s),
+            x: In::of(render, s),
+            y: In::of(target, s),
+            partials: Out::of(&partials, s),
+            sums: Out::of(sums, s),
+        }
+        .launch(k, s, grid, THREADS)
         .map_err(e("loss_blur_v"))?;
-        let (w, h) = wh();
-        launch(
-            s,
-            k.loss_bwd_h,
-            grid,
-            THREADS,
-            vec![w, h, ptr(window, s), ptr(&partials, s), ptr(&hpart, s)],
-        )
+        LossBwdH {
+            w,
+            h,
+            win: In::of(window, s),
+            partials: In::of(&partials, s),
+            out: Out::of(&hpart, s),
+        }
+        .launch(k, s, grid, THREADS)
         .map_err(e("loss_bwd_h"))?;
-        let (w, h) = wh();
-        launch(
-            s,
-            k.loss_bwd_v,
-            grid,
-            THREADS,
-            vec![
-                w,
-                h,
-                Arg::F32(ssim_weight),
-                ptr(window, s),
-                ptr(&hpart, s),
-                ptr(render, s),
-                ptr(target, s),
-                ptr(&grad, s),
-            ],
-        )
+        LossBwdV {
+            w,
+            h,
+            ssim_weight,
+            win: In::of(window, s),
+            hpart: In::of(&hpart, s),
+            x: In::of(render, s),
+            y: In::of(target, s),
+            grad: Out::of(&grad, s),
+        }
+        .launch(k, s, grid, THREADS)
         .map_err(e("loss_bwd_v"))?;
         Ok(grad)
     }
 
-    /// The device loss kernels on host images (tests and tools): value, PSNR and gradient,
-    /// the counterpart of `splat_core::loss::l1_ssim_loss` and `loss::psnr`.
+    /// The device loss kernels on host images (a test hook, `testing` feature): value, PSNR
+    /// and gradient, the counterpart of `splat_core::loss::l1_ssim_loss` and `loss::psnr`.
+    #[cfg(feature = "testing")]
     pub fn loss_host(
         &self,
         render: &[f32],
@@ -258,39 +240,40 @@ impl CudaBackend {
         let (sw, sh, ow, oh) = (sw as usize, sh as usize, ow as usize, oh as usize);
         let rows = uninit::<f32>(s, sh * ow * 3).map_err(job.err("alloc"))?;
         let out = uninit::<f32>(s, oh * ow * 3).map_err(job.err("alloc"))?;
-        launch(
+        ResizeAreaH {
+            sw: sw as i32,
+            sh: sh as i32,
+            ow: ow as i32,
+            src: In::of(src, s),
+            rows: Out::of(&rows, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.resize_area_h,
             (blocks(sh * ow, THREADS as usize), 1, 1),
             THREADS,
-            vec![
-                Arg::I32(sw as i32),
-                Arg::I32(sh as i32),
-                Arg::I32(ow as i32),
-                ptr(src, s),
-                ptr(&rows, s),
-            ],
         )
         .map_err(job.err("resize_area_h"))?;
-        launch(
+        ResizeAreaV {
+            sh: sh as i32,
+            ow: ow as i32,
+            oh: oh as i32,
+            rows: In::of(&rows, s),
+            out: Out::of(&out, s),
+        }
+        .launch(
+            &self.kernels,
             s,
-            self.kernels.resize_area_v,
             (blocks(oh * ow, THREADS as usize), 1, 1),
             THREADS,
-            vec![
-                Arg::I32(sh as i32),
-                Arg::I32(ow as i32),
-                Arg::I32(oh as i32),
-                ptr(&rows, s),
-                ptr(&out, s),
-            ],
         )
         .map_err(job.err("resize_area_v"))?;
         Ok(out)
     }
 
-    /// The device area downscale on host images (tests and tools): the counterpart of
-    /// `splat_core::scene::Image::resize_area`.
+    /// The device area downscale on host images (a test hook, `testing` feature): the
+    /// counterpart of `splat_core::scene::Image::resize_area`.
+    #[cfg(feature = "testing")]
     pub fn resize_area_host(
         &self,
         src: &[f32],
@@ -398,6 +381,10 @@ impl CudaBackend {
 }
 
 impl TrainBackend for CudaBackend {
+    fn name(&self) -> String {
+        splat_core::Backend::name(self)
+    }
+
     fn start_session(
         &mut self,
         state: SessionState,
@@ -485,45 +472,47 @@ impl CudaSession {
         ];
         let (count, cap) = isect.unwrap_or((dptr(&self.no_isect, 0, s), 0));
         for (len, stride, split, la, lb, grad, which) in groups {
-            let pick = |d: &DeviceSplats| -> Arg {
+            let pick = |d: &DeviceSplats| -> Out {
                 match which {
-                    0 => ptr(&d.means, s),
-                    1 => ptr(&d.log_scales, s),
-                    2 => ptr(&d.quats, s),
-                    3 => ptr(&d.opacity_logits, s),
-                    _ => ptr(&d.sh, s),
+                    0 => Out::of(&d.means, s),
+                    1 => Out::of(&d.log_scales, s),
+                    2 => Out::of(&d.quats, s),
+                    3 => Out::of(&d.opacity_logits, s),
+                    _ => Out::of(&d.sh, s),
                 }
             };
-            launch(
+            AdamStep {
+                isect: In(count),
+                cap: cap as u32,
+                len: len as i32,
+                stride: stride as i32,
+                split: split as i32,
+                p: pick(&self.p),
+                g: In::of(grad, s),
+                m: pick(&self.m),
+                v: pick(&self.v),
+                lr_a: la,
+                lr_b: lb,
+                b1,
+                b2,
+                eps: self.eps,
+                bc1,
+                sbc2,
+            }
+            .launch(
+                &self.be.kernels,
                 s,
-                self.be.kernels.adam_step,
                 (blocks(len, THREADS as usize), 1, 1),
                 THREADS,
-                vec![
-                    Arg::Ptr(count),
-                    Arg::U32(cap as u32),
-                    Arg::I32(len as i32),
-                    Arg::I32(stride as i32),
-                    Arg::I32(split as i32),
-                    pick(&self.p),
-                    ptr(grad, s),
-                    pick(&self.m),
-                    pick(&self.v),
-                    Arg::F32(la),
-                    Arg::F32(lb),
-                    Arg::F32(b1),
-                    Arg::F32(b2),
-                    Arg::F32(self.eps),
-                    Arg::F32(bc1),
-                    Arg::F32(sbc2),
-                ],
             )
             .map_err(job.err("adam_step"))?;
         }
         Ok(())
     }
 
-    /// One Adam update with host gradients shaped like the parameters (tests and tools).
+    /// One Adam update with host gradients shaped like the parameters (a test hook, `testing`
+    /// feature).
+    #[cfg(feature = "testing")]
     pub fn apply_gradients(
         &mut self,
         grads: &Gaussians,
@@ -550,6 +539,7 @@ impl CudaSession {
     }
 
     /// Adds one step's screen-space gradients to the densification statistics on the device.
+    #[cfg(feature = "testing")]
     pub fn accumulate_stats_host(
         &mut self,
         means2d_grad: &[[f32; 2]],
@@ -565,10 +555,10 @@ impl CudaSession {
         }
         let job = self.job(width, height);
         let s = &self.be.stream;
-        let mut screen = vec![0f32; SG_STRIDE * n];
+        let mut screen = vec![0f32; crate::backend::SG_STRIDE * n];
         for (i, g) in means2d_grad.iter().enumerate() {
-            screen[SG_STRIDE * i] = g[0];
-            screen[SG_STRIDE * i + 1] = g[1];
+            screen[crate::backend::SG_STRIDE * i] = g[0];
+            screen[crate::backend::SG_STRIDE * i + 1] = g[1];
         }
         let screen = s.clone_htod(&screen).map_err(job.err("upload"))?;
         let radius = s.clone_htod(radii).map_err(job.err("upload"))?;
@@ -589,23 +579,23 @@ impl CudaSession {
     ) -> Result<(), BackendError> {
         let n = self.p.n;
         let s = &self.be.stream;
-        launch(
+        StatsAccumulate {
+            isect: In(isect.0),
+            cap: isect.1 as u32,
+            n: n as i32,
+            sx: width as f32 * 0.5,
+            sy: height as f32 * 0.5,
+            screen: In::of(screen, s),
+            radius: In::of(radius, s),
+            grad_accum: Out::of(&self.grad_accum, s),
+            count: Out::of(&self.count, s),
+            max_radius: Out::of(&self.max_radius, s),
+        }
+        .launch(
+            &self.be.kernels,
             s,
-            self.be.kernels.stats_accumulate,
             (blocks(n, THREADS as usize), 1, 1),
             THREADS,
-            vec![
-                Arg::Ptr(isect.0),
-                Arg::U32(isect.1 as u32),
-                Arg::I32(n as i32),
-                Arg::F32(width as f32 * 0.5),
-                Arg::F32(height as f32 * 0.5),
-                ptr(screen, s),
-                ptr(radius, s),
-                ptr(&self.grad_accum, s),
-                ptr(&self.count, s),
-                ptr(&self.max_radius, s),
-            ],
         )
         .map_err(self.job(width, height).err("stats_accumulate"))
     }
@@ -663,21 +653,16 @@ impl CudaSession {
         let grid = (blocks(n, THREADS as usize), 1, 1);
         let scatter = |src: &CudaSlice<f32>, width: usize, zero_new: bool| {
             let dst = uninit::<f32>(&s, n_out * width).map_err(job.err("alloc"))?;
-            launch(
-                &s,
-                k.densify_scatter,
-                grid,
-                THREADS,
-                vec![
-                    Arg::I32(n as i32),
-                    Arg::I32(width as i32),
-                    Arg::I32(zero_new as i32),
-                    ptr(flags, &s),
-                    ptr(offsets, &s),
-                    ptr(src, &s),
-                    ptr(&dst, &s),
-                ],
-            )
+            DensifyScatter {
+                n: n as i32,
+                width: width as i32,
+                zero_new: zero_new as i32,
+                flags: In::of(flags, &s),
+                offsets: In::of(offsets, &s),
+                src: In::of(src, &s),
+                dst: Out::of(&dst, &s),
+            }
+            .launch(k, &s, grid, THREADS)
             .map_err(job.err("densify_scatter"))?;
             Ok::<_, BackendError>(dst)
         };
@@ -696,24 +681,19 @@ impl CudaSession {
         let p = compact_all(&self.p, false)?;
         let m = compact_all(&self.m, true)?;
         let v = compact_all(&self.v, true)?;
-        launch(
-            &s,
-            k.densify_children,
-            grid,
-            THREADS,
-            vec![
-                Arg::I32(n as i32),
-                Arg::U64(seed),
-                Arg::F32(ln16),
-                ptr(flags, &s),
-                ptr(offsets, &s),
-                ptr(&self.p.means, &s),
-                ptr(&self.p.log_scales, &s),
-                ptr(&self.p.quats, &s),
-                ptr(&p.means, &s),
-                ptr(&p.log_scales, &s),
-            ],
-        )
+        DensifyChildren {
+            n: n as i32,
+            seed,
+            ln16,
+            flags: In::of(flags, &s),
+            offsets: In::of(offsets, &s),
+            means: In::of(&self.p.means, &s),
+            log_scales: In::of(&self.p.log_scales, &s),
+            quats: In::of(&self.p.quats, &s),
+            out_means: Out::of(&p.means, &s),
+            out_log_scales: Out::of(&p.log_scales, &s),
+        }
+        .launch(k, &s, grid, THREADS)
         .map_err(job.err("densify_children"))?;
         self.p = p;
         self.m = m;
@@ -809,7 +789,7 @@ impl CudaSession {
 
     fn densify_inner(
         &mut self,
-        cfg: &DensifyConfig,
+        cfg: &DensifyParams,
         extent: f32,
         prune_large: bool,
         seed: u64,
@@ -824,22 +804,17 @@ impl CudaSession {
         let grid = (blocks(n, THREADS as usize), 1, 1);
         let mut flags = uninit::<u32>(&s, n).map_err(job.err("alloc"))?;
         let counts = zeros::<u32>(&s, 4).map_err(job.err("alloc"))?;
-        launch(
-            &s,
-            k.densify_classify,
-            grid,
-            THREADS,
-            vec![
-                Arg::I32(n as i32),
-                Arg::F32(cfg.grad_threshold),
-                Arg::F32(cfg.percent_dense * extent),
-                ptr(&self.grad_accum, &s),
-                ptr(&self.count, &s),
-                ptr(&self.p.log_scales, &s),
-                ptr(&flags, &s),
-                ptr(&counts, &s),
-            ],
-        )
+        DensifyClassify {
+            n: n as i32,
+            grad_threshold: cfg.grad_threshold,
+            split_limit: cfg.percent_dense * extent,
+            grad_accum: In::of(&self.grad_accum, &s),
+            count: In::of(&self.count, &s),
+            log_scales: In::of(&self.p.log_scales, &s),
+            flags: Out::of(&flags, &s),
+            counts: Out::of(&counts, &s),
+        }
+        .launch(k, &s, grid, THREADS)
         .map_err(job.err("densify_classify"))?;
         let candidates = s.clone_dtoh(&counts).map_err(job.err("download"))?[0] as usize;
         let room = if cfg.max_gaussians == 0 {
@@ -868,31 +843,26 @@ impl CudaSession {
             }
             s.memcpy_htod(&fl, &mut flags).map_err(job.err("upload"))?;
         }
-        let ln16 = 1.6f32.ln();
+        let ln16 = SPLIT_SCALE_DIVISOR.ln();
         let mark = |no_prune: bool| -> Result<(CudaSlice<u32>, Vec<u32>, usize), BackendError> {
             let counts = zeros::<u32>(&s, 4).map_err(job.err("alloc"))?;
             let keep = zeros::<u32>(&s, 3 * n + 1).map_err(job.err("alloc"))?;
-            launch(
-                &s,
-                k.densify_mark,
-                grid,
-                THREADS,
-                vec![
-                    Arg::I32(n as i32),
-                    Arg::I32(prune_large as i32),
-                    Arg::I32(no_prune as i32),
-                    Arg::F32(cfg.prune_opacity),
-                    Arg::F32(cfg.prune_world_size * extent),
-                    Arg::U32(cfg.prune_screen_size),
-                    Arg::F32(ln16),
-                    ptr(&self.p.opacity_logits, &s),
-                    ptr(&self.p.log_scales, &s),
-                    ptr(&self.max_radius, &s),
-                    ptr(&flags, &s),
-                    ptr(&keep, &s),
-                    ptr(&counts, &s),
-                ],
-            )
+            DensifyMark {
+                n: n as i32,
+                prune_large: prune_large as i32,
+                no_prune: no_prune as i32,
+                prune_opacity: cfg.prune_opacity,
+                world_limit: cfg.prune_world_size * extent,
+                screen_limit: cfg.prune_screen_size,
+                ln16,
+                opacity: In::of(&self.p.opacity_logits, &s),
+                log_scales: In::of(&self.p.log_scales, &s),
+                max_radius: In::of(&self.max_radius, &s),
+                flags: Out::of(&flags, &s),
+                keep_counts: Out::of(&keep, &s),
+                counts: Out::of(&counts, &s),
+            }
+            .launch(k, &s, grid, THREADS)
             .map_err(job.err("densify_mark"))?;
             let mut offsets = uninit::<u32>(&s, 3 * n + 1).map_err(job.err("alloc"))?;
             self.be.scan(&keep, &mut offsets, 3 * n + 1, job)?;
@@ -1047,17 +1017,17 @@ impl TrainSession for CudaSession {
         let s = &self.be.stream;
         let out = zeros::<f64>(s, 1).map_err(job.err("alloc"));
         let r = out.and_then(|out| {
-            launch(
+            SqErrSum {
+                n: n as i32,
+                x: In::of(frame.image(), s),
+                y: In::of(&sdev, s),
+                out: Out::of(&out, s),
+            }
+            .launch(
+                &self.be.kernels,
                 s,
-                self.be.kernels.sq_err_sum,
                 (blocks(n, THREADS as usize), 1, 1),
                 THREADS,
-                vec![
-                    Arg::I32(n as i32),
-                    ptr(frame.image(), s),
-                    ptr(&sdev, s),
-                    ptr(&out, s),
-                ],
             )
             .map_err(job.err("sq_err_sum"))?;
             s.clone_dtoh(&out).map_err(job.err("download"))
@@ -1069,7 +1039,7 @@ impl TrainSession for CudaSession {
 
     fn densify(
         &mut self,
-        cfg: &DensifyConfig,
+        cfg: &DensifyParams,
         extent: f32,
         prune_large: bool,
         seed: u64,
@@ -1110,17 +1080,17 @@ impl TrainSession for CudaSession {
         let n = self.p.n;
         let job = self.job(0, 0);
         let s = self.be.stream.clone();
-        let cap: f32 = logit(2.0 * prune_opacity);
-        launch(
+        let cap: f32 = opacity_reset_cap(prune_opacity);
+        OpacityCap {
+            n: n as i32,
+            cap,
+            opacity: Out::of(&self.p.opacity_logits, &s),
+        }
+        .launch(
+            &self.be.kernels,
             &s,
-            self.be.kernels.opacity_cap,
             (blocks(n, THREADS as usize), 1, 1),
             THREADS,
-            vec![
-                Arg::I32(n as i32),
-                Arg::F32(cap),
-                ptr(&self.p.opacity_logits, &s),
-            ],
         )
         .map_err(job.err("opacity_cap"))?;
         s.memset_zeros(&mut self.m.opacity_logits)

@@ -55,8 +55,10 @@ pub struct ForwardState<T> {
     pub(crate) bg: [T; 3],
 }
 
-/// A rendered view and the per-Gaussian screen data densification needs.
-pub struct RenderOutput<T> {
+/// A rendered view and the per-Gaussian screen data densification needs; `S` is what the
+/// renderer that made it keeps for the backward ([`ForwardState`] for this one, another
+/// backend's own type for its renders, see [`crate::backend::Backend::Frame`]).
+pub struct RenderOutput<T, S = ForwardState<T>> {
     /// Image width in pixels.
     pub width: u32,
     /// Image height in pixels.
@@ -76,12 +78,10 @@ pub struct RenderOutput<T> {
     /// Hash of the discrete decisions, when requested in the options (else 0).
     pub signature: u64,
     /// State the backward pass reads.
-    /// State the backward pass reads: a [`ForwardState`] from the CPU renderer, or whatever
-    /// another backend keeps (device buffers).
-    pub state: Box<dyn std::any::Any + Send + Sync>,
+    pub state: S,
 }
 
-impl<T: Real> RenderOutput<T> {
+impl<T: Real, S> RenderOutput<T, S> {
     /// Number of Gaussians that reached the screen.
     pub fn n_visible(&self) -> usize {
         self.radii.iter().filter(|&&r| r > 0).count()
@@ -156,26 +156,25 @@ pub fn render<T: Real>(
         depths: proj.iter().map(|p| p.depth).collect(),
         n_intersections: bins.ids.len(),
         signature,
-        state: Box::new(ForwardState {
+        state: ForwardState {
             cam,
             proj,
             bins,
             pixels,
             sh_degree,
             bg,
-        }),
+        },
     }
 }
 
 /// Gradients of a loss given its gradient `d_image` with respect to the rendered image
-/// (`height x width x 3`). `fwd` must come from [`render`]; another backend's output is
-/// refused (`None`).
-pub fn try_render_backward<T: Real>(
+/// (`height x width x 3`) of `fwd`, a [`render`] of `splats`.
+pub fn render_backward<T: Real>(
     splats: &Splats<T>,
     fwd: &RenderOutput<T>,
     d_image: &[T],
-) -> Option<RenderGrads<T>> {
-    let st = fwd.state.downcast_ref::<ForwardState<T>>()?;
+) -> RenderGrads<T> {
+    let st = &fwd.state;
     let (tiles_x, _) = st.cam.tiles();
     let screen = raster::backward(
         &st.proj,
@@ -228,22 +227,20 @@ pub fn try_render_backward<T: Real>(
             params.opacity_logits[i] = g.opacity_logit;
         }
     }
-    Some(RenderGrads {
+    RenderGrads {
         params,
         means2d: screen.iter().map(|s| s.mean2d).collect(),
-    })
+    }
 }
 
-/// [`try_render_backward`] for output known to come from [`render`].
-///
-/// # Panics
-/// If `fwd` was made by another backend (a programming error, not a data error).
-pub fn render_backward<T: Real>(
+/// [`render_backward`], always `Some`: the output's type now guarantees that it came from
+/// [`render`]. Kept for callers written against the fallible form.
+pub fn try_render_backward<T: Real>(
     splats: &Splats<T>,
     fwd: &RenderOutput<T>,
     d_image: &[T],
-) -> RenderGrads<T> {
-    try_render_backward(splats, fwd, d_image).expect("render_backward needs the output of render()")
+) -> Option<RenderGrads<T>> {
+    Some(render_backward(splats, fwd, d_image))
 }
 
 fn is_zero<T: Real>(a: &ScreenGrad<T>, z: &ScreenGrad<T>) -> bool {

@@ -11,7 +11,21 @@ pub const LOW_PASS: f64 = 0.3;
 /// Extent of a Gaussian on screen in standard deviations.
 pub const EXTENT_SIGMAS: f64 = 3.0;
 /// Relative size of the guard band beyond the image used to clamp the projection Jacobian.
-const GUARD_BAND: f64 = 0.3;
+pub const GUARD_BAND: f64 = 0.3;
+
+/// The limits `[x0, x1, y0, y1]` of x/z and y/z at which the projection Jacobian is clamped:
+/// the image plus [`GUARD_BAND`] of the half field of view on each side. Asymmetric limits
+/// follow the principal point so that off-centre cameras clamp alike. Every backend converts
+/// these (f64) values to its precision once.
+pub fn jacobian_limits(c: &Camera) -> [f64; 4] {
+    let (tx, ty) = c.tan_half_fov();
+    [
+        -(c.cx / c.fx + GUARD_BAND * tx),
+        (c.width as f64 - c.cx) / c.fx + GUARD_BAND * tx,
+        -(c.cy / c.fy + GUARD_BAND * ty),
+        (c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty,
+    ]
+}
 
 /// Camera constants converted once to the render precision.
 #[derive(Clone, Copy, Debug)]
@@ -35,16 +49,8 @@ impl<T: Real> Cam<T> {
         let r = c.rotation;
         let w = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f(r.col(j)[i])));
         let ctr = c.center();
-        let (tx, ty) = c.tan_half_fov();
-        // Asymmetric limits follow the principal point so that off-centre cameras clamp alike.
-        let lim_x = (
-            f(-(c.cx / c.fx + GUARD_BAND * tx)),
-            f((c.width as f64 - c.cx) / c.fx + GUARD_BAND * tx),
-        );
-        let lim_y = (
-            f(-(c.cy / c.fy + GUARD_BAND * ty)),
-            f((c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty),
-        );
+        let [x0, x1, y0, y1] = jacobian_limits(c);
+        let (lim_x, lim_y) = ((f(x0), f(x1)), (f(y0), f(y1)));
         Cam {
             w,
             t: c.translation.to_array().map(f),
@@ -282,7 +288,12 @@ fn clamp_tile<T: Real>(v: T, lo: u32, hi: u32) -> u32 {
 
 /// Pixels added on every side of a tile before testing it against a Gaussian's alpha ellipse,
 /// so that the float rounding of the test can never drop a tile the compositor would use.
-const COVER_MARGIN_PX: f64 = 1.0;
+pub const COVER_MARGIN_PX: f64 = 1.0;
+/// The alpha-ellipse bound k = 2 ln(255 o) is widened to `k * COVER_K_SCALE + COVER_K_MARGIN`
+/// before the tile test, so that rounding can only keep extra tiles.
+pub const COVER_K_SCALE: f64 = 1.002;
+/// See [`COVER_K_SCALE`].
+pub const COVER_K_MARGIN: f64 = 0.02;
 
 /// The tiles of `p.rect` that a pixel centre with alpha at or above the 1/255 floor can lie in,
 /// in row-major order; `f(tx, ty)` is called for each. The 3-sigma rectangle alone lists many
@@ -297,7 +308,7 @@ pub(crate) fn for_each_covered_tile<T: Real>(p: &Projected<T>, mut f: impl FnMut
     let [x0, y0, x1, y1] = p.rect;
     let o = p.opacity.to_f64().unwrap_or(f64::NAN);
     let k: T = c((o * 255.0).ln() * 2.0);
-    let thr = k * c(1.002) + c(0.02);
+    let thr = k * c(COVER_K_SCALE) + c(COVER_K_MARGIN);
     let [a, b, cc] = p.conic;
     let det = a * cc - b * b;
     if !(thr > T::zero()) {

@@ -40,6 +40,19 @@ pub use config::{ConfigError, TrainConfig};
 use densify::{DensifyReport, DensifyStats};
 use schedule::{PlateauAction, PlateauMonitor};
 
+#[cfg(feature = "scene")]
+impl<'d> SourceImage<'d> {
+    /// Training view `view`'s image, as the backend seam takes it.
+    pub fn of(view: usize, image: &'d Image) -> Self {
+        Self {
+            view,
+            width: image.width,
+            height: image.height,
+            data: &image.data,
+        }
+    }
+}
+
 /// Errors from training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -539,7 +552,11 @@ impl<'a> Trainer<'a> {
                 .seed
                 .wrapping_mul(0x9e37_79b9_7f4a_7c15)
                 .wrapping_add(it as u64);
-            densified = Some(self.session.densify(dcfg, self.extent, prune_large, seed)?);
+            let params = densify::DensifyParams::from(dcfg);
+            densified = Some(
+                self.session
+                    .densify(&params, self.extent, prune_large, seed)?,
+            );
         }
         if dcfg.opacity_reset_interval > 0
             && it > 0

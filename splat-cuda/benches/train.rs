@@ -1,7 +1,8 @@
 //! Trains a scene with `splat_core::train::Trainer` on the CUDA backend (or the CPU with
 //! `--cpu`) and prints one JSON line of metrics: the lego protocol's GPU run.
 //!
-//! `splat-cuda-train-bench SCENE_DIR [--iters N] [--downscale F] [--white-bg] [--cpu]`
+//! `cargo bench -p splat-cuda --bench train -- SCENE_DIR [--iters N] [--downscale F]
+//! [--white-bg] [--cpu]`; without a scene (a plain `cargo bench`) it says so and trains nothing.
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -15,10 +16,8 @@ use splat_core::CpuBackend;
 use splat_cuda::CudaBackend;
 
 fn run() -> Result<String, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let scene_path = args.first().ok_or(
-        "usage: splat-cuda-train-bench SCENE_DIR [--iters N] [--downscale F] [--white-bg] [--cpu]",
-    )?;
+    let args = bench_args();
+    let scene_path = args.first().ok_or(USAGE)?;
     let value = |flag: &str| -> Option<&String> {
         args.iter()
             .position(|a| a == flag)
@@ -85,14 +84,28 @@ fn run() -> Result<String, String> {
     Ok(out.to_string())
 }
 
+const USAGE: &str = "usage: cargo bench -p splat-cuda --bench train -- SCENE_DIR [--iters N] [--downscale F] [--white-bg] [--cpu]";
+
+/// The arguments after the program name, without the `--bench` that cargo bench adds.
+fn bench_args() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect()
+}
+
 fn main() -> ExitCode {
+    if bench_args().is_empty() {
+        eprintln!("train bench SKIPPED: no scene given ({USAGE})");
+        return ExitCode::SUCCESS;
+    }
     match run() {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("splat-cuda-train-bench: {e}");
+            eprintln!("train bench: {e}");
             ExitCode::FAILURE
         }
     }

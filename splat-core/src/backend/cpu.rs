@@ -1,0 +1,174 @@
+//! The CPU reference backend and training session.
+
+use super::densify;
+use super::types::{DensifyParams, DensifyReport, SessionState, StepParams, StepStats, Target};
+use super::{Backend, BackendError, TrainBackend, TrainSession};
+use crate::camera::Camera;
+use crate::gaussians::Gaussians;
+use crate::loss;
+use crate::render::{self, ForwardState, RenderGrads, RenderOptions, RenderOutput};
+
+/// The CPU reference backend (rayon over tiles).
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend;
+
+fn check_input(gaussians: &Gaussians, d_len: Option<(usize, usize)>) -> Result<(), BackendError> {
+    gaussians
+        .check_lengths()
+        .map_err(BackendError::InvalidInput)?;
+    if let Some((got, want)) = d_len {
+        if got != want {
+            return Err(BackendError::InvalidInput(format!(
+                "image gradient has {got} values, the render has {want}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Backend for CpuBackend {
+    type Frame = ForwardState<f32>;
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn render(
+        &mut self,
+        gaussians: &Gaussians,
+        camera: &Camera,
+        opts: &RenderOptions,
+    ) -> Result<RenderOutput<f32>, BackendError> {
+        check_input(gaussians, None)?;
+        Ok(render::render(gaussians, camera, opts))
+    }
+
+    fn render_backward(
+        &mut self,
+        gaussians: &Gaussians,
+        fwd: &RenderOutput<f32>,
+        d_image: &[f32],
+    ) -> Result<RenderGrads<f32>, BackendError> {
+        check_input(gaussians, Some((d_image.len(), fwd.image.len())))?;
+        if gaussians.len() != fwd.radii.len() || gaussians.sh_degree < fwd.state.sh_degree {
+            return Err(BackendError::InvalidInput(
+                "the Gaussians differ from those rendered".into(),
+            ));
+        }
+        Ok(render::render_backward(gaussians, fwd, d_image))
+    }
+}
+
+/// The CPU training session: the reference implementation of every step operation.
+pub struct CpuSession {
+    state: SessionState,
+}
+
+impl TrainSession for CpuSession {
+    fn len(&self) -> usize {
+        self.state.params.len()
+    }
+
+    fn step(
+        &mut self,
+        camera: &Camera,
+        target: Target<'_>,
+        p: &StepParams,
+    ) -> Result<StepStats, BackendError> {
+        let st = &mut self.state;
+        let out = render::render(&st.params, camera, &p.render);
+        if target.data.len() != out.image.len() {
+            return Err(BackendError::InvalidInput(format!(
+                "target of view {} has {} values, the render has {}",
+                target.view,
+                target.data.len(),
+                out.image.len()
+            )));
+        }
+        let (w, h) = (camera.width as usize, camera.height as usize);
+        let l = loss::l1_ssim_loss(&out.image, target.data, w, h, p.ssim_weight);
+        let psnr = loss::psnr(&out.image, target.data);
+        let grads = render::render_backward(&st.params, &out, &l.grad);
+        if p.accumulate_stats {
+            st.stats
+                .accumulate(&grads.means2d, &out.radii, camera.width, camera.height);
+        }
+        st.adam.step(&mut st.params, &grads.params, &p.rates);
+        Ok(StepStats { loss: l.loss, psnr })
+    }
+
+    fn densify(
+        &mut self,
+        cfg: &DensifyParams,
+        extent: f32,
+        prune_large: bool,
+        seed: u64,
+    ) -> Result<DensifyReport, BackendError> {
+        let st = &mut self.state;
+        Ok(densify::densify(
+            &mut st.params,
+            &mut st.adam,
+            &mut st.stats,
+            cfg,
+            extent,
+            prune_large,
+            seed,
+        ))
+    }
+
+    fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError> {
+        densify::reset_opacity(&mut self.state.params, &mut self.state.adam, prune_opacity);
+        Ok(())
+    }
+
+    fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError> {
+        Ok(render::render(&self.state.params, camera, opts).image)
+    }
+
+    fn snapshot(&mut self) -> Result<SessionState, BackendError> {
+        Ok(self.state.clone())
+    }
+}
+
+impl TrainBackend for CpuBackend {
+    fn name(&self) -> String {
+        Backend::name(self)
+    }
+
+    fn start_session(
+        &mut self,
+        state: SessionState,
+    ) -> Result<Box<dyn TrainSession>, BackendError> {
+        state
+            .params
+            .check_lengths()
+            .map_err(BackendError::InvalidInput)?;
+        Ok(Box::new(CpuSession { state }))
+    }
+}
+
+#[cfg(all(test, feature = "scene"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backward_refuses_gaussians_other_than_those_rendered() {
+        let g = crate::demo::demo_gaussians();
+        let cam = crate::demo::demo_camera(40, 30, 0.3);
+        let mut cpu = CpuBackend;
+        let out = Backend::render(&mut cpu, &g, &cam, &RenderOptions::default()).expect("render");
+        let d = vec![1.0f32; out.image.len()];
+        let grads = cpu.render_backward(&g, &out, &d).expect("backward");
+        assert_eq!(grads.params.len(), g.len());
+        let mut fewer = g.clone();
+        fewer.retain_mask(&(0..g.len()).map(|i| i > 0).collect::<Vec<_>>());
+        assert!(matches!(
+            cpu.render_backward(&fewer, &out, &d),
+            Err(BackendError::InvalidInput(_))
+        ));
+        assert!(matches!(
+            cpu.render_backward(&g, &out, &d[1..]),
+            Err(BackendError::InvalidInput(_))
+        ));
+    }
+}

@@ -1,0 +1,161 @@
+//! The plain data that crosses the backend seam: step inputs and outputs, the training state a
+//! session holds, the densification statistics and parameters. Nothing here names a trainer or
+//! scene type; `train/` converts its configuration and images into these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::gaussians::Gaussians;
+use crate::optim::{Adam, GroupRates};
+use crate::render::RenderOptions;
+
+/// The ground truth of one step: `data` at the working size, with an identity (`view`) and a
+/// `key` that changes whenever the data does, so a device backend can keep it resident.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'d> {
+    /// Training view index.
+    pub view: usize,
+    /// Changes with the working size or blur.
+    pub key: u64,
+    /// RGB, `height x width x 3`, matching the step's camera.
+    pub data: &'d [f32],
+}
+
+/// A training view's full-size ground truth, for sessions that make each step's target
+/// themselves (see [`super::TrainSession::step_from_source`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SourceImage<'d> {
+    /// Training view index (the data never changes for a view).
+    pub view: usize,
+    /// Full width.
+    pub width: u32,
+    /// Full height.
+    pub height: u32,
+    /// RGB, `height x width x 3`.
+    pub data: &'d [f32],
+}
+
+/// What a training step reports back to the host.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStats {
+    /// The loss of this step.
+    pub loss: f64,
+    /// PSNR of this step's render against its target (dB).
+    pub psnr: f32,
+}
+
+/// The settings of one training step.
+#[derive(Clone, Debug)]
+pub struct StepParams {
+    /// Render settings (background, active SH degree).
+    pub render: RenderOptions,
+    /// Weight of (1 - SSIM) in the loss.
+    pub ssim_weight: f32,
+    /// Learning rates of this step.
+    pub rates: GroupRates,
+    /// Whether to add this step to the densification statistics.
+    pub accumulate_stats: bool,
+}
+
+/// Device time per stage of a window of training steps, from a backend that measures it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Steps in the window.
+    pub steps: usize,
+    /// (stage, milliseconds summed over the window), in pipeline order.
+    pub ms: Vec<(String, f64)>,
+    /// Peak device memory in use so far (bytes), where known.
+    pub peak_device_bytes: Option<u64>,
+}
+
+/// The host-side copy of a training session's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionState {
+    /// Gaussian parameters.
+    pub params: Gaussians,
+    /// Optimizer state.
+    pub adam: Adam,
+    /// Densification statistics.
+    pub stats: DensifyStats,
+}
+
+/// Per-Gaussian statistics gathered between densification steps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DensifyStats {
+    /// Sum of NDC-space positional gradient norms over the steps a Gaussian was visible.
+    pub grad_accum: Vec<f32>,
+    /// Steps a Gaussian was visible.
+    pub count: Vec<u32>,
+    /// Largest screen radius seen, in pixels.
+    pub max_radius: Vec<u32>,
+}
+
+impl DensifyStats {
+    /// Zeroed statistics for `n` Gaussians.
+    pub fn new(n: usize) -> Self {
+        Self {
+            grad_accum: vec![0.0; n],
+            count: vec![0; n],
+            max_radius: vec![0; n],
+        }
+    }
+
+    /// Adds one step: `means2d_grad` in pixels, converted to NDC with the working size.
+    pub fn accumulate(
+        &mut self,
+        means2d_grad: &[[f32; 2]],
+        radii: &[u32],
+        width: u32,
+        height: u32,
+    ) {
+        let (sx, sy) = (width as f32 * 0.5, height as f32 * 0.5);
+        for (i, (g, &r)) in means2d_grad.iter().zip(radii).enumerate() {
+            if r == 0 {
+                continue;
+            }
+            let (gx, gy) = (g[0] * sx, g[1] * sy);
+            self.grad_accum[i] += (gx * gx + gy * gy).sqrt();
+            self.count[i] += 1;
+            self.max_radius[i] = self.max_radius[i].max(r);
+        }
+    }
+
+    /// Number of Gaussians tracked.
+    pub fn len(&self) -> usize {
+        self.count.len()
+    }
+
+    /// Whether no Gaussians are tracked.
+    pub fn is_empty(&self) -> bool {
+        self.count.is_empty()
+    }
+}
+
+/// What one densification step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DensifyReport {
+    /// Gaussians cloned.
+    pub cloned: usize,
+    /// Gaussians split (each replaced by two).
+    pub split: usize,
+    /// Gaussians pruned.
+    pub pruned: usize,
+}
+
+/// The thresholds of one densification step, as plain data (the trainer derives them from
+/// its configuration).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DensifyParams {
+    /// Mean view-space positional gradient (NDC units) above which a Gaussian grows.
+    pub grad_threshold: f32,
+    /// Gaussians larger than this fraction of the extent split; smaller ones clone.
+    pub percent_dense: f32,
+    /// Prune below this opacity.
+    pub prune_opacity: f32,
+    /// With large pruning on, prune Gaussians larger than this fraction of the extent.
+    pub prune_world_size: f32,
+    /// With large pruning on, prune Gaussians whose screen radius exceeded this many pixels
+    /// (0: off).
+    pub prune_screen_size: u32,
+    /// Most Gaussians densification may grow to (0: no cap).
+    pub max_gaussians: usize,
+}
