@@ -91,12 +91,13 @@ pub fn preflight(
         .first()
         .map_or((0, 0), |v| (v.camera.width, v.camera.height));
     events.info(&format!(
-        "training on {name}: {} views at {w}x{h}, {} iterations, roughly {} (measured rates; a plateau stop ends sooner); memory up to about {}{}",
+        "training on {name}: {} views at {w}x{h}, {} iterations, roughly {} (measured rates; a plateau stop ends sooner); memory {} of images + {} per million Gaussians{}",
         scene.train.len(),
         cfg.iterations,
         human_seconds(e.seconds),
-        gib(e.total_bytes()),
-        free.map_or(String::new(), |f| format!(" of {} free", gib(f)))
+        gib(e.image_bytes),
+        gib(crate::estimate::BYTES_PER_GAUSSIAN * 1_000_000),
+        free.map_or(String::new(), |f| format!(", {} free", gib(f)))
     ));
     if let Some(warning) = e.check(free, &name)? {
         events.note(&warning);
