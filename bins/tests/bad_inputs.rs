@@ -3,34 +3,9 @@
 //! settings, unwritable outputs, impossible render requests, lying PLY headers, a SOG without
 //! meta.json; and training survives a failed checkpoint write.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spaceport-bad-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs the binary; (success, stderr + stdout).
-fn spaceport(args: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_spaceport"))
-        .args(args)
-        .output()
-        .expect("spawn spaceport");
-    let log = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
-    (o.status.success(), log)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn bonsai() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/mipnerf360_bonsai_800");
-    p.is_dir().then_some(p)
-}
+use common::{s, scratch, shared_data, spaceport};
 
 #[test]
 fn a_busy_output_folder_is_refused() {
@@ -181,8 +156,7 @@ fn lying_ply_headers_and_sogs_without_meta_are_named() {
 
 #[test]
 fn a_failed_checkpoint_write_does_not_lose_the_run_and_divergence_is_named() {
-    let Some(scene) = bonsai() else {
-        eprintln!("SKIPPED: ../shared/data/mipnerf360_bonsai_800 is not beside the checkout");
+    let Some(scene) = shared_data("mipnerf360_bonsai_800") else {
         return;
     };
     let out = scratch("ckpt");

@@ -5,16 +5,14 @@
 //! the two sizes given two cameras, and the truncated file named on the console and in the
 //! report.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
-use image::{DynamicImage, ImageEncoder};
+use common::{scratch, shared_data};
 
-fn bonsai() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/mipnerf360_bonsai_800/images");
-    p.is_dir().then_some(p)
-}
+use image::{DynamicImage, ImageEncoder};
 
 /// `img` as JPEG, with an EXIF orientation tag when `orientation` is set.
 fn jpeg(img: &DynamicImage, orientation: Option<u16>) -> Vec<u8> {
@@ -55,12 +53,10 @@ fn records(p: &Path) -> usize {
 
 #[test]
 fn phone_photos_rotated_rescaled_and_truncated() {
-    let Some(src) = bonsai() else {
-        eprintln!("SKIPPED: ../shared/data/mipnerf360_bonsai_800 is not beside the checkout");
+    let Some(src) = shared_data("mipnerf360_bonsai_800/images") else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("spaceport-phone-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("phone");
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let mut names: Vec<_> = std::fs::read_dir(&src)

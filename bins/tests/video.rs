@@ -2,15 +2,11 @@
 //! caster's frames on a ring, encoded with FFmpeg) gives frames, a model and a trained splat;
 //! without FFmpeg the run says so before doing anything.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spaceport-video-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{s, scratch, spaceport_env as spaceport};
 
 fn has_ffmpeg() -> bool {
     ["ffmpeg", "ffprobe"].iter().all(|t| {
@@ -19,21 +15,6 @@ fn has_ffmpeg() -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     })
-}
-
-fn spaceport(args: &[&str], path_env: Option<&str>) -> (bool, String) {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spaceport"));
-    c.args(args);
-    if let Some(p) = path_env {
-        c.env("PATH", p);
-    }
-    let o = c.output().expect("spawn spaceport");
-    let log = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
-    (o.status.success(), log)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
