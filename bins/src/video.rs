@@ -51,32 +51,44 @@ pub fn check_tools() -> Result<()> {
     Ok(())
 }
 
-/// Duration of `video` in seconds (ffprobe).
-fn duration(video: &Path) -> Result<f64> {
+/// Duration in seconds and frame rate of `video`'s first video stream (ffprobe).
+fn probe(video: &Path) -> Result<(f64, f64)> {
     let o = Command::new("ffprobe")
         .args([
             "-v",
             "error",
+            "-select_streams",
+            "v:0",
             "-show_entries",
-            "format=duration",
+            "stream=avg_frame_rate:format=duration",
             "-of",
-            "csv=p=0",
+            "default=noprint_wrappers=1",
         ])
         .arg(video)
         .output()
         .map_err(|e| PipelineError::io(video, e))?;
     let text = String::from_utf8_lossy(&o.stdout);
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|d| o.status.success() && d.is_finite() && *d > 0.0)
-        .ok_or_else(|| {
-            PipelineError::Invalid(format!(
-                "{}: not a readable video ({})",
-                video.display(),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))
-        })
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    // The rate is a fraction ("30000/1001").
+    let rate = value("avg_frame_rate").and_then(|r| {
+        let (n, d) = r.split_once('/').unwrap_or((r, "1"));
+        Some(n.parse::<f64>().ok()? / d.parse::<f64>().ok()?)
+    });
+    let duration = value("duration").and_then(|d| d.parse::<f64>().ok());
+    match (duration, rate) {
+        (Some(d), Some(r)) if o.status.success() && d > 0.0 && r.is_finite() && r > 0.0 => {
+            Ok((d, r))
+        }
+        _ => Err(PipelineError::Invalid(format!(
+            "{}: not a readable video ({})",
+            video.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+    }
 }
 
 /// Sharpness of an image: the variance of its Laplacian on the grey image (blur flattens it).
@@ -111,8 +123,8 @@ pub struct Extracted {
 }
 
 /// Extracts about `target` frames in all from `videos` into `out` (JPEG, longest side at most
-/// `max_side`): `WINDOW` candidates per kept frame, evenly spread over each video's duration,
-/// and the sharpest of each window kept. `progress(done, total)` counts videos.
+/// `max_side`): up to `WINDOW` candidates per kept frame (fewer when the video has fewer
+/// frames), evenly spread over each video's duration, and the sharpest of each window kept. `progress(done, total)` counts videos.
 pub fn extract_frames(
     videos: &[PathBuf],
     out: &Path,
@@ -121,14 +133,16 @@ pub fn extract_frames(
     progress: &dyn Fn(usize, usize),
 ) -> Result<Extracted> {
     std::fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
-    let durations: Vec<f64> = videos.iter().map(|v| duration(v)).collect::<Result<_>>()?;
-    let total: f64 = durations.iter().sum();
+    let probes: Vec<(f64, f64)> = videos.iter().map(|v| probe(v)).collect::<Result<_>>()?;
+    let total: f64 = probes.iter().map(|p| p.0).sum();
     let (mut candidates, mut frames) = (0, 0);
-    for (vi, (video, d)) in videos.iter().zip(&durations).enumerate() {
+    for (vi, (video, &(d, rate))) in videos.iter().zip(&probes).enumerate() {
         progress(vi, videos.len());
-        // This video's share of the frames, by duration.
+        // This video's share of the frames, by duration; never more candidates than the
+        // video has frames (a short clip keeps each frame, not duplicates of them).
         let keep = ((target as f64 * d / total).round() as usize).max(2);
-        let fps = (keep * WINDOW) as f64 / d;
+        let fps = ((keep * WINDOW) as f64 / d).min(rate);
+        let window = ((fps * d / keep as f64).round() as usize).max(1);
         let tmp = out.join(format!(".candidates-{vi}"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| PipelineError::io(&tmp, e))?;
@@ -160,9 +174,9 @@ pub fn extract_frames(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| format!("video{vi}"));
-        for (wi, window) in names.chunks(WINDOW).enumerate() {
+        for (wi, group) in names.chunks(window).enumerate() {
             let mut best: Option<(f64, &PathBuf)> = None;
-            for p in window {
+            for p in group {
                 let img = image::open(p)
                     .map_err(|e| PipelineError::Invalid(format!("{}: {e}", p.display())))?;
                 // A quarter-size grey image ranks blur as well and four times faster.

@@ -55,6 +55,13 @@ fn a_video_of_the_builtin_scene_is_reconstructed_and_trained() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // Asking for more frames than the video has keeps each frame once, not duplicates.
+    let all = dir.join("all");
+    let got =
+        spaceport::video::extract_frames(std::slice::from_ref(&video), &all, 200, 400, &|_, _| {})
+            .unwrap();
+    assert_eq!((got.candidates, got.frames), (96, 96), "{got:?}");
+
     let out = dir.join("out");
     let args = [
         "run",
