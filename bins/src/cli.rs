@@ -193,3 +193,16 @@ pub struct CompressArgs {
     #[arg(long, value_enum, default_value = "hilbert")]
     pub sort: Sort,
 }
+
+/// Arguments of `spaceport view`.
+#[derive(Args, Debug)]
+pub struct ViewArgs {
+    /// A `.sog`, a `.ply`, a SOG folder, or a `spaceport run` output folder.
+    pub path: PathBuf,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8321)]
+    pub port: u16,
+    /// Print the URL without opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+}

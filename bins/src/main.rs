@@ -50,6 +50,8 @@ enum Command {
     },
     /// Print the GPU, driver and memory, and run a short render self-test against the CPU.
     GpuInfo,
+    /// Look at a .sog, a .ply or a run folder in the browser (a local page on 127.0.0.1).
+    View(cli::ViewArgs),
     /// Run a grid of training configurations on one scene (results.csv + chart.png).
     Sweep {
         /// Sweep description (YAML: scene, downscale, base, grid).
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Sweep { spec, out } => cmd_sweep(&spec, &out, &con),
+        Command::View(a) => cmd_view(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -235,5 +238,25 @@ fn cmd_sweep(spec: &std::path::Path, out: &std::path::Path, con: &Console) -> Cm
         );
     }
     println!("results in {}", out.join("results.csv").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_view(a: cli::ViewArgs) -> CmdResult {
+    let err = |e: spaceport_view::ViewError| PipelineError::Invalid(e.to_string());
+    let target = spaceport_view::Target::open(&a.path).map_err(err)?;
+    if let Some(p) = &target.problem {
+        eprintln!("warning: {p} (the page will show this)");
+    }
+    let opts = spaceport_view::ServeOptions {
+        port: a.port,
+        accept_reports: false,
+    };
+    let viewer = spaceport_view::Viewer::start(target, &opts).map_err(err)?;
+    let url = viewer.url();
+    println!("serving {} on {url} (Ctrl-C to stop)", a.path.display());
+    if !a.no_browser && !spaceport_view::open_browser(&url) {
+        eprintln!("could not start a browser; open {url} yourself");
+    }
+    viewer.wait();
     Ok(ExitCode::SUCCESS)
 }
