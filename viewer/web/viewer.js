@@ -44,7 +44,8 @@ function fail(text) {
   failed = true;
   showMessage(text, false);
   document.title = 'error: ' + text;
-  postReport({ status: 'error: ' + text, errors });
+  const m = $('msg');
+  postReport({ status: 'error: ' + text, message: m.textContent, shown: getComputedStyle(m).display !== 'none', errors });
 }
 
 class ViewerError extends Error {}

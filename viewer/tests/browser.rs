@@ -1,0 +1,336 @@
+//! The page in a real browser (headless Chromium, WebGL2 on SwiftShader): it renders a `.sog`
+//! and a `.ply` of the demo scene from a camera given in the URL, its canvas matches
+//! `splat_core::render` of the same view, it logs no errors, and bad files show a message.
+//!
+//! Skipped, saying so on stderr, when no Chromium is installed (`.ci/run` installs Debian's).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use spaceport_view::{view_url, PageReport, ServeOptions, Target, Viewer};
+use splat_core::demo::{demo_camera, demo_gaussians};
+use splat_core::{render, Camera, Gaussians, RenderOptions};
+
+/// Writes past the test harness's capture so that SKIPPED and the measured PSNR show in CI logs.
+fn note(s: &str) {
+    let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("CHROMIUM") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser", "google-chrome", "chrome"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spv-br-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A headless Chromium on `url`; its stderr (console messages with --enable-logging) is kept.
+struct Browser {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    profile: PathBuf,
+}
+
+impl Browser {
+    fn open(exe: &Path, url: &str, size: (u32, u32), tag: &str) -> Browser {
+        let profile = temp_dir(&format!("profile-{tag}"));
+        let mut child = Command::new(exe)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader",
+                "--ignore-gpu-blocklist",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--force-device-scale-factor=1",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--window-size={},{}", size.0 + 40, size.1 + 40))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(line);
+            }
+        });
+        Browser {
+            child,
+            log,
+            profile,
+        }
+    }
+
+    /// Console lines Chromium logged at error level or for uncaught exceptions.
+    fn console_errors(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains(":ERROR:")))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// What the page sent back: its status JSON and, for a good file, its canvas.
+struct PageResult {
+    status: serde_json::Value,
+    capture: Option<(u32, u32, Vec<u8>)>,
+    console_errors: Vec<String>,
+}
+
+fn run_page(exe: &Path, target: Target, camera: &Camera, extra: &str, tag: &str) -> PageResult {
+    let viewer = Viewer::start(
+        target,
+        &ServeOptions {
+            port: 0,
+            accept_reports: true,
+        },
+    )
+    .unwrap();
+    let url = view_url(&viewer, camera, &format!("report=1&{extra}"));
+    let browser = Browser::open(exe, &url, (camera.width, camera.height), tag);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut capture = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match viewer.next_report(left) {
+            Some(PageReport::Capture {
+                width,
+                height,
+                rgba,
+            }) => capture = Some((width, height, rgba)),
+            Some(PageReport::Status(status)) => {
+                return PageResult {
+                    status,
+                    capture,
+                    console_errors: browser.console_errors(),
+                }
+            }
+            None => {
+                let log = browser.log.lock().unwrap().join("\n");
+                panic!("{tag}: no report from the page within 60 s; chromium said:\n{log}");
+            }
+        }
+    }
+}
+
+/// PSNR in dB of an 8-bit RGBA capture against a float RGB reference clamped to [0, 1].
+fn psnr(rgba: &[u8], reference: &[f32]) -> f64 {
+    let n = reference.len() / 3;
+    let mut se = 0.0f64;
+    for i in 0..n {
+        for c in 0..3 {
+            let a = rgba[4 * i + c] as f64 / 255.0;
+            let b = reference[3 * i + c].clamp(0.0, 1.0) as f64;
+            se += (a - b) * (a - b);
+        }
+    }
+    let mse = se / (3 * n) as f64;
+    10.0 * (1.0 / mse.max(1e-12)).log10()
+}
+
+/// The demo scene (a torus knot over a checkered floor, 20k Gaussians) with random SH up to
+/// degree 3 added, so that view-dependent colour is compared too.
+fn demo_with_sh() -> Gaussians {
+    let base = demo_gaussians();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut g = Gaussians::empty(3);
+    for i in 0..base.len() {
+        let mut sh = vec![0.0f32; 48];
+        sh[..3].copy_from_slice(&base.sh[i * 3..i * 3 + 3]);
+        for v in sh.iter_mut().skip(3) {
+            *v = rng.random_range(-0.15..0.15f32);
+        }
+        g.push(
+            base.means[i],
+            base.log_scales[i],
+            base.quats[i],
+            base.opacity_logits[i],
+            &sh,
+        );
+    }
+    g
+}
+
+fn encode_sog(g: &Gaussians, path: &Path) {
+    let opts = sogs_codec::EncodeOptions {
+        palette_size: Some(1024),
+        palette_visibility_views: Some(0),
+        palette_refine_iterations: 0,
+        kmeans_iterations: 4,
+        ..Default::default()
+    };
+    let files = sogs_codec::encode_sog(g, &opts, &mut |_| {}).unwrap();
+    sogs_codec::write_sog_bundle(&files, path).unwrap();
+}
+
+const BG: [f32; 3] = [0.2, 0.3, 0.4];
+const BAR_DB: f64 = 30.0;
+
+fn reference(g: &Gaussians, camera: &Camera) -> Vec<f32> {
+    let opts = RenderOptions {
+        background: BG,
+        ..Default::default()
+    };
+    render(g, camera, &opts).image
+}
+
+fn check_render(exe: &Path, target: Target, truth: &Gaussians, camera: &Camera, what: &str) -> f64 {
+    let r = run_page(exe, target, camera, "bg=0.2,0.3,0.4", what);
+    assert_eq!(r.status["status"], "ok", "{what}: page status {}", r.status);
+    assert_eq!(r.status["errors"], serde_json::json!([]), "{what}: {}", r.status);
+    assert!(r.console_errors.is_empty(), "{what}: console errors {:?}", r.console_errors);
+    let (w, h, rgba) = r.capture.expect("the page sends its canvas before its status");
+    assert_eq!((w, h), (camera.width, camera.height));
+    let refimg = reference(truth, camera);
+    let p = psnr(&rgba, &refimg);
+    // The comparison must tell views apart: the same capture against another view scores low.
+    let mut other = camera.clone();
+    other.translation.x += 0.3;
+    let p_other = psnr(&rgba, &reference(truth, &other));
+    assert!(p_other < 25.0, "{what}: capture matches a shifted view too ({p_other:.1} dB)");
+    if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
+        save(&Path::new(&dir).join(format!("{}-page.png", slug(what))), w, h, |i| {
+            [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0)
+        });
+        save(&Path::new(&dir).join(format!("{}-cpu.png", slug(what))), w, h, |i| {
+            [0, 1, 2].map(|c| refimg[3 * i + c])
+        });
+    }
+    note(&format!(
+        "viewer_matches_cpu_renderer: {what}: {p:.2} dB against splat_core::render at {w}x{h} (bar {BAR_DB} dB; page: {})",
+        r.status
+    ));
+    p
+}
+
+#[test]
+fn viewer_matches_cpu_renderer_and_reports_bad_files() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED viewer_matches_cpu_renderer_and_reports_bad_files: no chromium on PATH (apt-get install chromium); the browser checks did not run");
+        return;
+    };
+    let dir = temp_dir("scenes");
+    let g = demo_with_sh();
+    let sog = dir.join("demo.sog");
+    encode_sog(&g, &sog);
+    // The reference is the CPU render of what the .sog holds (quantised), not of the input.
+    let decoded = sogs_codec::read_sog(&sog).unwrap();
+    let camera = demo_camera(320, 240, 0.7);
+
+    let t = Target::open(&sog).unwrap();
+    assert!(t.problem.is_none());
+    let p_sog = check_render(&exe, t, &decoded, &camera, "demo.sog (SH 3)");
+
+    let ply = dir.join("demo.ply");
+    splat_core::ply::write_ply(&ply, &g).unwrap();
+    let p_ply = check_render(&exe, Target::open(&ply).unwrap(), &g, &demo_camera(256, 192, 2.5), "demo.ply (SH 3)");
+
+    // Bad files, each caught once by the server's check and once by the page itself.
+    let bytes = std::fs::read(&sog).unwrap();
+    let cut = dir.join("cut.sog");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let mut nan_g = g.clone();
+    nan_g.means[10][1] = f32::NAN;
+    let nan = dir.join("nan.ply");
+    std::fs::write(&nan, splat_ply_bytes_unchecked(&nan_g)).unwrap();
+    for (path, name) in [(&cut, "cut.sog"), (&nan, "nan.ply")] {
+        for server_check in [true, false] {
+            let mut t = Target::open(path).unwrap();
+            assert!(t.problem.is_some(), "{name}: server check missed it");
+            if !server_check {
+                t.problem = None;
+            }
+            let r = run_page(&exe, t, &camera, "", name);
+            let status = r.status["status"].as_str().unwrap_or("").to_string();
+            let shown = r.status["message"].as_str().unwrap_or("").to_string();
+            assert!(status.starts_with("error: "), "{name}: {status}");
+            assert!(shown.contains(name), "{name}: message does not name the file: {shown}");
+            assert_eq!(r.status["shown"], true, "{name}: message not visible");
+            note(&format!(
+                "viewer bad file {name} ({} check): page shows \"{shown}\"",
+                if server_check { "server" } else { "page" }
+            ));
+        }
+    }
+    assert!(p_sog >= BAR_DB, "demo.sog: {p_sog:.2} dB < {BAR_DB}");
+    assert!(p_ply >= BAR_DB, "demo.ply: {p_ply:.2} dB < {BAR_DB}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// PLY bytes of `g` without the writer's finiteness check (to make a bad file on purpose).
+fn splat_ply_bytes_unchecked(g: &Gaussians) -> Vec<u8> {
+    let mut ok = g.clone();
+    let mut bad_at = vec![];
+    for (i, m) in ok.means.iter_mut().enumerate() {
+        for (a, v) in m.iter_mut().enumerate() {
+            if !v.is_finite() {
+                bad_at.push((i, a));
+                *v = 12345.678;
+            }
+        }
+    }
+    let mut bytes = splat_core::ply::encode_ply(Path::new("nan.ply"), &ok).unwrap();
+    let hdr = bytes.windows(11).position(|w| w == b"end_header\n").unwrap() + 11;
+    let stride = (bytes.len() - hdr) / g.len();
+    // x, y, z are the first three float properties of the standard layout.
+    for (i, a) in bad_at {
+        let o = hdr + i * stride + 4 * a;
+        bytes[o..o + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    }
+    bytes
+}
+
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+}
+
+/// Writes an image for a person to look at (set SPACEPORT_VIEW_SAVE=DIR).
+fn save(path: &Path, w: u32, h: u32, px: impl Fn(usize) -> [f32; 3]) {
+    let mut img = splat_core::scene::Image::filled(w, h, [0.0; 3]);
+    for i in 0..(w * h) as usize {
+        img.set_pixel(i as u32 % w, i as u32 / w, px(i));
+    }
+    splat_core::scene::save_png(path, &img).unwrap();
+}
