@@ -267,6 +267,12 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
     splat_core::ply::write_ply(&ply, &g).unwrap();
     let p_ply = check_render(&exe, Target::open(&ply).unwrap(), &g, &demo_camera(256, 192, 2.5), "demo.ply (SH 3)");
 
+    // A trained model in a run-shaped folder (scene.sog + sparse/0), seen from a training camera.
+    let (run, truth, cam) = trained_run_folder(&dir.join("run"));
+    let t = Target::open(&run).unwrap();
+    assert_eq!(t.cameras.len(), 9, "training cameras of sparse/0");
+    let p_run = check_render(&exe, t, &truth, &cam, "trained ring scene.sog (SH 1), training camera");
+
     // Bad files, each caught once by the server's check and once by the page itself.
     let bytes = std::fs::read(&sog).unwrap();
     let cut = dir.join("cut.sog");
@@ -296,6 +302,7 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
     }
     assert!(p_sog >= BAR_DB, "demo.sog: {p_sog:.2} dB < {BAR_DB}");
     assert!(p_ply >= BAR_DB, "demo.ply: {p_ply:.2} dB < {BAR_DB}");
+    assert!(p_run >= BAR_DB, "trained scene: {p_run:.2} dB < {BAR_DB}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -333,4 +340,43 @@ fn save(path: &Path, w: u32, h: u32, px: impl Fn(usize) -> [f32; 3]) {
         img.set_pixel(i as u32 % w, i as u32 / w, px(i));
     }
     splat_core::scene::save_png(path, &img).unwrap();
+}
+
+/// Trains splat-core's small ring scene briefly on the CPU and lays it out as a run folder:
+/// scene.sog and sparse/0 with the training cameras. Returns the folder, the decoded model (the
+/// reference) and the first training camera, enlarged.
+fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
+    use sfm_core::colmap::{qvec_from_rotation, write_text, Camera as CCam, Image, Reconstruction};
+    let scene = splat_core::demo::synthetic_ring_scene(64, 48);
+    let mut tr = splat_core::train::Trainer::new(
+        &scene,
+        splat_core::demo::synthetic_ring_config(300),
+        &mut splat_core::CpuBackend,
+    )
+    .unwrap();
+    while !tr.finished() {
+        tr.step().unwrap();
+    }
+    let g = tr.snapshot().unwrap().params;
+    std::fs::create_dir_all(run.join("sparse/0")).unwrap();
+    encode_sog(&g, &run.join("scene.sog"));
+    let mut rec = Reconstruction::default();
+    for (k, v) in scene.train.iter().enumerate() {
+        let c = &v.camera;
+        let id = k as u32 + 1;
+        rec.cameras.push(CCam::pinhole(id, c.width as u64, c.height as u64, c.fx, c.fy, c.cx, c.cy));
+        rec.images.push(Image {
+            id,
+            qvec: qvec_from_rotation(&c.rotation),
+            tvec: c.translation.to_array(),
+            camera_id: id,
+            name: v.name.clone(),
+            points2d: vec![],
+        });
+    }
+    write_text(run.join("sparse/0"), &rec).unwrap();
+    let decoded = sogs_codec::read_sog(run.join("scene.sog")).unwrap();
+    // The pose as the viewer gets it: read back from sparse/0.
+    let cam = Target::open(run).unwrap().cameras[0].camera.scaled_to(256, 192);
+    (run.to_path_buf(), decoded, cam)
 }
