@@ -120,6 +120,17 @@ struct PageResult {
 }
 
 fn run_page(exe: &Path, target: Target, camera: &Camera, extra: &str, tag: &str) -> PageResult {
+    run_page_at(exe, target, Some(camera), extra, tag)
+}
+
+/// [`run_page`] with the camera optional (`None`: the page's own initial view, window-sized).
+fn run_page_at(
+    exe: &Path,
+    target: Target,
+    camera: Option<&Camera>,
+    extra: &str,
+    tag: &str,
+) -> PageResult {
     let viewer = Viewer::start(
         target,
         &ServeOptions {
@@ -128,8 +139,11 @@ fn run_page(exe: &Path, target: Target, camera: &Camera, extra: &str, tag: &str)
         },
     )
     .unwrap();
-    let url = view_url(&viewer, camera, &format!("report=1&{extra}"));
-    let browser = Browser::open(exe, &url, (camera.width, camera.height), tag);
+    let (url, size) = match camera {
+        Some(c) => (view_url(&viewer, c, &format!("report=1&{extra}")), (c.width, c.height)),
+        None => (format!("{}?report=1&{extra}", viewer.url()), (800, 500)),
+    };
+    let browser = Browser::open(exe, &url, size, tag);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut capture = None;
     loop {
@@ -379,4 +393,42 @@ fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
     // The pose as the viewer gets it: read back from sparse/0.
     let cam = Target::open(run).unwrap().cameras[0].camera.scaled_to(256, 192);
     (run.to_path_buf(), decoded, cam)
+}
+
+/// The measurement on the pipeline's built-in scene: `spaceport run --quick --out DIR`,
+/// then `SPACEPORT_VIEW_RUN=DIR cargo test -p spaceport-view --release --test browser -- --ignored`.
+/// Compares the page with splat_core::render of DIR/scene.sog from the first training cameras.
+#[test]
+#[ignore = "needs a run folder in SPACEPORT_VIEW_RUN (spaceport run --quick)"]
+fn built_in_run_folder_matches_cpu_renderer() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED built_in_run_folder_matches_cpu_renderer: no chromium on PATH");
+        return;
+    };
+    let Some(run) = std::env::var_os("SPACEPORT_VIEW_RUN").map(PathBuf::from) else {
+        note("SKIPPED built_in_run_folder_matches_cpu_renderer: SPACEPORT_VIEW_RUN not set");
+        return;
+    };
+    let target = Target::open(&run).unwrap();
+    assert!(target.problem.is_none(), "{:?}", target.problem);
+    let truth = match target.kind {
+        spaceport_view::ModelKind::Ply => splat_core::ply::read_ply(target.model_path()).unwrap(),
+        _ => sogs_codec::read_sog(target.model_path()).unwrap(),
+    };
+    assert!(!target.cameras.is_empty(), "no training cameras in {}", run.display());
+    let mut worst = f64::INFINITY;
+    for c in target.cameras.iter().take(3) {
+        let p = check_render(&exe, target.clone(), &truth, &c.camera, &format!("built-in run {}", c.name));
+        worst = worst.min(p);
+    }
+    // The free view with the frusta, saved for a person to look at.
+    if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
+        let r = run_page_at(&exe, target.clone(), None, "", "free view");
+        assert_eq!(r.status["status"], "ok", "{}", r.status);
+        let (w, h, rgba) = r.capture.unwrap();
+        save(&Path::new(&dir).join("free-view.png"), w, h, |i| {
+            [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0)
+        });
+    }
+    assert!(worst >= BAR_DB, "built-in run: {worst:.2} dB < {BAR_DB}");
 }

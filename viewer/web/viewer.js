@@ -694,8 +694,13 @@ async function main() {
   let frustaCount = 0;
   function buildFrusta(selected) {
     const verts = [];
-    const s = 0.04 * extent;
+    // A third of the median spacing between neighbouring cameras, so frusta do not overlap.
+    const ctrs = cams.map((c) => [0, 1, 2].map((a) => -(c.R[a] * c.t[0] + c.R[3 + a] * c.t[1] + c.R[6 + a] * c.t[2])));
+    const nn = ctrs.map((p, k) => Math.min(...ctrs.map((q, j) => (j === k ? Infinity : Math.hypot(...sub(p, q))))))
+      .filter(Number.isFinite).sort((a, b) => a - b);
+    const s = nn.length ? 0.33 * nn[Math.floor(nn.length / 2)] : 0.04 * extent;
     cams.forEach((c, k) => {
+      if (k === selected) return; // the camera we look through would frame the whole canvas
       const R = c.R, t = c.t;
       const toWorld = (p) => { // Rᵀ (p - t)
         const q = sub(p, t);
@@ -704,7 +709,7 @@ async function main() {
       const ctr = toWorld([0, 0, 0]);
       const corner = (u, v) => toWorld([(u - c.cx) / c.fx * s, (v - c.cy) / c.fy * s, s]);
       const cs = [corner(0, 0), corner(c.width, 0), corner(c.width, c.height), corner(0, c.height)];
-      const col = k === selected ? [1, 0.3, 0.2] : [1, 0.85, 0.1];
+      const col = [1, 0.85, 0.1];
       const seg = (a, b) => { verts.push(...a, ...col, ...b, ...col); };
       for (let q = 0; q < 4; q++) { seg(ctr, cs[q]); seg(cs[q], cs[(q + 1) % 4]); }
       seg(cs[0], mul(add(cs[0], cs[1]), 0.5)); // a tick on the top edge shows which way is up
@@ -759,6 +764,8 @@ async function main() {
   } else if (cams.length) {
     const c = cams[0];
     view = new View(c.R, c.t, intrFor(canvas.width, canvas.height, c));
+    camSel.value = '0';
+    buildFrusta(0);
     let u = [0, 0, 0];
     for (const c2 of cams) u = sub(u, c2.R.slice(3, 6));
     up = norm(u);
@@ -923,7 +930,7 @@ async function main() {
     const dx = (e.clientX - drag.x) * dpr, dy = (e.clientY - drag.y) * dpr;
     drag.x = e.clientX; drag.y = e.clientY;
     if (drag.pan) pan(dx, dy); else orbit(dx, dy);
-    camSel.value = '-1';
+    leaveCamera();
     changed();
   });
   canvas.addEventListener('pointerup', (e) => {
@@ -955,10 +962,15 @@ async function main() {
     m = mul(m, s);
     view.center = add(view.center, m); orbitTarget = add(orbitTarget, m);
     view.moved();
-    camSel.value = '-1';
+    leaveCamera();
     changed();
   }, 16);
 
+  function leaveCamera() {
+    if (camSel.value === '-1') return;
+    camSel.value = '-1';
+    buildFrusta(-1);
+  }
   function jumpTo(k) {
     const c = cams[k];
     if (!c) return;
