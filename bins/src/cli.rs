@@ -205,4 +205,7 @@ pub struct ViewArgs {
     /// Print the URL without opening a browser.
     #[arg(long)]
     pub no_browser: bool,
+    /// Write PATH/report.html (report.md, pictures and the viewer in one file) instead of serving.
+    #[arg(long)]
+    pub html: bool,
 }

@@ -243,6 +243,11 @@ fn cmd_sweep(spec: &std::path::Path, out: &std::path::Path, con: &Console) -> Cm
 
 fn cmd_view(a: cli::ViewArgs) -> CmdResult {
     let err = |e: spaceport_view::ViewError| PipelineError::Invalid(e.to_string());
+    if a.html {
+        let out = spaceport_view::report::write_report_html(&a.path).map_err(err)?;
+        println!("wrote {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let target = spaceport_view::Target::open(&a.path).map_err(err)?;
     if let Some(p) = &target.problem {
         eprintln!("warning: {p} (the page will show this)");

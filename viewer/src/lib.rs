@@ -7,6 +7,7 @@
 //! Camera and size can be given in the page URL (see [`view_url`]).
 
 pub mod paths;
+pub mod report;
 pub mod server;
 pub mod target;
 

@@ -92,6 +92,25 @@ impl Browser {
         }
     }
 
+    /// Waits for the page's `spaceport-view status: ...` console line and returns the status.
+    fn wait_status(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(l) = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains("CONSOLE") && l.contains("spaceport-view status: "))
+            {
+                let s = l.split("spaceport-view status: ").nth(1).unwrap_or("");
+                return Some(s.split('"').next().unwrap_or("").to_string());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// Console lines Chromium logged at error level or for uncaught exceptions.
     fn console_errors(&self) -> Vec<String> {
         self.log
@@ -120,13 +139,14 @@ struct PageResult {
 }
 
 fn run_page(exe: &Path, target: Target, camera: &Camera, extra: &str, tag: &str) -> PageResult {
-    run_page_at(exe, target, Some(camera), extra, tag)
+    run_page_at(exe, target, "", Some(camera), extra, tag)
 }
 
 /// [`run_page`] with the camera optional (`None`: the page's own initial view, window-sized).
 fn run_page_at(
     exe: &Path,
     target: Target,
+    page: &str,
     camera: Option<&Camera>,
     extra: &str,
     tag: &str,
@@ -143,6 +163,8 @@ fn run_page_at(
         Some(c) => (view_url(&viewer, c, &format!("report=1&{extra}")), (c.width, c.height)),
         None => (format!("{}?report=1&{extra}", viewer.url()), (800, 500)),
     };
+    // Another page of the server (report.html under /files/), same query.
+    let url = url.replacen('?', &format!("{page}?"), 1);
     let browser = Browser::open(exe, &url, size, tag);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut capture = None;
@@ -231,7 +253,18 @@ fn reference(g: &Gaussians, camera: &Camera) -> Vec<f32> {
 }
 
 fn check_render(exe: &Path, target: Target, truth: &Gaussians, camera: &Camera, what: &str) -> f64 {
-    let r = run_page(exe, target, camera, "bg=0.2,0.3,0.4", what);
+    check_render_on(exe, target, "", truth, camera, what)
+}
+
+fn check_render_on(
+    exe: &Path,
+    target: Target,
+    page: &str,
+    truth: &Gaussians,
+    camera: &Camera,
+    what: &str,
+) -> f64 {
+    let r = run_page_at(exe, target, page, Some(camera), "bg=0.2,0.3,0.4", what);
     assert_eq!(r.status["status"], "ok", "{what}: page status {}", r.status);
     assert_eq!(r.status["errors"], serde_json::json!([]), "{what}: {}", r.status);
     assert!(r.console_errors.is_empty(), "{what}: console errors {:?}", r.console_errors);
@@ -286,6 +319,35 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
     let t = Target::open(&run).unwrap();
     assert_eq!(t.cameras.len(), 9, "training cameras of sparse/0");
     let p_run = check_render(&exe, t, &truth, &cam, "trained ring scene.sog (SH 1), training camera");
+    // report.html of that folder: the viewer inlined in the file (no /api/scene, no /files/
+    // fetches), here loaded through the server only so that the page can post its canvas back.
+    std::fs::write(
+        run.join("report.md"),
+        "# Test run\n\n| what | value |\n|---|---|\n| Gaussians | `many` |\n\n![views](report.png)\n",
+    )
+    .unwrap();
+    save(&run.join("report.png"), 8, 8, |_| [1.0, 0.5, 0.0]);
+    let html_path = spaceport_view::report::write_report_html(&run).unwrap();
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("data:image/png;base64,"), "report.png embedded");
+    assert!(!html.contains("src=\"/"), "no server-relative sources");
+    assert!(!html.contains("src=\"http"), "nothing from the network");
+    // Opened from disk, with no server at all.
+    let file_url = format!("file://{}", html_path.canonicalize().unwrap().display());
+    let b = Browser::open(&exe, &file_url, (900, 800), "report-file");
+    let st = b.wait_status(Duration::from_secs(60));
+    assert_eq!(st.as_deref(), Some("ok"), "report.html from disk: {:?}", b.log.lock().unwrap());
+    assert!(b.console_errors().is_empty(), "{:?}", b.console_errors());
+    drop(b);
+    note("viewer report.html opened from file:// renders (status ok, no console errors)");
+    let p_html = check_render_on(
+        &exe,
+        Target::open(&run).unwrap(),
+        "files/report.html",
+        &truth,
+        &cam,
+        "report.html embedded viewer",
+    );
 
     // Bad files, each caught once by the server's check and once by the page itself.
     let bytes = std::fs::read(&sog).unwrap();
@@ -317,6 +379,7 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
     assert!(p_sog >= BAR_DB, "demo.sog: {p_sog:.2} dB < {BAR_DB}");
     assert!(p_ply >= BAR_DB, "demo.ply: {p_ply:.2} dB < {BAR_DB}");
     assert!(p_run >= BAR_DB, "trained scene: {p_run:.2} dB < {BAR_DB}");
+    assert!(p_html >= BAR_DB, "report.html: {p_html:.2} dB < {BAR_DB}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -423,7 +486,7 @@ fn built_in_run_folder_matches_cpu_renderer() {
     }
     // The free view with the frusta, saved for a person to look at.
     if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
-        let r = run_page_at(&exe, target.clone(), None, "", "free view");
+        let r = run_page_at(&exe, target.clone(), "", None, "", "free view");
         assert_eq!(r.status["status"], "ok", "{}", r.status);
         let (w, h, rgba) = r.capture.unwrap();
         save(&Path::new(&dir).join("free-view.png"), w, h, |i| {

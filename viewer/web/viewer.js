@@ -9,7 +9,12 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const Q = new URLSearchParams(location.search);
+// report.html inlines the model, the scene description and the worker (no server there).
+const EMBED = window.SPACEPORT_EMBED || null;
+const Q = new URLSearchParams((() => {
+  if (!EMBED) return location.search;
+  try { return window.parent.location.search; } catch (_) { return ''; }
+})());
 const errors = [];
 {
   const orig = console.error.bind(console);
@@ -44,6 +49,7 @@ function fail(text) {
   failed = true;
   showMessage(text, false);
   document.title = 'error: ' + text;
+  console.info('spaceport-view status: ' + document.title);
   const m = $('msg');
   postReport({ status: 'error: ' + text, message: m.textContent, shown: getComputedStyle(m).display !== 'none', errors });
 }
@@ -54,6 +60,14 @@ const bad = (text) => new ViewerError(text);
 // ---------------------------------------------------------------- fetching
 
 async function fetchBytes(url, label) {
+  if (EMBED) {
+    const b64 = EMBED.files[url];
+    if (b64 === undefined) throw bad(`${label}: not embedded in this report`);
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
   let r;
   try {
     r = await fetch(url);
@@ -605,7 +619,7 @@ async function main() {
   const gl = canvas.getContext('webgl2', { antialias: false, alpha: false, depth: false, premultipliedAlpha: false, preserveDrawingBuffer: true });
   if (!gl) throw bad('WebGL2 is not available in this browser');
 
-  const scene = await (await fetch('/api/scene')).json();
+  const scene = EMBED ? EMBED.scene : await (await fetch('/api/scene')).json();
   const label = scene.name || scene.url;
   $('name').textContent = label;
   if (scene.problem) throw bad(scene.problem);
@@ -782,7 +796,9 @@ async function main() {
   $('up').value = best;
 
   // Sorting worker.
-  const worker = new Worker('/sort-worker.js');
+  const worker = EMBED
+    ? new Worker(URL.createObjectURL(new Blob([EMBED.worker], { type: 'text/javascript' })))
+    : new Worker('/sort-worker.js');
   worker.onerror = (e) => fail('sort worker failed: ' + e.message);
   worker.postMessage({ means: g.means.slice() });
   let sortId = 0, sortBusy = false, sortedFor = -1, viewVersion = 0, sortMs = 0;
@@ -888,6 +904,8 @@ async function main() {
       if (!reported && sortedFor === viewVersion) {
         reported = true;
         document.title = errors.length ? 'error: ' + errors[0] : 'ok';
+        // Where nothing can be posted back (report.html from disk), tests read the console.
+        console.info('spaceport-view status: ' + document.title);
         if (Q.get('report') === '1') {
           capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target }));
         }
