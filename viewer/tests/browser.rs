@@ -319,6 +319,26 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
     let t = Target::open(&run).unwrap();
     assert_eq!(t.cameras.len(), 9, "training cameras of sparse/0");
     let p_run = check_render(&exe, t, &truth, &cam, "trained ring scene.sog (SH 1), training camera");
+    // Clicking a frustum (pick=x,y, canvas pixels) jumps to that camera and shows its photo.
+    // From above the ring, where every training camera is in sight.
+    let above = Camera::look_at(256, 192, 0.9, glam::DVec3::new(0.0, 0.0, 6.5), glam::DVec3::ZERO, glam::DVec3::Y);
+    let (k, xy) = clear_pick_target(&t_cams(&run), &above);
+    let r = run_page(&exe, Target::open(&run).unwrap(), &above, &format!("bg=0.2,0.3,0.4&pick={:.1},{:.1}", xy[0], xy[1]), "pick");
+    assert_eq!(r.status["status"], "ok", "{}", r.status);
+    assert_eq!(r.status["camera"], k, "picked camera: {}", r.status);
+    let cams = t_cams(&run);
+    assert_eq!(
+        r.status["photo"],
+        format!("/files/images/{}", cams[k].name),
+        "{}",
+        r.status
+    );
+    let jumped = cams[k].camera.scaled_to(cam.width, cam.height);
+    let (_, _, rgba) = r.capture.unwrap();
+    let p_pick = psnr(&rgba, &reference(&truth, &jumped));
+    note(&format!("viewer pick: clicked frustum of camera {k} at {xy:?}: view matches its CPU render at {p_pick:.2} dB"));
+    assert!(p_pick >= BAR_DB, "after the jump: {p_pick:.2} dB");
+
     // report.html of that folder: the viewer inlined in the file (no /api/scene, no /files/
     // fetches), here loaded through the server only so that the page can post its canvas back.
     std::fs::write(
@@ -452,6 +472,10 @@ fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
         });
     }
     write_text(run.join("sparse/0"), &rec).unwrap();
+    std::fs::create_dir_all(run.join("images")).unwrap();
+    for v in &scene.train {
+        splat_core::scene::save_png(run.join("images").join(&v.name), &v.image).unwrap();
+    }
     let decoded = sogs_codec::read_sog(run.join("scene.sog")).unwrap();
     // The pose as the viewer gets it: read back from sparse/0.
     let cam = Target::open(run).unwrap().cameras[0].camera.scaled_to(256, 192);
@@ -494,4 +518,36 @@ fn built_in_run_folder_matches_cpu_renderer() {
         });
     }
     assert!(worst >= BAR_DB, "built-in run: {worst:.2} dB < {BAR_DB}");
+}
+
+fn t_cams(run: &Path) -> Vec<spaceport_view::CameraInfo> {
+    Target::open(run).unwrap().cameras
+}
+
+/// A camera whose centre projects inside `view`'s image
+/// at least 40 px from every other camera centre's projection, and that pixel.
+fn clear_pick_target(cams: &[spaceport_view::CameraInfo], view: &Camera) -> (usize, [f64; 2]) {
+    let proj: Vec<Option<[f64; 2]>> = cams
+        .iter()
+        .map(|c| {
+            let p = view.rotation * c.camera.center() + view.translation;
+            (p.z > 0.01).then(|| [view.fx * p.x / p.z + view.cx, view.fy * p.y / p.z + view.cy])
+        })
+        .collect();
+    let inside = |q: [f64; 2]| {
+        q[0] > 5.0 && q[1] > 5.0 && q[0] < view.width as f64 - 5.0 && q[1] < view.height as f64 - 5.0
+    };
+    for (k, q) in proj.iter().enumerate().skip(cams.len() / 2) {
+        let Some(q) = *q else { continue };
+        if !inside(q) {
+            continue;
+        }
+        let clear = proj.iter().enumerate().all(|(j, o)| {
+            j == k || o.is_none_or(|o| (o[0] - q[0]).hypot(o[1] - q[1]) > 40.0)
+        });
+        if clear {
+            return (k, q);
+        }
+    }
+    panic!("no camera centre is clearly visible: {proj:?}");
 }

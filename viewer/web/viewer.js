@@ -705,7 +705,7 @@ async function main() {
   const camSel = $('cams');
   cams.forEach((c, k) => camSel.add(new Option(c.name, String(k))));
   const frustaVao = gl.createVertexArray();
-  let frustaCount = 0;
+  let frustaCount = 0, frustumSize = 0;
   function buildFrusta(selected) {
     const verts = [];
     // A third of the median spacing between neighbouring cameras, so frusta do not overlap.
@@ -713,6 +713,7 @@ async function main() {
     const nn = ctrs.map((p, k) => Math.min(...ctrs.map((q, j) => (j === k ? Infinity : Math.hypot(...sub(p, q))))))
       .filter(Number.isFinite).sort((a, b) => a - b);
     const s = nn.length ? 0.33 * nn[Math.floor(nn.length / 2)] : 0.04 * extent;
+    frustumSize = s;
     cams.forEach((c, k) => {
       if (k === selected) return; // the camera we look through would frame the whole canvas
       const R = c.R, t = c.t;
@@ -821,6 +822,7 @@ async function main() {
   };
 
   let dirty = true;
+  let pendingPick = Q.get('pick');
   let frameMs = 0;
   let reported = false;
   function changed() { viewVersion++; dirty = true; requestSort(); }
@@ -901,13 +903,18 @@ async function main() {
     if (dirty && sortedFor >= 0) {
       dirty = false;
       draw();
-      if (!reported && sortedFor === viewVersion) {
+      if (!reported && sortedFor === viewVersion && pendingPick) {
+        // Tests click a frustum through the URL: pick=x,y in canvas pixels, after the first frame.
+        const [x, y] = pendingPick.split(',').map(Number);
+        pendingPick = null;
+        pickAt(x, y, 25);
+      } else if (!reported && sortedFor === viewVersion) {
         reported = true;
         document.title = errors.length ? 'error: ' + errors[0] : 'ok';
         // Where nothing can be posted back (report.html from disk), tests read the console.
         console.info('spaceport-view status: ' + document.title);
         if (Q.get('report') === '1') {
-          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target }));
+          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }));
         }
       }
     }
@@ -1008,21 +1015,26 @@ async function main() {
     changed();
   }
   function pick(e) {
-    if (!cams.length || !$('frusta').checked) return;
     const rect = canvas.getBoundingClientRect();
     const sx = canvas.width / rect.width, sy = canvas.height / rect.height;
-    const px = (e.clientX - rect.left) * sx, py = (e.clientY - rect.top) * sy;
+    pickAt((e.clientX - rect.left) * sx, (e.clientY - rect.top) * sy, 25 * sx);
+  }
+  // Jumps to the camera whose frustum (its centre or the middle of its image rectangle) lies
+  // nearest to canvas pixel (px, py), within `radius` pixels.
+  function pickAt(px, py, radius) {
+    if (!cams.length || !$('frusta').checked) return;
     const R = view.Rm(), t = view.t();
     const [fx, fy, cx, cy] = view.intr;
-    let bestK = -1, bestD = 25 * sx;
+    let bestK = -1, bestD = radius;
     cams.forEach((c, k) => {
-      // The camera's centre, projected.
       const cr = c.R, ct = c.t;
-      const w = [-(cr[0] * ct[0] + cr[3] * ct[1] + cr[6] * ct[2]), -(cr[1] * ct[0] + cr[4] * ct[1] + cr[7] * ct[2]), -(cr[2] * ct[0] + cr[5] * ct[1] + cr[8] * ct[2])];
-      const p = [dot(R.slice(0, 3), w) + t[0], dot(R.slice(3, 6), w) + t[1], dot(R.slice(6, 9), w) + t[2]];
-      if (p[2] <= NEAR) return;
-      const d = Math.hypot(fx * p[0] / p[2] + cx - px, fy * p[1] / p[2] + cy - py);
-      if (d < bestD) { bestD = d; bestK = k; }
+      const ctr = [0, 1, 2].map((a) => -(cr[a] * ct[0] + cr[3 + a] * ct[1] + cr[6 + a] * ct[2]));
+      for (const w of [ctr, add(ctr, mul(cr.slice(6, 9), frustumSize))]) {
+        const p = [dot(R.slice(0, 3), w) + t[0], dot(R.slice(3, 6), w) + t[1], dot(R.slice(6, 9), w) + t[2]];
+        if (p[2] <= NEAR) continue;
+        const d = Math.hypot(fx * p[0] / p[2] + cx - px, fy * p[1] / p[2] + cy - py);
+        if (d < bestD) { bestD = d; bestK = k; }
+      }
     });
     if (bestK >= 0) jumpTo(bestK);
   }
