@@ -79,7 +79,10 @@ mod tests {
             safe_relative("images/v%2000.png").unwrap(),
             PathBuf::from("images/v 00.png")
         );
-        assert_eq!(safe_relative("scene.sog").unwrap(), PathBuf::from("scene.sog"));
+        assert_eq!(
+            safe_relative("scene.sog").unwrap(),
+            PathBuf::from("scene.sog")
+        );
     }
 
     #[test]

@@ -182,10 +182,12 @@ fn curves(dir: &Path) -> String {
         .unwrap_or_default();
     match curve_svg(&pts, "iteration", "monitor PSNR (dB)") {
         Some(svg) => format!("<h2>Training curve</h2>\n{svg}\n"),
-        None => "<h2>Training curve</h2>\n<p>No curve: metrics.json records no monitor PSNR checks \
+        None => {
+            "<h2>Training curve</h2>\n<p>No curve: metrics.json records no monitor PSNR checks \
                  for this run (they are taken when the plateau rule is on), and the loss is not \
                  recorded per step.</p>\n"
-            .into(),
+                .into()
+        }
     }
 }
 
@@ -219,12 +221,17 @@ fn viewer_frame(target: &crate::Target) -> Result<String, ViewError> {
                 .and_then(|u| u.rsplit_once('/'))
                 .map(|(p, _)| p.to_string())
                 .unwrap_or_default();
-            files.insert(scene["url"].as_str().unwrap_or("").into(), base64(&meta_bytes).into());
+            files.insert(
+                scene["url"].as_str().unwrap_or("").into(),
+                base64(&meta_bytes).into(),
+            );
             let meta: serde_json::Value = serde_json::from_slice(&meta_bytes).unwrap_or_default();
             for sect in ["means", "scales", "quats", "sh0", "shN"] {
                 for f in meta[sect]["files"].as_array().into_iter().flatten() {
                     let Some(name) = f.as_str() else { continue };
-                    let Ok(rel) = crate::paths::safe_relative(name) else { continue };
+                    let Ok(rel) = crate::paths::safe_relative(name) else {
+                        continue;
+                    };
                     if let Some(p) = crate::paths::resolve_inside(dir, &rel) {
                         if let Ok(b) = std::fs::read(p) {
                             let url = format!("{prefix}/{}", crate::target::url_encode_path(name));
@@ -239,7 +246,10 @@ fn viewer_frame(target: &crate::Target) -> Result<String, ViewError> {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            files.insert(scene["url"].as_str().unwrap_or("").into(), base64(&bytes).into());
+            files.insert(
+                scene["url"].as_str().unwrap_or("").into(),
+                base64(&bytes).into(),
+            );
         }
     }
     // Photos stay out (they would multiply the file size); frusta and jumps still work.
@@ -326,7 +336,10 @@ mod tests {
         );
         assert!(h.contains("<h1>Title</h1>"), "{h}");
         assert!(h.contains("<th>a</th><th>b</th>"), "{h}");
-        assert!(h.contains("<td><code>x</code></td><td>2 &lt; 3</td>"), "{h}");
+        assert!(
+            h.contains("<td><code>x</code></td><td>2 &lt; 3</td>"),
+            "{h}"
+        );
         assert!(h.contains("[missing picture nope.png]"), "{h}");
         assert!(!h.contains("---"), "{h}");
     }

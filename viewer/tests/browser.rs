@@ -160,7 +160,10 @@ fn run_page_at(
     )
     .unwrap();
     let (url, size) = match camera {
-        Some(c) => (view_url(&viewer, c, &format!("report=1&{extra}")), (c.width, c.height)),
+        Some(c) => (
+            view_url(&viewer, c, &format!("report=1&{extra}")),
+            (c.width, c.height),
+        ),
         None => (format!("{}?report=1&{extra}", viewer.url()), (800, 500)),
     };
     // Another page of the server (report.html under /files/), same query.
@@ -266,9 +269,20 @@ fn check_render_on(
 ) -> f64 {
     let r = run_page_at(exe, target, page, Some(camera), "bg=0.2,0.3,0.4", what);
     assert_eq!(r.status["status"], "ok", "{what}: page status {}", r.status);
-    assert_eq!(r.status["errors"], serde_json::json!([]), "{what}: {}", r.status);
-    assert!(r.console_errors.is_empty(), "{what}: console errors {:?}", r.console_errors);
-    let (w, h, rgba) = r.capture.expect("the page sends its canvas before its status");
+    assert_eq!(
+        r.status["errors"],
+        serde_json::json!([]),
+        "{what}: {}",
+        r.status
+    );
+    assert!(
+        r.console_errors.is_empty(),
+        "{what}: console errors {:?}",
+        r.console_errors
+    );
+    let (w, h, rgba) = r
+        .capture
+        .expect("the page sends its canvas before its status");
     assert_eq!((w, h), (camera.width, camera.height));
     let refimg = reference(truth, camera);
     let p = psnr(&rgba, &refimg);
@@ -276,14 +290,23 @@ fn check_render_on(
     let mut other = camera.clone();
     other.translation.x += 0.3;
     let p_other = psnr(&rgba, &reference(truth, &other));
-    assert!(p_other < 25.0, "{what}: capture matches a shifted view too ({p_other:.1} dB)");
+    assert!(
+        p_other < 25.0,
+        "{what}: capture matches a shifted view too ({p_other:.1} dB)"
+    );
     if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
-        save(&Path::new(&dir).join(format!("{}-page.png", slug(what))), w, h, |i| {
-            [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0)
-        });
-        save(&Path::new(&dir).join(format!("{}-cpu.png", slug(what))), w, h, |i| {
-            [0, 1, 2].map(|c| refimg[3 * i + c])
-        });
+        save(
+            &Path::new(&dir).join(format!("{}-page.png", slug(what))),
+            w,
+            h,
+            |i| [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0),
+        );
+        save(
+            &Path::new(&dir).join(format!("{}-cpu.png", slug(what))),
+            w,
+            h,
+            |i| [0, 1, 2].map(|c| refimg[3 * i + c]),
+        );
     }
     note(&format!(
         "viewer_matches_cpu_renderer: {what}: {p:.2} dB against splat_core::render at {w}x{h} (bar {BAR_DB} dB; page: {})",
@@ -312,18 +335,43 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
 
     let ply = dir.join("demo.ply");
     splat_core::ply::write_ply(&ply, &g).unwrap();
-    let p_ply = check_render(&exe, Target::open(&ply).unwrap(), &g, &demo_camera(256, 192, 2.5), "demo.ply (SH 3)");
+    let p_ply = check_render(
+        &exe,
+        Target::open(&ply).unwrap(),
+        &g,
+        &demo_camera(256, 192, 2.5),
+        "demo.ply (SH 3)",
+    );
 
     // A trained model in a run-shaped folder (scene.sog + sparse/0), seen from a training camera.
     let (run, truth, cam) = trained_run_folder(&dir.join("run"));
     let t = Target::open(&run).unwrap();
     assert_eq!(t.cameras.len(), 9, "training cameras of sparse/0");
-    let p_run = check_render(&exe, t, &truth, &cam, "trained ring scene.sog (SH 1), training camera");
+    let p_run = check_render(
+        &exe,
+        t,
+        &truth,
+        &cam,
+        "trained ring scene.sog (SH 1), training camera",
+    );
     // Clicking a frustum (pick=x,y, canvas pixels) jumps to that camera and shows its photo.
     // From above the ring, where every training camera is in sight.
-    let above = Camera::look_at(256, 192, 0.9, glam::DVec3::new(0.0, 0.0, 6.5), glam::DVec3::ZERO, glam::DVec3::Y);
+    let above = Camera::look_at(
+        256,
+        192,
+        0.9,
+        glam::DVec3::new(0.0, 0.0, 6.5),
+        glam::DVec3::ZERO,
+        glam::DVec3::Y,
+    );
     let (k, xy) = clear_pick_target(&t_cams(&run), &above);
-    let r = run_page(&exe, Target::open(&run).unwrap(), &above, &format!("bg=0.2,0.3,0.4&pick={:.1},{:.1}", xy[0], xy[1]), "pick");
+    let r = run_page(
+        &exe,
+        Target::open(&run).unwrap(),
+        &above,
+        &format!("bg=0.2,0.3,0.4&pick={:.1},{:.1}", xy[0], xy[1]),
+        "pick",
+    );
     assert_eq!(r.status["status"], "ok", "{}", r.status);
     assert_eq!(r.status["camera"], k, "picked camera: {}", r.status);
     let cams = t_cams(&run);
@@ -349,14 +397,22 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
     save(&run.join("report.png"), 8, 8, |_| [1.0, 0.5, 0.0]);
     let html_path = spaceport_view::report::write_report_html(&run).unwrap();
     let html = std::fs::read_to_string(&html_path).unwrap();
-    assert!(html.contains("data:image/png;base64,"), "report.png embedded");
+    assert!(
+        html.contains("data:image/png;base64,"),
+        "report.png embedded"
+    );
     assert!(!html.contains("src=\"/"), "no server-relative sources");
     assert!(!html.contains("src=\"http"), "nothing from the network");
     // Opened from disk, with no server at all.
     let file_url = format!("file://{}", html_path.canonicalize().unwrap().display());
     let b = Browser::open(&exe, &file_url, (900, 800), "report-file");
     let st = b.wait_status(Duration::from_secs(60));
-    assert_eq!(st.as_deref(), Some("ok"), "report.html from disk: {:?}", b.log.lock().unwrap());
+    assert_eq!(
+        st.as_deref(),
+        Some("ok"),
+        "report.html from disk: {:?}",
+        b.log.lock().unwrap()
+    );
     assert!(b.console_errors().is_empty(), "{:?}", b.console_errors());
     drop(b);
     note("viewer report.html opened from file:// renders (status ok, no console errors)");
@@ -388,7 +444,10 @@ fn viewer_matches_cpu_renderer_and_reports_bad_files() {
             let status = r.status["status"].as_str().unwrap_or("").to_string();
             let shown = r.status["message"].as_str().unwrap_or("").to_string();
             assert!(status.starts_with("error: "), "{name}: {status}");
-            assert!(shown.contains(name), "{name}: message does not name the file: {shown}");
+            assert!(
+                shown.contains(name),
+                "{name}: message does not name the file: {shown}"
+            );
             assert_eq!(r.status["shown"], true, "{name}: message not visible");
             note(&format!(
                 "viewer bad file {name} ({} check): page shows \"{shown}\"",
@@ -416,7 +475,11 @@ fn splat_ply_bytes_unchecked(g: &Gaussians) -> Vec<u8> {
         }
     }
     let mut bytes = splat_core::ply::encode_ply(Path::new("nan.ply"), &ok).unwrap();
-    let hdr = bytes.windows(11).position(|w| w == b"end_header\n").unwrap() + 11;
+    let hdr = bytes
+        .windows(11)
+        .position(|w| w == b"end_header\n")
+        .unwrap()
+        + 11;
     let stride = (bytes.len() - hdr) / g.len();
     // x, y, z are the first three float properties of the standard layout.
     for (i, a) in bad_at {
@@ -427,7 +490,9 @@ fn splat_ply_bytes_unchecked(g: &Gaussians) -> Vec<u8> {
 }
 
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 /// Writes an image for a person to look at (set SPACEPORT_VIEW_SAVE=DIR).
@@ -461,7 +526,15 @@ fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
     for (k, v) in scene.train.iter().enumerate() {
         let c = &v.camera;
         let id = k as u32 + 1;
-        rec.cameras.push(CCam::pinhole(id, c.width as u64, c.height as u64, c.fx, c.fy, c.cx, c.cy));
+        rec.cameras.push(CCam::pinhole(
+            id,
+            c.width as u64,
+            c.height as u64,
+            c.fx,
+            c.fy,
+            c.cx,
+            c.cy,
+        ));
         rec.images.push(Image {
             id,
             qvec: qvec_from_rotation(&c.rotation),
@@ -478,7 +551,9 @@ fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
     }
     let decoded = sogs_codec::read_sog(run.join("scene.sog")).unwrap();
     // The pose as the viewer gets it: read back from sparse/0.
-    let cam = Target::open(run).unwrap().cameras[0].camera.scaled_to(256, 192);
+    let cam = Target::open(run).unwrap().cameras[0]
+        .camera
+        .scaled_to(256, 192);
     (run.to_path_buf(), decoded, cam)
 }
 
@@ -502,10 +577,20 @@ fn built_in_run_folder_matches_cpu_renderer() {
         spaceport_view::ModelKind::Ply => splat_core::ply::read_ply(target.model_path()).unwrap(),
         _ => sogs_codec::read_sog(target.model_path()).unwrap(),
     };
-    assert!(!target.cameras.is_empty(), "no training cameras in {}", run.display());
+    assert!(
+        !target.cameras.is_empty(),
+        "no training cameras in {}",
+        run.display()
+    );
     let mut worst = f64::INFINITY;
     for c in target.cameras.iter().take(3) {
-        let p = check_render(&exe, target.clone(), &truth, &c.camera, &format!("built-in run {}", c.name));
+        let p = check_render(
+            &exe,
+            target.clone(),
+            &truth,
+            &c.camera,
+            &format!("built-in run {}", c.name),
+        );
         worst = worst.min(p);
     }
     // The free view with the frusta, saved for a person to look at.
@@ -535,16 +620,20 @@ fn clear_pick_target(cams: &[spaceport_view::CameraInfo], view: &Camera) -> (usi
         })
         .collect();
     let inside = |q: [f64; 2]| {
-        q[0] > 5.0 && q[1] > 5.0 && q[0] < view.width as f64 - 5.0 && q[1] < view.height as f64 - 5.0
+        q[0] > 5.0
+            && q[1] > 5.0
+            && q[0] < view.width as f64 - 5.0
+            && q[1] < view.height as f64 - 5.0
     };
     for (k, q) in proj.iter().enumerate().skip(cams.len() / 2) {
         let Some(q) = *q else { continue };
         if !inside(q) {
             continue;
         }
-        let clear = proj.iter().enumerate().all(|(j, o)| {
-            j == k || o.is_none_or(|o| (o[0] - q[0]).hypot(o[1] - q[1]) > 40.0)
-        });
+        let clear = proj
+            .iter()
+            .enumerate()
+            .all(|(j, o)| j == k || o.is_none_or(|o| (o[0] - q[0]).hypot(o[1] - q[1]) > 40.0));
         if clear {
             return (k, q);
         }

@@ -142,7 +142,16 @@ fn refuses_foreign_hosts_and_posts() {
         raw(p, "POST", "/api/report", &format!("127.0.0.1:{p}")).0,
         405
     );
-    assert_eq!(raw(p, "PUT", "/files/point_cloud.ply", &format!("127.0.0.1:{p}")).0, 405);
+    assert_eq!(
+        raw(
+            p,
+            "PUT",
+            "/files/point_cloud.ply",
+            &format!("127.0.0.1:{p}")
+        )
+        .0,
+        405
+    );
     drop(v);
     std::fs::remove_dir_all(&base).unwrap();
 }
@@ -175,7 +184,9 @@ fn listens_on_loopback_only() {
     assert!(TcpStream::connect(("127.0.0.1", p)).is_ok());
     let addrs = local_addresses();
     if addrs.is_empty() {
-        writeln_stderr("listens_on_loopback_only: no non-loopback address here; only 127.0.0.1 checked");
+        writeln_stderr(
+            "listens_on_loopback_only: no non-loopback address here; only 127.0.0.1 checked",
+        );
     }
     for ip in addrs {
         assert!(
@@ -230,7 +241,10 @@ fn run_folder_cameras_and_bad_files_are_reported() {
     assert!(p.contains("nan.ply"), "{p}");
     std::fs::write(base.join("cut.sog"), b"PK\x03\x04 not really a zip").unwrap();
     let t = Target::open(&base.join("cut.sog")).unwrap();
-    assert!(t.problem.expect("truncated .sog must be flagged").contains("cut.sog"));
+    assert!(t
+        .problem
+        .expect("truncated .sog must be flagged")
+        .contains("cut.sog"));
     assert!(Target::open(&base.join("nothing.sog")).is_err());
     assert!(Target::open(&base.join("secret.txt")).is_err());
     std::fs::remove_dir_all(&base).unwrap();
