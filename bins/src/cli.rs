@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// Print the effective configuration as YAML and exit.
     #[arg(long)]
     pub dump_config: bool,
+    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
+    #[arg(long)]
+    pub view: bool,
 }
 
 impl RunArgs {
@@ -112,6 +115,9 @@ pub struct TrainArgs {
     /// Print the effective configuration as YAML and exit.
     #[arg(long)]
     pub dump_config: bool,
+    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
+    #[arg(long)]
+    pub view: bool,
 }
 
 impl TrainArgs {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod console;
+mod live;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,7 +113,12 @@ fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
         from,
     };
     console::install_ctrlc();
-    match pipeline::run(&opts, &STOP, con)? {
+    let live = a.view.then(|| live::start(con, vec![])).transpose()?;
+    let events: &dyn spaceport::Events = match &live {
+        Some(l) => l,
+        None => con,
+    };
+    match pipeline::run(&opts, &STOP, events)? {
         RunOutcome::Finished { report, seconds } => {
             println!("{report}");
             println!("finished in {seconds:.1} s -> {}", opts.out.display());
@@ -162,7 +168,13 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         final_checkpoint: a.checkpoint_every > 0,
     };
     console::install_ctrlc();
-    match training::train(&scene, cfg, backend.as_mut(), &opts, &STOP, con)? {
+    let cams = || scene.train.iter().map(live::camera).collect();
+    let live = a.view.then(|| live::start(con, cams())).transpose()?;
+    let events: &dyn spaceport::Events = match &live {
+        Some(l) => l,
+        None => con,
+    };
+    match training::train(&scene, cfg, backend.as_mut(), &opts, &STOP, events)? {
         Trained::Done(m) => {
             println!(
                 "done: {} iterations ({:?}) in {:.1} s, {} Gaussians, test PSNR {:.2} dB, SSIM {:.4} -> {}",
@@ -254,7 +266,7 @@ fn cmd_view(a: cli::ViewArgs) -> CmdResult {
     }
     let opts = spaceport_view::ServeOptions {
         port: a.port,
-        accept_reports: false,
+        ..Default::default()
     };
     let viewer = spaceport_view::Viewer::start(target, &opts).map_err(err)?;
     let url = viewer.url();

@@ -155,6 +155,12 @@ fn drive(
             rate,
             monitor_psnr: info.monitor_psnr,
         });
+        // A failed snapshot only costs the live view a frame, never the training.
+        if events.wants_snapshot(info.iteration) {
+            if let Ok(s) = t.snapshot() {
+                events.snapshot(info.iteration, &s.params);
+            }
+        }
         if every > 0 && info.iteration % every == 0 && ckpt_err.is_none() {
             if let Err(e) = checkpoint::save(t, &opts.checkpoint) {
                 ckpt_err = Some(e);

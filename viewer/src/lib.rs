@@ -6,6 +6,7 @@
 //! splat-core's CPU renderer, so that a screenshot matches `splat_core::render` of the same view.
 //! Camera and size can be given in the page URL (see [`view_url`]).
 
+pub mod live;
 pub mod paths;
 pub mod report;
 pub mod server;
@@ -13,6 +14,7 @@ pub mod target;
 
 use std::path::PathBuf;
 
+pub use live::LiveFeed;
 pub use server::{PageReport, ServeOptions, Viewer};
 pub use target::{CameraInfo, ModelKind, Target};
 

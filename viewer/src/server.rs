@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
+use crate::live::LiveFeed;
 use crate::paths::{resolve_inside, safe_relative};
 use crate::target::Target;
 use crate::ViewError;
@@ -27,6 +28,8 @@ pub struct ServeOptions {
     /// Accept `POST /api/report` and `POST /api/capture` from the page (tests use them to get
     /// the page's status and its rendered pixels); off for `spaceport view`.
     pub accept_reports: bool,
+    /// Serve a live training view from this feed instead of PATH's model.
+    pub live: Option<Arc<LiveFeed>>,
 }
 
 /// What the page posted back when reports are accepted.
@@ -75,6 +78,7 @@ impl Viewer {
             target,
             port,
             reports: opts.accept_reports.then_some(Mutex::new(tx)),
+            live: opts.live.clone(),
         });
         let srv = server.clone();
         let thread = std::thread::spawn(move || {
@@ -128,6 +132,7 @@ struct State {
     target: Target,
     port: u16,
     reports: Option<Mutex<Sender<PageReport>>>,
+    live: Option<Arc<LiveFeed>>,
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -169,8 +174,45 @@ fn host_ok(req: &Request, port: u16) -> bool {
 }
 
 fn handle(st: &State, mut req: Request) {
+    if let Some(feed) = &st.live {
+        if req.method() == &Method::Get && req.url() == "/api/events" && host_ok(&req, st.port) {
+            return stream_events(feed, req);
+        }
+    }
     let resp = route(st, &mut req);
     let _ = req.respond(resp);
+}
+
+/// Server-sent events written straight to the socket: tiny_http's chunked encoder would hold
+/// small events back until 8 KiB had gathered.
+fn stream_events(feed: &Arc<LiveFeed>, req: Request) {
+    use std::io::Write;
+    let mut w = req.into_writer();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n";
+    if w.write_all(head.as_bytes())
+        .and_then(|_| w.flush())
+        .is_err()
+    {
+        return;
+    }
+    let mut events = feed.events();
+    loop {
+        let ev = events.next_event();
+        if w.write_all(&ev).and_then(|_| w.flush()).is_err() {
+            return; // the page went away
+        }
+    }
+}
+
+fn scene_json(st: &State) -> serde_json::Value {
+    let mut j = st.target.scene_json();
+    if st.live.is_some() {
+        j["kind"] = "ply".into();
+        j["url"] = "/api/snapshot.ply".into();
+        j["name"] = "live training".into();
+        j["live"] = true.into();
+    }
+    j
 }
 
 type Resp = Response<Box<dyn Read + Send>>;
@@ -203,10 +245,23 @@ fn route(st: &State, req: &mut Request) -> Resp {
                 .with_header(no_store),
         ),
         (Method::Get, "/api/scene") => boxed(
-            Response::from_string(st.target.scene_json().to_string())
+            Response::from_string(scene_json(st).to_string())
                 .with_header(header("Content-Type", "application/json"))
                 .with_header(no_store),
         ),
+        (Method::Get, "/api/snapshot.ply") if st.live.is_some() => {
+            let (version, ply) = st.live.as_ref().map(|f| f.latest()).unwrap_or_default();
+            if version == 0 {
+                boxed(text(404, "no snapshot yet"))
+            } else {
+                boxed(
+                    Response::from_data(ply.as_slice().to_vec())
+                        .with_header(header("Content-Type", "application/octet-stream"))
+                        .with_header(header("X-Snapshot-Version", &version.to_string()))
+                        .with_header(no_store),
+                )
+            }
+        }
         (Method::Get, p) if p.starts_with("/files/") => serve_file(st, &p["/files/".len()..]),
         (Method::Post, "/api/report") | (Method::Post, "/api/capture") => {
             accept_report(st, req, path, query)

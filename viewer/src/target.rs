@@ -141,6 +141,20 @@ impl Target {
         })
     }
 
+    /// The target of a live training view: no files, only the given training cameras (the
+    /// model comes from [`crate::LiveFeed`]).
+    pub fn live(cameras: Vec<CameraInfo>) -> Target {
+        Target {
+            root: PathBuf::new(),
+            only: Some(PathBuf::from("\0none")),
+            model: PathBuf::new(),
+            kind: ModelKind::Ply,
+            cameras,
+            problem: None,
+            gaussians: None,
+        }
+    }
+
     /// The model's path on disk.
     pub fn model_path(&self) -> PathBuf {
         self.root.join(&self.model)

@@ -156,6 +156,7 @@ fn run_page_at(
         &ServeOptions {
             port: 0,
             accept_reports: true,
+            live: None,
         },
     )
     .unwrap();
@@ -639,4 +640,77 @@ fn clear_pick_target(cams: &[spaceport_view::CameraInfo], view: &Camera) -> (usi
         }
     }
     panic!("no camera centre is clearly visible: {proj:?}");
+}
+
+/// `train --view`'s page: it waits for the first snapshot, draws it, then follows the server-sent
+/// events to the next one; each drawn snapshot matches splat_core::render of it.
+#[test]
+fn live_view_follows_training_snapshots() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED live_view_follows_training_snapshots: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let feed = spaceport_view::LiveFeed::new(Duration::from_millis(1));
+    let viewer = Viewer::start(
+        Target::live(vec![]),
+        &ServeOptions {
+            port: 0,
+            accept_reports: true,
+            live: Some(feed.clone()),
+        },
+    )
+    .unwrap();
+    let camera = demo_camera(256, 192, 1.1);
+    let url = view_url(&viewer, &camera, "report=1&bg=0.2,0.3,0.4");
+    let browser = Browser::open(&exe, &url, (256, 192), "live");
+    let full = demo_with_sh();
+    let mut half = full.clone();
+    half.retain_mask(&(0..full.len()).map(|i| i % 2 == 0).collect::<Vec<_>>());
+    // The page is up before anything is published (it polls for the first snapshot).
+    std::thread::sleep(Duration::from_millis(1500));
+    for it in 1..=50 {
+        feed.step(it, 100, 1.0 / it as f64, 10.0 + it as f32 * 0.1);
+    }
+    feed.snapshot(50, &half).unwrap();
+    let mut seen = vec![];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut capture = None;
+        let status = loop {
+            match viewer.next_report(left) {
+                Some(PageReport::Capture { rgba, .. }) => capture = Some(rgba),
+                Some(PageReport::Status(s)) => break s,
+                None => panic!(
+                    "live page: no report; chromium said {:?}",
+                    browser.log.lock().unwrap()
+                ),
+            }
+        };
+        assert_eq!(status["status"], "ok", "{status}");
+        let version = status["version"].as_u64().unwrap();
+        let truth = if version == 1 { &half } else { &full };
+        let p = psnr(&capture.unwrap(), &reference(truth, &camera));
+        note(&format!("viewer live: snapshot {version} drawn at {p:.2} dB against splat_core::render ({status})"));
+        assert!(p >= BAR_DB, "live snapshot {version}: {p:.2} dB");
+        seen.push(version);
+        if version == 1 {
+            for it in 51..=100 {
+                feed.step(it, 100, 1.0 / it as f64, 10.0 + it as f32 * 0.1);
+            }
+            feed.snapshot(100, &full).unwrap();
+            feed.finish();
+        } else {
+            assert_eq!(
+                status["liveSteps"], 100,
+                "all steps arrived over the event stream"
+            );
+        }
+    }
+    assert_eq!(seen, vec![1, 2]);
+    assert!(
+        browser.console_errors().is_empty(),
+        "{:?}",
+        browser.console_errors()
+    );
 }

@@ -65,5 +65,5 @@ self.onmessage = (e) => {
   }
   const t0 = performance.now();
   const order = sort(msg.view, msg.near);
-  self.postMessage({ id: msg.id, order, ms: performance.now() - t0 }, [order.buffer]);
+  self.postMessage({ id: msg.id, model: msg.model, order, ms: performance.now() - t0 }, [order.buffer]);
 };

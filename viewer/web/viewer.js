@@ -606,6 +606,44 @@ class View {
   moved() { this.exact = null; }
 }
 
+// ---------------------------------------------------------------- training curves
+
+// Loss (red, log scale) and training-view PSNR (cyan) against iteration.
+function drawCurves(canvas, steps) {
+  const c = canvas.getContext('2d');
+  const W = canvas.width, H = canvas.height;
+  c.clearRect(0, 0, W, H);
+  c.fillStyle = 'rgba(0,0,0,0.4)';
+  c.fillRect(0, 0, W, H);
+  if (steps.length < 2) return;
+  const it0 = steps[0][0], it1 = steps[steps.length - 1][0];
+  const series = (k, f) => {
+    const v = steps.map((s) => f(s[k])).filter(Number.isFinite);
+    return [Math.min(...v), Math.max(...v)];
+  };
+  const plot = (k, f, color) => {
+    const [lo, hi] = series(k, f);
+    c.strokeStyle = color;
+    c.beginPath();
+    steps.forEach((s, i) => {
+      const x = 4 + (s[0] - it0) / Math.max(1, it1 - it0) * (W - 8);
+      const y = H - 14 - (f(s[k]) - lo) / Math.max(1e-9, hi - lo) * (H - 28);
+      if (i === 0) c.moveTo(x, y); else c.lineTo(x, y);
+    });
+    c.stroke();
+  };
+  plot(1, Math.log, '#f66');
+  plot(2, (v) => v, '#6cf');
+  const last = steps[steps.length - 1];
+  c.font = '11px sans-serif';
+  c.fillStyle = '#f66';
+  c.fillText(`loss ${last[1].toFixed(4)}`, 4, 11);
+  c.fillStyle = '#6cf';
+  c.fillText(`PSNR ${last[2].toFixed(2)} dB`, 110, 11);
+  c.fillStyle = '#aaa';
+  c.fillText(`iteration ${it0}..${it1}`, 4, H - 2);
+}
+
 // ---------------------------------------------------------------- the viewer
 
 async function main() {
@@ -625,7 +663,25 @@ async function main() {
   if (scene.problem) throw bad(scene.problem);
   showMessage('loading ' + label + ' …', true);
   let g;
-  if (scene.kind === 'ply') g = parsePly(await fetchBytes(scene.url, label), label);
+  let modelVersion = 0;
+  // A live training view: wait for the first snapshot the trainer publishes.
+  async function fetchSnapshot() {
+    for (;;) {
+      const r = await fetch('/api/snapshot.ply', { cache: 'no-store' });
+      if (r.ok) {
+        const v = +(r.headers.get('X-Snapshot-Version') || 0);
+        return { v, g: parsePly(new Uint8Array(await r.arrayBuffer()), 'snapshot') };
+      }
+      if (r.status !== 404) throw bad(`live view: snapshot: HTTP ${r.status}`);
+      showMessage('waiting for the first training snapshot …', true);
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
+  if (scene.live) {
+    const snap = await fetchSnapshot();
+    g = snap.g;
+    modelVersion = snap.v;
+  } else if (scene.kind === 'ply') g = parsePly(await fetchBytes(scene.url, label), label);
   else if (scene.kind === 'sog') {
     const files = await unzip(await fetchBytes(scene.url, label), label);
     g = await readSog(gl, async (name) => {
@@ -642,10 +698,14 @@ async function main() {
   $('count').textContent = `${g.n.toLocaleString()} Gaussians · SH ${g.degree}`;
 
   const shSel = $('sh');
-  for (let d = 0; d <= g.degree; d++) shSel.add(new Option(String(d), String(d)));
-  shSel.value = String(Q.has('sh') ? Math.min(+Q.get('sh'), g.degree) : g.degree);
+  function fillShOptions(keep) {
+    shSel.innerHTML = '';
+    for (let d = 0; d <= g.degree; d++) shSel.add(new Option(String(d), String(d)));
+    shSel.value = String(Math.min(keep, g.degree));
+  }
+  fillShOptions(Q.has('sh') ? +Q.get('sh') : 3);
 
-  const data = packSplats(gl, g);
+  let data = packSplats(gl, g);
   const splat = program(gl, SPLAT_VS, SPLAT_FS);
   const copy = program(gl, COPY_VS, COPY_FS);
   const lines = program(gl, LINE_VS, LINE_FS);
@@ -801,17 +861,18 @@ async function main() {
     ? new Worker(URL.createObjectURL(new Blob([EMBED.worker], { type: 'text/javascript' })))
     : new Worker('/sort-worker.js');
   worker.onerror = (e) => fail('sort worker failed: ' + e.message);
-  worker.postMessage({ means: g.means.slice() });
+  worker.postMessage({ means: g.means.slice(), model: modelVersion });
   let sortId = 0, sortBusy = false, sortedFor = -1, viewVersion = 0, sortMs = 0;
   function requestSort() {
     if (sortBusy) return;
     sortBusy = true;
     const R = view.Rm(), t = view.t();
-    worker.postMessage({ id: viewVersion, view: [R[6], R[7], R[8], t[2]], near: NEAR });
+    worker.postMessage({ id: viewVersion, model: modelVersion, view: [R[6], R[7], R[8], t[2]], near: NEAR });
     sortId = viewVersion;
   }
   worker.onmessage = (e) => {
     sortBusy = false;
+    if (e.data.model !== modelVersion) { requestSort(); return; } // sorted for the previous snapshot
     sortMs = e.data.ms;
     gl.bindBuffer(gl.ARRAY_BUFFER, order);
     gl.bufferData(gl.ARRAY_BUFFER, e.data.order, gl.DYNAMIC_DRAW);
@@ -822,9 +883,10 @@ async function main() {
   };
 
   let dirty = true;
+  let reportedVersion = -1;
+  let liveSteps = 0;
   let pendingPick = Q.get('pick');
   let frameMs = 0;
-  let reported = false;
   function changed() { viewVersion++; dirty = true; requestSort(); }
 
   function draw() {
@@ -903,18 +965,19 @@ async function main() {
     if (dirty && sortedFor >= 0) {
       dirty = false;
       draw();
+      const reported = reportedVersion === modelVersion;
       if (!reported && sortedFor === viewVersion && pendingPick) {
         // Tests click a frustum through the URL: pick=x,y in canvas pixels, after the first frame.
         const [x, y] = pendingPick.split(',').map(Number);
         pendingPick = null;
         pickAt(x, y, 25);
       } else if (!reported && sortedFor === viewVersion) {
-        reported = true;
+        reportedVersion = modelVersion;
         document.title = errors.length ? 'error: ' + errors[0] : 'ok';
         // Where nothing can be posted back (report.html from disk), tests read the console.
         console.info('spaceport-view status: ' + document.title);
         if (Q.get('report') === '1') {
-          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }));
+          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, version: modelVersion, liveSteps, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }));
         }
       }
     }
@@ -922,6 +985,48 @@ async function main() {
   }
   requestSort();
   requestAnimationFrame(frame);
+
+  // ---- live training view
+  function setModel(newG, version) {
+    const keep = +shSel.value === g.degree ? 3 : +shSel.value; // at the top: follow the new top
+    g = newG;
+    gl.deleteTexture(data.tex);
+    data = packSplats(gl, g);
+    fillShOptions(keep);
+    $('count').textContent = `${g.n.toLocaleString()} Gaussians · SH ${g.degree}`;
+    modelVersion = version;
+    worker.postMessage({ means: g.means.slice(), model: version });
+    changed();
+  }
+  if (scene.live) {
+    const curves = $('curves');
+    curves.style.display = 'block';
+    let steps = [];
+    let latest = modelVersion, loading = false;
+    const reload = async () => {
+      if (loading || latest <= modelVersion) return;
+      loading = true;
+      try {
+        const snap = await fetchSnapshot();
+        if (snap.v > modelVersion) setModel(snap.g, snap.v);
+      } catch (e) {
+        errors.push('live snapshot: ' + e.message);
+      }
+      loading = false;
+      reload();
+    };
+    const es = new EventSource('/api/events');
+    es.onmessage = (e) => {
+      const d = JSON.parse(e.data);
+      steps = d.reset ? d.steps : steps.concat(d.steps);
+      liveSteps = steps.length;
+      drawCurves(curves, steps);
+      $('name').textContent = d.done ? `training finished at iteration ${d.iteration}` : `training: iteration ${d.iteration} / ${d.total}`;
+      latest = d.version;
+      reload();
+    };
+    es.onerror = () => { $('name').textContent += ' (training process gone; last snapshot kept)'; es.close(); };
+  }
 
   // ---- controls
   const scale = () => extent;
