@@ -714,3 +714,159 @@ fn live_view_follows_training_snapshots() {
         browser.console_errors()
     );
 }
+
+/// The lego camera `frame` of transforms_test.json (NeRF: OpenGL camera-to-world) as our
+/// OpenCV world-to-camera pinhole at `size` x `size`.
+fn lego_camera(data: &Path, frame: usize, size: u32) -> Camera {
+    let j: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data.join("nerf_synthetic_lego/transforms_test.json")).unwrap(),
+    )
+    .unwrap();
+    let ax = j["camera_angle_x"].as_f64().unwrap();
+    let m = &j["frames"][frame]["transform_matrix"];
+    let e = |r: usize, c: usize| m[r][c].as_f64().unwrap();
+    // Columns of the camera-to-world rotation: x, then y and z negated (OpenGL -> OpenCV).
+    let cols = [0, 1, 2].map(|c| {
+        let s = if c == 0 { 1.0 } else { -1.0 };
+        glam::DVec3::new(s * e(0, c), s * e(1, c), s * e(2, c))
+    });
+    let c2w = glam::DMat3::from_cols(cols[0], cols[1], cols[2]);
+    let centre = glam::DVec3::new(e(0, 3), e(1, 3), e(2, 3));
+    let r = c2w.transpose();
+    let f = 0.5 * size as f64 / (0.5 * ax).tan();
+    Camera::new(
+        size,
+        size,
+        f,
+        f,
+        size as f64 / 2.0,
+        size as f64 / 2.0,
+        r,
+        -(r * centre),
+    )
+}
+
+/// The benchmark model: the gsplat-trained lego (376,688 Gaussians, SH 3) from a test
+/// camera at 800x800 on white; prints the match against splat_core::render and the page's frame
+/// times (`-- --ignored`, needs ../shared/data).
+#[test]
+#[ignore = "needs ../shared/data/trained/lego_gsplat_30k.ply; slow (a CPU render of 377k Gaussians)"]
+fn lego_30k_matches_cpu_renderer_and_frame_time() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED lego_30k_matches_cpu_renderer_and_frame_time: no chromium on PATH");
+        return;
+    };
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let ply = data.join("trained/lego_gsplat_30k.ply");
+    let size: u32 = std::env::var("LEGO_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(800);
+    let camera = lego_camera(&data, 0, size);
+    let truth = splat_core::ply::read_ply(&ply).unwrap();
+    let t = Instant::now();
+    let reference = render(
+        &truth,
+        &camera,
+        &RenderOptions {
+            background: [1.0; 3],
+            ..Default::default()
+        },
+    )
+    .image;
+    let cpu_s = t.elapsed().as_secs_f64();
+    let viewer = Viewer::start(
+        Target::open(&ply).unwrap(),
+        &ServeOptions {
+            port: 0,
+            accept_reports: true,
+            live: None,
+        },
+    )
+    .unwrap();
+    let url = view_url(&viewer, &camera, "report=1&bg=1,1,1&bench=10");
+    let browser = Browser::open(&exe, &url, (size, size), "lego");
+    let mut capture = None;
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let bench = loop {
+        match viewer.next_report(deadline.saturating_duration_since(Instant::now())) {
+            Some(PageReport::Capture { rgba, .. }) => capture = Some(rgba),
+            Some(PageReport::Status(s)) if s["status"] == "bench" => break s,
+            Some(PageReport::Status(s)) => first = Some(s),
+            None => panic!(
+                "lego: no report; chromium said {:?}",
+                browser.log.lock().unwrap()
+            ),
+        }
+    };
+    let first = first.unwrap();
+    assert_eq!(first["status"], "ok", "{first}");
+    let capture = capture.unwrap();
+    let p = psnr(&capture, &reference);
+    if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
+        save(&Path::new(&dir).join("lego-cpu.png"), size, size, |i| {
+            [0, 1, 2].map(|c| reference[3 * i + c])
+        });
+        save(&Path::new(&dir).join("lego-page.png"), size, size, |i| {
+            [0, 1, 2].map(|c| capture[4 * i + c] as f32 / 255.0)
+        });
+    }
+    note(&format!(
+        "viewer lego 30k ({} Gaussians) at {size}x{size}: page vs splat_core::render {p:.2} dB (CPU render {cpu_s:.1} s); first page report {first}; frame times {bench}",
+        truth.len()
+    ));
+    assert!(p >= BAR_DB, "lego: {p:.2} dB");
+}
+
+/// Frame times of the page on the lego model for several settings (`-- --ignored`; a probe for
+/// performance work, prints only).
+#[test]
+#[ignore = "needs ../shared/data; prints frame times only"]
+fn lego_frame_time_probe() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED lego_frame_time_probe: no chromium on PATH");
+        return;
+    };
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let ply = data.join("trained/lego_gsplat_30k.ply");
+    let size: u32 = std::env::var("LEGO_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400);
+    let camera = lego_camera(&data, 0, size);
+    let cases =
+        std::env::var("PROBE").unwrap_or("target=rgba32f;target=rgba16f;target=rgba8;sh=0".into());
+    for case in cases.split(';') {
+        let viewer = Viewer::start(
+            Target::open(&ply).unwrap(),
+            &ServeOptions {
+                port: 0,
+                accept_reports: true,
+                live: None,
+            },
+        )
+        .unwrap();
+        let url = view_url(
+            &viewer,
+            &camera,
+            &format!("report=1&bg=1,1,1&bench=5&{case}"),
+        );
+        let browser = Browser::open(&exe, &url, (size, size), "probe");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let bench = loop {
+            match viewer.next_report(deadline.saturating_duration_since(Instant::now())) {
+                Some(PageReport::Status(s)) if s["status"] == "bench" => break s,
+                Some(_) => {}
+                None => panic!(
+                    "probe: no report; chromium said {:?}",
+                    browser.log.lock().unwrap()
+                ),
+            }
+        };
+        note(&format!(
+            "probe {size}x{size} {case}: {}",
+            bench["frameIntervalMs"]
+        ));
+    }
+}

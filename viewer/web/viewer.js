@@ -711,7 +711,11 @@ async function main() {
   const lines = program(gl, LINE_VS, LINE_FS);
 
   // Float target: 8-bit blending would round every one of the many layers of a pixel.
-  const floatTarget = gl.getExtension('EXT_color_buffer_float') ? (gl.getExtension('EXT_float_blend') ? gl.RGBA32F : gl.RGBA16F) : null;
+  const hasFloat = !!gl.getExtension('EXT_color_buffer_float');
+  const f32 = hasFloat && !!gl.getExtension('EXT_float_blend');
+  const wanted = Q.get('target'); // tests and benchmarks: rgba8 | rgba16f | rgba32f
+  const floatTarget = wanted === 'rgba8' ? null : wanted === 'rgba16f' && hasFloat ? gl.RGBA16F
+    : hasFloat ? (f32 ? gl.RGBA32F : gl.RGBA16F) : null;
   let target = null;
   function ensureTarget(w, h) {
     if (!floatTarget) return null;
@@ -889,6 +893,7 @@ async function main() {
   let frameMs = 0;
   function changed() { viewVersion++; dirty = true; requestSort(); }
 
+  const syncPixel = new Uint8Array(4);
   function draw() {
     const W = canvas.width, H = canvas.height;
     const t0 = performance.now();
@@ -943,7 +948,8 @@ async function main() {
       gl.drawArrays(gl.LINES, 0, frustaCount);
       gl.bindVertexArray(null);
     }
-    gl.finish();
+    // gl.finish() does not wait for Chrome's GPU process; reading a pixel back does.
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, syncPixel);
     frameMs = performance.now() - t0;
     $('stats').textContent = `frame ${frameMs.toFixed(1)} ms · sort ${sortMs.toFixed(1)} ms · ${drawCount.toLocaleString()} drawn` +
       (tg ? '' : ' · 8-bit blending');
@@ -960,8 +966,24 @@ async function main() {
     await fetch(`/api/capture?w=${W}&h=${H}`, { method: 'POST', body: flipped });
   }
 
+  // bench=N: after the first report, N more frames of the same view, then their timings.
+  let bench = Q.has('bench') ? { left: +Q.get('bench'), gaps: [], draws: [], last: 0, ready: false } : null;
+  const stats = (a) => {
+    const b = a.slice().sort((x, y) => x - y);
+    return { n: b.length, median: b[b.length >> 1], mean: b.reduce((x, y) => x + y, 0) / Math.max(1, b.length), min: b[0], max: b[b.length - 1] };
+  };
   function frame() {
     resize();
+    if (bench && bench.ready) {
+      const now = performance.now();
+      if (bench.last) { bench.gaps.push(now - bench.last); bench.draws.push(frameMs); }
+      bench.last = now;
+      if (bench.left-- > 0) dirty = true;
+      else {
+        postReport({ status: 'bench', frameIntervalMs: stats(bench.gaps), drawMs: stats(bench.draws), width: canvas.width, height: canvas.height, n: g.n });
+        bench = null;
+      }
+    }
     if (dirty && sortedFor >= 0) {
       dirty = false;
       draw();
@@ -977,7 +999,8 @@ async function main() {
         // Where nothing can be posted back (report.html from disk), tests read the console.
         console.info('spaceport-view status: ' + document.title);
         if (Q.get('report') === '1') {
-          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, version: modelVersion, liveSteps, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }));
+          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, version: modelVersion, liveSteps, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }))
+            .then(() => { if (bench) bench.ready = true; });
         }
       }
     }
