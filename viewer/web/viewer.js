@@ -398,7 +398,8 @@ function packSplats(gl, g) {
 
 // ---------------------------------------------------------------- shaders
 
-const SPLAT_VS = `#version 300 es
+// Projection of one splat (shared by the one-pass vertex shader and the per-splat pre-pass).
+const PROJECT_GLSL = `
 precision highp float;
 precision highp int;
 precision highp sampler2D;
@@ -411,24 +412,20 @@ uniform vec2 u_size;
 uniform vec4 u_lim;
 uniform float u_scale2, u_near;
 uniform bool u_points;
-in vec2 a_corner;
-in uint a_index;
-flat out vec2 v_mean;
-flat out vec3 v_conic;
-flat out float v_opacity;
-flat out vec3 v_color;
 
 vec4 fetch(int i, int k) {
   return texelFetch(u_data, ivec2((i % u_perRow) * u_stride + k, i / u_perRow), 0);
 }
 
-void main() {
-  gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
-  int i = int(a_index);
+// False for a splat the CPU renderer culls; else its quad box [lo, hi] in pixels, centre,
+// conic, opacity and SH colour.
+// axes: the alpha ellipse's major-axis angle and semi-axes (pixels); semi-axis < 0 means the
+// box is the smaller cover.
+bool projectSplat(int i, out vec4 box, out vec2 mean, out vec3 conic, out float opacity, out vec3 color, out vec3 axes) {
   vec4 p0 = fetch(i, 0);
   vec3 mu = p0.xyz;
   vec3 t = u_W * mu + u_t;
-  if (!(t.z > u_near)) return;
+  if (!(t.z > u_near)) return false;
   vec4 c0 = fetch(i, 1), c1 = fetch(i, 2);
   mat3 S = mat3(c0.x, c0.y, c0.z, c0.y, c0.w, c1.x, c0.z, c1.x, c1.y) * u_scale2;
   mat3 C = u_W * S * transpose(u_W);
@@ -443,7 +440,7 @@ void main() {
   float op = p0.w;
   if (u_points) { a = 1.0; b = 0.0; c = 1.0; op = 1.0; }
   float det = a * c - b * b;
-  if (!(det > 0.0)) return;
+  if (!(det > 0.0)) return false;
   vec2 m = vec2(fx * t.x / t.z + u_intr.z, fy * t.y / t.z + u_intr.w);
   float mid = 0.5 * (a + c);
   float r = ceil(3.0 * sqrt(mid + sqrt(max(mid * mid - det, 0.1))));
@@ -453,17 +450,23 @@ void main() {
   vec2 lo = clamp(floor((m - r) / 16.0), vec2(0.0), tiles) * 16.0;
   vec2 hi = clamp(ceil((m + r) / 16.0), vec2(0.0), tiles) * 16.0;
   float k = 2.0 * log(op * 255.0);
-  if (!(k > 0.0) || lo.x >= hi.x || lo.y >= hi.y) return;
+  if (!(k > 0.0) || lo.x >= hi.x || lo.y >= hi.y) return false;
   // Only the box where alpha can reach 1/255 needs fragments.
   vec2 h = sqrt(k * vec2(a, c)) * 1.001 + 1e-3;
   lo = max(lo, m - h);
   hi = min(hi, m + h);
-  if (lo.x >= hi.x || lo.y >= hi.y) return;
-  vec2 px = mix(lo, hi, a_corner);
-  gl_Position = vec4(px.x / u_size.x * 2.0 - 1.0, 1.0 - px.y / u_size.y * 2.0, 0.0, 1.0);
-  v_mean = m;
-  v_conic = vec3(c / det, -b / det, a / det);
-  v_opacity = op;
+  if (lo.x >= hi.x || lo.y >= hi.y) return false;
+  box = vec4(lo, hi);
+  // Thin splats: a quad along the ellipse's axes covers far fewer pixels than the box; the
+  // fragment shader still discards outside the box, so the image is the same.
+  float disc = sqrt(max(mid * mid - det, 0.0));
+  float l1 = mid + disc, l2 = max(mid - disc, 0.0);
+  vec2 v1 = abs(b) > 1e-20 ? normalize(vec2(b, l1 - a)) : (a >= c ? vec2(1.0, 0.0) : vec2(0.0, 1.0));
+  axes = vec3(atan(v1.y, v1.x), sqrt(k * l1) * 1.001 + 1e-3, sqrt(k * l2) * 1.001 + 1e-3);
+  if ((hi.x - lo.x) * (hi.y - lo.y) <= 4.0 * axes.y * axes.z) axes.y = -1.0;
+  mean = m;
+  conic = vec3(c / det, -b / det, a / det);
+  opacity = op;
 
   float sh[48];
   int nt = (u_deg + 1) * (u_deg + 1) * 3;
@@ -497,7 +500,95 @@ void main() {
       }
     }
   }
-  v_color = max(col, vec3(0.0));
+  color = max(col, vec3(0.0));
+  return true;
+}
+`;
+
+// The depth order, 4096 splat indices a row; slot k of the back-to-front order is drawn by
+// vertices 6k..6k+5 (two triangles). Not instanced: SwiftShader pays per instance.
+const ORDER_GLSL = `
+uniform highp usampler2D u_order;
+const vec2 CORNERS[6] = vec2[6](vec2(0.0, 0.0), vec2(1.0, 0.0), vec2(0.0, 1.0), vec2(0.0, 1.0), vec2(1.0, 0.0), vec2(1.0, 1.0));
+flat out vec2 v_mean;
+flat out vec3 v_conic;
+flat out float v_opacity;
+flat out vec3 v_color;
+flat out vec4 v_box;
+void emit(vec4 box, vec2 m, vec3 axes, vec2 corner) {
+  vec2 px;
+  if (axes.y < 0.0) px = mix(box.xy, box.zw, corner);
+  else {
+    vec2 v1 = vec2(cos(axes.x), sin(axes.x)), v2 = vec2(-v1.y, v1.x);
+    vec2 s = corner * 2.0 - 1.0;
+    px = m + s.x * axes.y * v1 + s.y * axes.z * v2;
+  }
+  gl_Position = vec4(px.x / u_size.x * 2.0 - 1.0, 1.0 - px.y / u_size.y * 2.0, 0.0, 1.0);
+  v_box = box;
+}
+`;
+
+// One pass: every vertex projects its splat (6 times per splat).
+const SPLAT_VS = `#version 300 es
+precision highp float;
+precision highp int;
+precision highp sampler2D;
+${PROJECT_GLSL}
+${ORDER_GLSL}
+void main() {
+  gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
+  int slot = gl_VertexID / 6;
+  int i = int(texelFetch(u_order, ivec2(slot & 4095, slot >> 12), 0).r);
+  vec4 box; vec2 m; vec3 conic; float op; vec3 col; vec3 axes;
+  if (!projectSplat(i, box, m, conic, op, col, axes)) return;
+  emit(box, m, axes, CORNERS[gl_VertexID - slot * 6]);
+  v_mean = m; v_conic = conic; v_opacity = op; v_color = col;
+}`;
+
+// Pre-pass: one fragment per splat (texel i % 4096, i / 4096) writes its projection once.
+const PRE_VS = `#version 300 es
+const vec2 P[3] = vec2[3](vec2(-1.0, -1.0), vec2(3.0, -1.0), vec2(-1.0, 3.0));
+void main() { gl_Position = vec4(P[gl_VertexID], 0.0, 1.0); }`;
+const PRE_FS = `#version 300 es
+precision highp float;
+precision highp int;
+precision highp sampler2D;
+${PROJECT_GLSL}
+uniform int u_count;
+layout(location = 0) out vec4 o_box;
+layout(location = 1) out vec4 o_mean;
+layout(location = 2) out vec4 o_conic;
+layout(location = 3) out vec4 o_color;
+void main() {
+  int i = int(gl_FragCoord.y) * 4096 + int(gl_FragCoord.x);
+  vec4 box; vec2 m; vec3 conic; float op; vec3 col; vec3 axes;
+  if (i >= u_count || !projectSplat(i, box, m, conic, op, col, axes)) {
+    o_box = vec4(1.0, 1.0, 0.0, 0.0);
+    return;
+  }
+  o_box = box; o_mean = vec4(m, op, axes.x); o_conic = vec4(conic, axes.y); o_color = vec4(col, axes.z);
+}`;
+
+// Quads from the pre-pass.
+const QUAD_VS = `#version 300 es
+precision highp float;
+precision highp int;
+precision highp sampler2D;
+uniform vec2 u_size;
+uniform sampler2D u_box, u_mean, u_conic, u_color;
+${ORDER_GLSL}
+void main() {
+  gl_Position = vec4(2.0, 2.0, 2.0, 1.0);
+  int slot = gl_VertexID / 6;
+  int i = int(texelFetch(u_order, ivec2(slot & 4095, slot >> 12), 0).r);
+  ivec2 at = ivec2(i & 4095, i >> 12);
+  vec4 box = texelFetch(u_box, at, 0);
+  if (box.x >= box.z || box.y >= box.w) return;
+  vec4 mo = texelFetch(u_mean, at, 0), co = texelFetch(u_conic, at, 0), cl = texelFetch(u_color, at, 0);
+  emit(box, mo.xy, vec3(mo.w, co.w, cl.w), CORNERS[gl_VertexID - slot * 6]);
+  v_mean = mo.xy; v_opacity = mo.z;
+  v_conic = co.xyz;
+  v_color = cl.xyz;
 }`;
 
 const SPLAT_FS = `#version 300 es
@@ -506,10 +597,13 @@ flat in vec2 v_mean;
 flat in vec3 v_conic;
 flat in float v_opacity;
 flat in vec3 v_color;
+flat in vec4 v_box;
 uniform float u_height;
 out vec4 o;
 void main() {
-  vec2 d = v_mean - vec2(gl_FragCoord.x, u_height - gl_FragCoord.y);
+  vec2 p = vec2(gl_FragCoord.x, u_height - gl_FragCoord.y);
+  if (p.x < v_box.x || p.x > v_box.z || p.y < v_box.y || p.y > v_box.w) discard;
+  vec2 d = v_mean - p;
   float power = -0.5 * (v_conic.x * d.x * d.x + v_conic.z * d.y * d.y) - v_conic.y * d.x * d.y;
   if (power > 0.0) discard;
   float alpha = min(0.99, v_opacity * exp(power));
@@ -707,6 +801,32 @@ async function main() {
 
   let data = packSplats(gl, g);
   const splat = program(gl, SPLAT_VS, SPLAT_FS);
+  // The per-splat pre-pass needs float colour targets (4 of them); else every vertex projects.
+  const canPre = !!gl.getExtension('EXT_color_buffer_float') && gl.getParameter(gl.MAX_DRAW_BUFFERS) >= 4 && Q.get('prepass') !== '0';
+  const pre = canPre ? program(gl, PRE_VS, PRE_FS) : null;
+  const quad = canPre ? program(gl, QUAD_VS, SPLAT_FS) : null;
+  let preTarget = null;
+  function ensurePre(n) {
+    const rows = Math.max(1, Math.ceil(n / 4096));
+    if (preTarget && preTarget.rows === rows) return preTarget;
+    if (preTarget) { preTarget.tex.forEach((t) => gl.deleteTexture(t)); gl.deleteFramebuffer(preTarget.fb); }
+    const fb = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, fb);
+    const tex = [0, 1, 2, 3].map((k) => {
+      const t = gl.createTexture();
+      gl.bindTexture(gl.TEXTURE_2D, t);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+      gl.texStorage2D(gl.TEXTURE_2D, 1, gl.RGBA32F, 4096, rows);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + k, gl.TEXTURE_2D, t, 0);
+      return t;
+    });
+    gl.drawBuffers([0, 1, 2, 3].map((k) => gl.COLOR_ATTACHMENT0 + k));
+    const ok = gl.checkFramebufferStatus(gl.FRAMEBUFFER) === gl.FRAMEBUFFER_COMPLETE;
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    preTarget = ok ? { fb, tex, rows } : null;
+    return preTarget;
+  }
   const copy = program(gl, COPY_VS, COPY_FS);
   const lines = program(gl, LINE_VS, LINE_FS);
 
@@ -735,23 +855,24 @@ async function main() {
     return target;
   }
 
-  // Quad corners (static) and per-instance splat indices (the sort's output).
+  // The sort's output as an R32UI texture (the vertex shader reads it by gl_VertexID).
   const vao = gl.createVertexArray();
-  gl.bindVertexArray(vao);
-  const quad = gl.createBuffer();
-  gl.bindBuffer(gl.ARRAY_BUFFER, quad);
-  gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([0, 0, 1, 0, 0, 1, 1, 1]), gl.STATIC_DRAW);
-  const aCorner = gl.getAttribLocation(splat.p, 'a_corner');
-  gl.enableVertexAttribArray(aCorner);
-  gl.vertexAttribPointer(aCorner, 2, gl.FLOAT, false, 0, 0);
-  const order = gl.createBuffer();
-  gl.bindBuffer(gl.ARRAY_BUFFER, order);
-  gl.bufferData(gl.ARRAY_BUFFER, 4, gl.DYNAMIC_DRAW);
-  const aIndex = gl.getAttribLocation(splat.p, 'a_index');
-  gl.enableVertexAttribArray(aIndex);
-  gl.vertexAttribIPointer(aIndex, 1, gl.UNSIGNED_INT, 0, 0);
-  gl.vertexAttribDivisor(aIndex, 1);
-  gl.bindVertexArray(null);
+  const orderTex = gl.createTexture();
+  let orderRows = 0;
+  function uploadOrder(order) {
+    const rows = Math.max(1, Math.ceil(order.length / 4096));
+    const padded = new Uint32Array(rows * 4096);
+    padded.set(order);
+    gl.bindTexture(gl.TEXTURE_2D, orderTex);
+    if (rows !== orderRows) {
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32UI, 4096, rows, 0, gl.RED_INTEGER, gl.UNSIGNED_INT, padded);
+      orderRows = rows;
+    } else {
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, 4096, rows, gl.RED_INTEGER, gl.UNSIGNED_INT, padded);
+    }
+  }
   let drawCount = 0;
 
   // Scene extent for default views and frustum size.
@@ -878,8 +999,7 @@ async function main() {
     sortBusy = false;
     if (e.data.model !== modelVersion) { requestSort(); return; } // sorted for the previous snapshot
     sortMs = e.data.ms;
-    gl.bindBuffer(gl.ARRAY_BUFFER, order);
-    gl.bufferData(gl.ARRAY_BUFFER, e.data.order, gl.DYNAMIC_DRAW);
+    uploadOrder(e.data.order);
     drawCount = e.data.order.length;
     sortedFor = e.data.id;
     dirty = true;
@@ -905,8 +1025,10 @@ async function main() {
     const R = view.Rm(), t = view.t();
     const [fx, fy, cx, cy] = view.intr;
     const Wm = [R[0], R[3], R[6], R[1], R[4], R[7], R[2], R[5], R[8]]; // column-major for GL
-    gl.useProgram(splat.p);
-    const u = splat.u;
+    const pt = pre ? ensurePre(g.n) : null;
+    const proj = pt ? pre : splat;
+    gl.useProgram(proj.p);
+    const u = proj.u;
     gl.activeTexture(gl.TEXTURE0);
     gl.bindTexture(gl.TEXTURE_2D, data.tex);
     gl.uniform1i(u.u_data, 0);
@@ -924,11 +1046,33 @@ async function main() {
     gl.uniform1f(u.u_scale2, sc * sc);
     gl.uniform1f(u.u_near, NEAR);
     gl.uniform1i(u.u_points, $('points').checked ? 1 : 0);
-    gl.uniform1f(u.u_height, H);
+    gl.bindVertexArray(vao);
+    let q = splat;
+    if (pt) {
+      // Project every splat once into the pre-pass textures, then draw quads from them.
+      gl.uniform1i(u.u_count, g.n);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, pt.fb);
+      gl.viewport(0, 0, 4096, pt.rows);
+      gl.drawArrays(gl.TRIANGLES, 0, 3);
+      gl.bindFramebuffer(gl.FRAMEBUFFER, tg ? tg.fb : null);
+      gl.viewport(0, 0, W, H);
+      q = quad;
+      gl.useProgram(q.p);
+      gl.uniform2f(q.u.u_size, W, H);
+      ['u_box', 'u_mean', 'u_conic', 'u_color'].forEach((name, k) => {
+        gl.activeTexture(gl.TEXTURE2 + k);
+        gl.bindTexture(gl.TEXTURE_2D, pt.tex[k]);
+        gl.uniform1i(q.u[name], 2 + k);
+      });
+    }
+    gl.uniform1f(q.u.u_height, H);
     gl.enable(gl.BLEND);
     gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
-    gl.bindVertexArray(vao);
-    if (drawCount > 0) gl.drawArraysInstanced(gl.TRIANGLE_STRIP, 0, 4, drawCount);
+    gl.activeTexture(gl.TEXTURE1);
+    gl.bindTexture(gl.TEXTURE_2D, orderTex);
+    gl.uniform1i(q.u.u_order, 1);
+    if (drawCount > 0) gl.drawArrays(gl.TRIANGLES, 0, 6 * drawCount);
+    gl.activeTexture(gl.TEXTURE0);
     gl.bindVertexArray(null);
     gl.disable(gl.BLEND);
     if (tg) {
@@ -999,7 +1143,7 @@ async function main() {
         // Where nothing can be posted back (report.html from disk), tests read the console.
         console.info('spaceport-view status: ' + document.title);
         if (Q.get('report') === '1') {
-          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, version: modelVersion, liveSteps, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }))
+          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, prepass: !!preTarget, version: modelVersion, liveSteps, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }))
             .then(() => { if (bench) bench.ready = true; });
         }
       }
