@@ -252,7 +252,8 @@ fn route(st: &State, req: &mut Request) -> Resp {
         (Method::Get, "/api/snapshot.ply") if st.live.is_some() => {
             let (version, ply) = st.live.as_ref().map(|f| f.latest()).unwrap_or_default();
             if version == 0 {
-                boxed(text(404, "no snapshot yet"))
+                // 204, not 404: the page polls for the first one and a 404 would log an error.
+                boxed(text(204, ""))
             } else {
                 boxed(
                     Response::from_data(ply.as_slice().to_vec())

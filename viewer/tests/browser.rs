@@ -111,13 +111,17 @@ impl Browser {
         None
     }
 
-    /// Console lines Chromium logged at error level or for uncaught exceptions.
+    /// Console lines for uncaught exceptions and failed loads (Chromium logs every console line
+    /// at INFO; `console.error` calls are caught by the page's own hook and sent in `errors`).
     fn console_errors(&self) -> Vec<String> {
         self.log
             .lock()
             .unwrap()
             .iter()
-            .filter(|l| l.contains("CONSOLE") && (l.contains("Uncaught") || l.contains(":ERROR:")))
+            .filter(|l| {
+                l.contains("CONSOLE")
+                    && (l.contains("Uncaught") || l.contains("Failed to load resource"))
+            })
             .cloned()
             .collect()
     }

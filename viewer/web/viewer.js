@@ -762,11 +762,11 @@ async function main() {
   async function fetchSnapshot() {
     for (;;) {
       const r = await fetch('/api/snapshot.ply', { cache: 'no-store' });
-      if (r.ok) {
+      if (r.status === 200) {
         const v = +(r.headers.get('X-Snapshot-Version') || 0);
         return { v, g: parsePly(new Uint8Array(await r.arrayBuffer()), 'snapshot') };
       }
-      if (r.status !== 404) throw bad(`live view: snapshot: HTTP ${r.status}`);
+      if (r.status !== 204) throw bad(`live view: snapshot: HTTP ${r.status}`);
       showMessage('waiting for the first training snapshot …', true);
       await new Promise((res) => setTimeout(res, 500));
     }
