@@ -874,3 +874,48 @@ fn lego_frame_time_probe() {
         ));
     }
 }
+
+/// A SOG v1 folder (PlayCanvas's logo from the original SOGS tool, 307k Gaussians, in
+/// ../shared/data): the page decodes it like sogs-codec does and matches splat_core::render.
+#[test]
+fn sog_v1_folder_matches_cpu_renderer() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED sog_v1_folder_matches_cpu_renderer: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sog/playcanvas_logo_sogs_v1");
+    if !dir.join("meta.json").is_file() {
+        note(&format!(
+            "SKIPPED sog_v1_folder_matches_cpu_renderer: {} missing",
+            dir.display()
+        ));
+        return;
+    }
+    let truth = sogs_codec::read_sog(&dir).unwrap();
+    let (lo, hi) = truth
+        .means
+        .iter()
+        .fold(([f64::MAX; 3], [f64::MIN; 3]), |(lo, hi), m| {
+            (
+                [0, 1, 2].map(|a| lo[a].min(m[a] as f64)),
+                [0, 1, 2].map(|a| hi[a].max(m[a] as f64)),
+            )
+        });
+    let centre = glam::DVec3::from_array([0, 1, 2].map(|a| 0.5 * (lo[a] + hi[a])));
+    let radius = 0.5 * glam::DVec3::from_array([0, 1, 2].map(|a| hi[a] - lo[a])).length();
+    // The logo's up is -y (PlayCanvas shows it turned 180 degrees about z).
+    let eye = centre + glam::DVec3::new(0.3, -0.2, 1.0).normalize() * 2.2 * radius;
+    let camera = Camera::look_at(256, 192, 0.9, eye, centre, -glam::DVec3::Y);
+    let t = Target::open(&dir).unwrap();
+    assert!(t.problem.is_none(), "{:?}", t.problem);
+    assert_eq!(t.kind, spaceport_view::ModelKind::SogFolder);
+    let p = check_render(
+        &exe,
+        t,
+        &truth,
+        &camera,
+        "SOG v1 folder (playcanvas_logo_sogs_v1)",
+    );
+    assert!(p >= BAR_DB, "SOG v1: {p:.2} dB < {BAR_DB}");
+}

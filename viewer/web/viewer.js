@@ -162,10 +162,8 @@ async function readSog(gl, getFile, label) {
   } catch (e) {
     throw bad(`${label}: meta.json is not valid JSON (${e.message})`);
   }
-  if (meta.version !== 2) {
-    throw bad(`${label}: SOG version ${meta.version === undefined ? '1 (no version key)' : meta.version} ` +
-      'is not supported by the viewer (version 2 is); convert with `spaceport decompress` then `spaceport compress`');
-  }
+  if (meta.version === undefined) return readSogV1(gl, getFile, label, meta);
+  if (meta.version !== 2) throw bad(`${label}: SOG version ${meta.version} (1 and 2 are supported)`);
   const n = meta.count;
   if (!Number.isInteger(n) || n <= 0) throw bad(`${label}: meta.json count ${n} is not a positive integer`);
   const need = (obj, what, k) => {
@@ -253,6 +251,87 @@ async function readSog(gl, getFile, label) {
           if (b >= ncb.length) throw bad(`${label}: Gaussian ${i}: SH codebook index beyond the codebook`);
           g.sh[(i * nc + 1 + jj) * 3 + ch] = ncb[b];
         }
+      }
+    }
+  }
+  return g;
+}
+
+// SOG v1 (the original SOGS layout, no `version` key): per-channel min/max instead of codebooks,
+// opacity as a logit in sh0's alpha, SH palette bands told by the centroid image width.
+async function readSogV1(gl, getFile, label, meta) {
+  const n = meta.means && Array.isArray(meta.means.shape) ? meta.means.shape[0] : undefined;
+  if (!Number.isInteger(n) || n <= 0) throw bad(`${label}: meta.json (SOG v1): means.shape[0] is not a positive count`);
+  const range = (obj, what, k) => {
+    const ok = (a) => (k === 1 ? typeof a === 'number' && isFinite(a) : Array.isArray(a) && a.length >= k && a.every(isFinite));
+    if (!obj || !ok(obj.mins) || !ok(obj.maxs) || !Array.isArray(obj.files) || !obj.files.length) {
+      throw bad(`${label}: meta.json (SOG v1): \`${what}\` needs mins, maxs and files`);
+    }
+    return obj;
+  };
+  const img = async (name) => decodeImage(gl, await getFile(name), `${label}: ${name}`);
+  const perSplat = async (name) => {
+    const im = await img(name);
+    if (im.width * im.height < n) throw bad(`${label}: ${name}: ${im.width}x${im.height} texels cannot hold ${n} Gaussians`);
+    return im.data;
+  };
+  const lerp = (b, lo, hi) => lo + (hi - lo) * (b / 255);
+  const mm = range(meta.means, 'means', 3), sm = range(meta.scales, 'scales', 3), cm = range(meta.sh0, 'sh0', 4);
+  if (mm.files.length < 2) throw bad(`${label}: meta.json (SOG v1): means needs two files`);
+  const quatFiles = Array.isArray(meta.quats) ? meta.quats : meta.quats && meta.quats.files;
+  if (!Array.isArray(quatFiles) || !quatFiles.length) throw bad(`${label}: meta.json (SOG v1): quats needs a file`);
+  const lo = await perSplat(mm.files[0]), hi = await perSplat(mm.files[1]);
+  const qd = await perSplat(quatFiles[0]), sd = await perSplat(sm.files[0]), cd = await perSplat(cm.files[0]);
+  let deg = 0, cen = null;
+  const shn = meta.shN;
+  if (shn) {
+    range(shn, 'shN', 1);
+    if (shn.files.length < 2) throw bad(`${label}: meta.json (SOG v1): shN needs two files`);
+    cen = await img(shn.files[0]);
+    deg = { 192: 1, 512: 2, 960: 3 }[cen.width];
+    if (!deg) throw bad(`${label}: ${shn.files[0]}: centroid image is ${cen.width} wide; expected 192, 512 or 960`);
+  }
+  const nc = shCoeffs(deg);
+  const g = {
+    n, degree: deg,
+    means: new Float32Array(3 * n), logScales: new Float32Array(3 * n), quats: new Float32Array(4 * n),
+    opacity: new Float32Array(n), sh: new Float32Array(n * nc * 3),
+  };
+  const invLog = (v) => Math.sign(v) * Math.expm1(Math.abs(v));
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < 3; a++) {
+      const q = lo[4 * i + a] | (hi[4 * i + a] << 8);
+      let span = mm.maxs[a] - mm.mins[a];
+      if (span === 0) span = 1;
+      g.means[3 * i + a] = invLog(mm.mins[a] + span * (q / 65535));
+      g.logScales[3 * i + a] = lerp(sd[4 * i + a], sm.mins[a], sm.maxs[a]);
+      g.sh[i * nc * 3 + a] = lerp(cd[4 * i + a], cm.mins[a], cm.maxs[a]);
+    }
+    const logit = Math.fround(lerp(cd[4 * i + 3], cm.mins[3], cm.maxs[3]));
+    g.opacity[i] = 1 / (1 + Math.exp(-logit));
+    const tag = qd[4 * i + 3];
+    if (tag < 252) throw bad(`${label}: Gaussian ${i}: quaternion tag ${tag} is not 252..255`);
+    const m = tag - 252;
+    let j = 0, ss = 0;
+    for (let k = 0; k < 4; k++) {
+      if (k === m) continue;
+      const c = (qd[4 * i + j] / 255 * 2 - 1) / Math.SQRT2;
+      g.quats[4 * i + k] = c;
+      ss += c * c;
+      j++;
+    }
+    g.quats[4 * i + m] = Math.sqrt(Math.max(0, 1 - ss));
+  }
+  if (deg > 0) {
+    const k = nc - 1, palette = 64 * cen.height;
+    const lab = await perSplat(shn.files[1]);
+    for (let i = 0; i < n; i++) {
+      const l = lab[4 * i] | (lab[4 * i + 1] << 8);
+      if (l >= palette) throw bad(`${label}: Gaussian ${i}: SH label ${l} beyond the ${palette}-entry palette`);
+      const x0 = (l % 64) * k, y = Math.floor(l / 64);
+      for (let jj = 0; jj < k; jj++) {
+        const t = 4 * (y * cen.width + x0 + jj);
+        for (let ch = 0; ch < 3; ch++) g.sh[(i * nc + 1 + jj) * 3 + ch] = lerp(cen.data[t + ch], shn.mins, shn.maxs);
       }
     }
   }
