@@ -85,6 +85,9 @@ pub struct RunArgs {
     /// Print the effective configuration as YAML and exit.
     #[arg(long)]
     pub dump_config: bool,
+    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
+    #[arg(long)]
+    pub view: bool,
 }
 
 impl RunArgs {
@@ -130,6 +133,9 @@ pub struct TrainArgs {
     /// Print the effective configuration as YAML and exit.
     #[arg(long)]
     pub dump_config: bool,
+    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
+    #[arg(long)]
+    pub view: bool,
 }
 
 impl TrainArgs {
@@ -204,4 +210,20 @@ pub struct CompressArgs {
     /// Texel layout.
     #[arg(long, value_enum, default_value = "hilbert")]
     pub sort: Sort,
+}
+
+/// Arguments of `spaceport view`.
+#[derive(Args, Debug)]
+pub struct ViewArgs {
+    /// A `.sog`, a `.ply`, a SOG folder, or a `spaceport run` output folder.
+    pub path: PathBuf,
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8321)]
+    pub port: u16,
+    /// Print the URL without opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Write PATH/report.html (report.md, pictures and the viewer in one file) instead of serving.
+    #[arg(long)]
+    pub html: bool,
 }

@@ -64,6 +64,12 @@ pub trait Events: Sync {
     fn progress_end(&self, _task: Task) {}
     /// A training step finished.
     fn train_step(&self, _step: &TrainStep) {}
+    /// Whether the Gaussians after training step `iteration` are wanted (a live view).
+    fn wants_snapshot(&self, _iteration: usize) -> bool {
+        false
+    }
+    /// The Gaussians after a training step, when [`Events::wants_snapshot`] asked for them.
+    fn snapshot(&self, _iteration: usize, _gaussians: &splat_core::Gaussians) {}
 }
 
 /// The silent observer.

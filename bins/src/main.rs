@@ -3,6 +3,7 @@
 
 mod cli;
 mod console;
+mod live;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ enum Command {
     },
     /// Print the GPU, driver and memory, and run a short render self-test against the CPU.
     GpuInfo,
+    /// Look at a .sog, a .ply or a run folder in the browser (a local page on 127.0.0.1).
+    View(cli::ViewArgs),
     /// Run a grid of training configurations on one scene (results.csv + chart.png).
     Sweep {
         /// Sweep description (YAML: scene, downscale, base, grid).
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Sweep { spec, out } => cmd_sweep(&spec, &out, &con),
+        Command::View(a) => cmd_view(a),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -112,7 +116,12 @@ fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
         from,
     };
     console::install_ctrlc();
-    match pipeline::run(&opts, &STOP, con)? {
+    let live = a.view.then(|| live::start(con, vec![])).transpose()?;
+    let events: &dyn spaceport::Events = match &live {
+        Some(l) => l,
+        None => con,
+    };
+    match pipeline::run(&opts, &STOP, events)? {
         RunOutcome::Finished { report, seconds } => {
             println!("{report}");
             println!("finished in {seconds:.1} s -> {}", opts.out.display());
@@ -145,7 +154,13 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         resume: a.resume,
     };
     console::install_ctrlc();
-    match training::train_job(&job, cfg, &STOP, con)? {
+    // The scene is loaded inside the job: the live view of `train` shows no camera frusta.
+    let live = a.view.then(|| live::start(con, Vec::new())).transpose()?;
+    let events: &dyn spaceport::Events = match &live {
+        Some(l) => l,
+        None => con,
+    };
+    match training::train_job(&job, cfg, &STOP, events)? {
         Trained::Done(m) => {
             println!("done: {} -> {}", tools::train_summary(&m), out.display());
             Ok(ExitCode::SUCCESS)
@@ -195,5 +210,30 @@ fn cmd_sweep(spec: &std::path::Path, out: &std::path::Path, con: &Console) -> Cm
         println!("{i}: {}", tools::sweep_summary(r));
     }
     println!("results in {}", out.join("results.csv").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_view(a: cli::ViewArgs) -> CmdResult {
+    let err = |e: spaceport_view::ViewError| PipelineError::Invalid(e.to_string());
+    if a.html {
+        let out = spaceport_view::report::write_report_html(&a.path).map_err(err)?;
+        println!("wrote {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = spaceport_view::Target::open(&a.path).map_err(err)?;
+    if let Some(p) = &target.problem {
+        eprintln!("warning: {p} (the page will show this)");
+    }
+    let opts = spaceport_view::ServeOptions {
+        port: a.port,
+        ..Default::default()
+    };
+    let viewer = spaceport_view::Viewer::start(target, &opts).map_err(err)?;
+    let url = viewer.url();
+    println!("serving {} on {url} (Ctrl-C to stop)", a.path.display());
+    if !a.no_browser && !spaceport_view::open_browser(&url) {
+        eprintln!("could not start a browser; open {url} yourself");
+    }
+    viewer.wait();
     Ok(ExitCode::SUCCESS)
 }

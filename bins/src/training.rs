@@ -275,6 +275,12 @@ fn drive(
             rate,
             monitor_psnr: info.monitor_psnr,
         });
+        // A failed snapshot only costs the live view a frame, never the training.
+        if events.wants_snapshot(info.iteration) {
+            if let Ok(s) = t.snapshot() {
+                events.snapshot(info.iteration, &s.params);
+            }
+        }
         if every > 0 && info.iteration % every == 0 {
             // A failed checkpoint (a full disk) costs only the ability to resume: training
             // goes on and the final outputs are still written.

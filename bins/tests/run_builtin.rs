@@ -119,6 +119,7 @@ fn builtin_scene_end_to_end_with_kill_and_resume() {
     for f in [
         "report.md",
         "report.png",
+        "report.html",
         "sparse/0/cameras.bin",
         "input/ground_truth/images.txt",
     ] {

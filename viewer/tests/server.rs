@@ -1,0 +1,251 @@
+//! The server answers only on 127.0.0.1, only with the page and the files of PATH, and refuses
+//! path traversal however it is spelled.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use spaceport_view::{ServeOptions, Target, Viewer};
+use splat_core::demo::demo_gaussians;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("spv-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A raw HTTP/1.1 request, so that `..` and odd escapes reach the server unnormalised.
+fn raw(port: u16, method: &str, target: &str, host: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => buf[p + 4..].to_vec(),
+        None => vec![],
+    };
+    (code, body)
+}
+
+fn get(port: u16, target: &str) -> (u16, Vec<u8>) {
+    raw(port, "GET", target, &format!("127.0.0.1:{port}"))
+}
+
+/// A run-like folder: point_cloud.ply, an image, a secret beside the folder, a symlink out.
+fn run_folder(tag: &str) -> (PathBuf, PathBuf) {
+    let base = temp_dir(tag);
+    let run = base.join("run");
+    std::fs::create_dir_all(run.join("images")).unwrap();
+    let mut g = demo_gaussians();
+    g.retain_mask(&(0..g.len()).map(|i| i % 50 == 0).collect::<Vec<_>>());
+    splat_core::ply::write_ply(run.join("point_cloud.ply"), &g).unwrap();
+    std::fs::write(run.join("images/a b.png"), b"png").unwrap();
+    std::fs::write(base.join("secret.txt"), b"secret").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(base.join("secret.txt"), run.join("link.txt")).unwrap();
+    (base, run)
+}
+
+fn start(path: &Path) -> Viewer {
+    let t = Target::open(path).unwrap();
+    Viewer::start(t, &ServeOptions::default()).unwrap()
+}
+
+#[test]
+fn serves_page_scene_and_files_of_path() {
+    let (base, run) = run_folder("files");
+    let v = start(&run);
+    let p = v.port();
+    assert!(v.url().starts_with("http://127.0.0.1:"));
+    let (c, body) = get(p, "/");
+    assert_eq!(c, 200);
+    assert!(String::from_utf8_lossy(&body).contains("viewer.js"));
+    assert_eq!(get(p, "/viewer.js").0, 200);
+    assert_eq!(get(p, "/sort-worker.js").0, 200);
+    let (c, body) = get(p, "/api/scene");
+    assert_eq!(c, 200);
+    let scene: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(scene["kind"], "ply");
+    assert_eq!(scene["url"], "/files/point_cloud.ply");
+    assert!(scene["problem"].is_null(), "{scene}");
+    let (c, body) = get(p, "/files/point_cloud.ply");
+    assert_eq!(c, 200);
+    assert_eq!(body, std::fs::read(run.join("point_cloud.ply")).unwrap());
+    assert_eq!(get(p, "/files/images/a%20b.png"), (200, b"png".to_vec()));
+    assert_eq!(get(p, "/files/missing.bin").0, 404);
+    assert_eq!(get(p, "/elsewhere").0, 404);
+    drop(v);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn refuses_path_traversal() {
+    let (base, run) = run_folder("traversal");
+    let v = start(&run);
+    let p = v.port();
+    for t in [
+        "/files/../secret.txt",
+        "/files/images/../../secret.txt",
+        "/files/%2e%2e/secret.txt",
+        "/files/%2E%2E%2Fsecret.txt",
+        "/files/images%2f..%2f..%2fsecret.txt",
+        "/files/..%5csecret.txt",
+        "/files//etc/passwd",
+        "/files/%2fetc%2fpasswd",
+        "/files/%252e%252e/secret.txt",
+        "/files/link.txt",
+        "/files/%",
+    ] {
+        let (c, body) = get(p, t);
+        assert!(c == 403 || c == 404, "{t}: {c}");
+        assert_ne!(body, b"secret", "{t} leaked the file");
+    }
+    // A double-encoded dot pair decodes once to the literal name `%2e%2e`, which does not exist.
+    assert_eq!(get(p, "/files/%252e%252e/secret.txt").0, 404);
+    assert_eq!(get(p, "/files/../secret.txt").0, 403);
+    drop(v);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn single_file_path_serves_only_that_file() {
+    let (base, run) = run_folder("single");
+    let v = start(&run.join("point_cloud.ply"));
+    let p = v.port();
+    assert_eq!(get(p, "/files/point_cloud.ply").0, 200);
+    assert_eq!(get(p, "/files/images/a%20b.png").0, 404);
+    drop(v);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn refuses_foreign_hosts_and_posts() {
+    let (base, run) = run_folder("host");
+    let v = start(&run);
+    let p = v.port();
+    // DNS rebinding: a page on another name pointed at 127.0.0.1 sends its own Host.
+    assert_eq!(raw(p, "GET", "/api/scene", "evil.example:80").0, 403);
+    assert_eq!(raw(p, "GET", "/", &format!("localhost:{p}")).0, 200);
+    // Reports are only taken when the server is started for a test.
+    assert_eq!(
+        raw(p, "POST", "/api/report", &format!("127.0.0.1:{p}")).0,
+        405
+    );
+    assert_eq!(
+        raw(
+            p,
+            "PUT",
+            "/files/point_cloud.ply",
+            &format!("127.0.0.1:{p}")
+        )
+        .0,
+        405
+    );
+    drop(v);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Every non-loopback IPv4 address of this machine (from /proc/net/fib_trie's local routes).
+fn local_addresses() -> Vec<std::net::Ipv4Addr> {
+    let Ok(t) = std::fs::read_to_string("/proc/net/fib_trie") else {
+        return vec![];
+    };
+    let lines: Vec<&str> = t.lines().collect();
+    let mut out = vec![];
+    for w in lines.windows(2) {
+        if w[1].contains("/32 host LOCAL") {
+            if let Some(ip) = w[0].split_whitespace().last().and_then(|s| s.parse().ok()) {
+                let ip: std::net::Ipv4Addr = ip;
+                if !ip.is_loopback() && !out.contains(&ip) {
+                    out.push(ip);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn listens_on_loopback_only() {
+    let (base, run) = run_folder("loopback");
+    let v = start(&run);
+    let p = v.port();
+    assert!(TcpStream::connect(("127.0.0.1", p)).is_ok());
+    let addrs = local_addresses();
+    if addrs.is_empty() {
+        writeln_stderr(
+            "listens_on_loopback_only: no non-loopback address here; only 127.0.0.1 checked",
+        );
+    }
+    for ip in addrs {
+        assert!(
+            TcpStream::connect((ip, p)).is_err(),
+            "server answered on {ip}:{p}"
+        );
+    }
+    drop(v);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Writes past the test harness's capture, so that the note is seen in CI logs.
+fn writeln_stderr(s: &str) {
+    let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+#[test]
+fn run_folder_cameras_and_bad_files_are_reported() {
+    use sfm_core::colmap::{Camera, Image, Reconstruction};
+    let (base, run) = run_folder("cameras");
+    let sparse = run.join("sparse/0");
+    std::fs::create_dir_all(&sparse).unwrap();
+    let rec = Reconstruction {
+        cameras: vec![Camera::pinhole(1, 64, 48, 50.0, 50.0, 32.0, 24.0)],
+        images: vec![Image {
+            id: 1,
+            qvec: [1.0, 0.0, 0.0, 0.0],
+            tvec: [0.0, 0.0, 3.0],
+            camera_id: 1,
+            name: "a b.png".into(),
+            points2d: vec![],
+        }],
+        points3d: vec![],
+    };
+    sfm_core::colmap::write_text(&sparse, &rec).unwrap();
+    let t = Target::open(&run).unwrap();
+    assert_eq!(t.cameras.len(), 1);
+    let j = t.scene_json();
+    assert_eq!(j["cameras"][0]["image"], "/files/images/a%20b.png");
+    assert_eq!(j["cameras"][0]["t"][2], 3.0);
+
+    // Truncated .sog and a PLY with NaN are named with their problem.
+    let g = demo_gaussians();
+    let bytes = splat_core::ply::encode_ply(Path::new("x.ply"), &g).unwrap();
+    let mut nan = bytes.clone();
+    // The first vertex's x sits right after the header.
+    let hdr = nan.windows(11).position(|w| w == b"end_header\n").unwrap() + 11;
+    nan[hdr..hdr + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(base.join("nan.ply"), &nan).unwrap();
+    let t = Target::open(&base.join("nan.ply")).unwrap();
+    let p = t.problem.expect("NaN PLY must be flagged");
+    assert!(p.contains("nan.ply"), "{p}");
+    std::fs::write(base.join("cut.sog"), b"PK\x03\x04 not really a zip").unwrap();
+    let t = Target::open(&base.join("cut.sog")).unwrap();
+    assert!(t
+        .problem
+        .expect("truncated .sog must be flagged")
+        .contains("cut.sog"));
+    assert!(Target::open(&base.join("nothing.sog")).is_err());
+    assert!(Target::open(&base.join("secret.txt")).is_err());
+    std::fs::remove_dir_all(&base).unwrap();
+}
