@@ -22,7 +22,12 @@ fn random_state(n: usize, rng: &mut ChaCha8Rng) -> SessionState {
         g.push(
             [0, 1, 2].map(|_| rng.random_range(-1.0..1.0)),
             [0, 1, 2].map(|_| rng.random_range(-5.0f32..-1.0)),
-            [1.0, rng.random_range(-0.3..0.3), 0.0, rng.random_range(-0.3..0.3)],
+            [
+                1.0,
+                rng.random_range(-0.3..0.3),
+                0.0,
+                rng.random_range(-0.3..0.3),
+            ],
             rng.random_range(-7.0..3.0),
             &sh,
         );
@@ -189,8 +194,20 @@ fn relocation_with_the_papers_correction_preserves_the_render() {
     };
     for &o in &[0.3f32, 0.6, 0.85] {
         let mut g = Gaussians::empty(0);
-        g.push([0.0, 0.0, 0.35], [(0.12f32).ln(); 3], [1.0, 0.0, 0.0, 0.0], logit(o), &[1.5, 1.2, 0.9]);
-        g.push([0.5, -0.4, 0.2], [(0.05f32).ln(); 3], [1.0, 0.0, 0.0, 0.0], logit(0.001), &[1.0; 3]);
+        g.push(
+            [0.0, 0.0, 0.35],
+            [(0.12f32).ln(); 3],
+            [1.0, 0.0, 0.0, 0.0],
+            logit(o),
+            &[1.5, 1.2, 0.9],
+        );
+        g.push(
+            [0.5, -0.4, 0.2],
+            [(0.05f32).ln(); 3],
+            [1.0, 0.0, 0.0, 0.0],
+            logit(0.001),
+            &[1.0; 3],
+        );
         let adam = Adam::new(&g);
         let before = render(&g, &cam, &opts).image;
         let session = |g: &Gaussians| {
@@ -236,7 +253,10 @@ fn relocation_with_the_papers_correction_preserves_the_render() {
 fn relocation_correction_is_the_identity_for_one_copy() {
     for &o in &[0.01f32, 0.3, 0.9] {
         let (o1, f1) = relocation_correction(o, 1, 0.005);
-        assert!((o1 - o).abs() < 1e-6 && (f1 - 1.0).abs() < 1e-5, "{o}: {o1} {f1}");
+        assert!(
+            (o1 - o).abs() < 1e-6 && (f1 - 1.0).abs() < 1e-5,
+            "{o}: {o1} {f1}"
+        );
         // More copies: each more transparent; the combined opacity matches.
         for n in [2usize, 5, 20] {
             let (on, _) = relocation_correction(o, n, 1e-9);

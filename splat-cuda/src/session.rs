@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 use splat_core::backend::densify::{opacity_reset_cap, SPLIT_SCALE_DIVISOR};
-use splat_core::train::strategy::select_within_budget;
 use splat_core::backend::{
     DensifyParams, DensifyReport, DensifyStats, SessionState, SourceImage, StageTimes, StepParams,
     StepStats, Target, TrainBackend, TrainSession,
@@ -19,6 +18,7 @@ use splat_core::gaussians::Gaussians;
 use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
 use splat_core::render::RenderOptions;
+use splat_core::train::strategy::select_within_budget;
 use splat_core::BackendError;
 
 use crate::args::{

@@ -1,8 +1,8 @@
 //! The CPU reference backend and training session.
 
 use super::densify;
-use super::types::{SessionState, StepParams, StepStats, StrategyInputs, Target};
 use super::types::DensifyStats;
+use super::types::{SessionState, StepParams, StepStats, StrategyInputs, Target};
 use super::{Backend, BackendError, TrainBackend, TrainSession};
 use crate::camera::Camera;
 use crate::gaussians::Gaussians;
@@ -117,12 +117,8 @@ impl TrainSession for CpuSession {
         let l = loss::l1_ssim_loss(&out.image, target.data, w, h, p.ssim_weight);
         let psnr = loss::psnr(&out.image, target.data);
         let mut grads = render::render_backward(&st.params, &out, &l.grad);
-        let reg = densify::add_regularisers(
-            &st.params,
-            &mut grads.params,
-            p.opacity_reg,
-            p.scale_reg,
-        );
+        let reg =
+            densify::add_regularisers(&st.params, &mut grads.params, p.opacity_reg, p.scale_reg);
         if p.accumulate_stats {
             st.stats
                 .accumulate(&grads.means2d, &out.radii, camera.width, camera.height);

@@ -65,10 +65,18 @@ pub fn gather(params: &Gaussians, idx: &[usize]) -> Gaussians {
 }
 
 /// Checks that `idx` lies below `n` and `g` holds one Gaussian per index of the right degree.
-pub fn check_edit(n: usize, sh_degree: usize, idx: Option<&[usize]>, g: &Gaussians) -> Result<(), String> {
+pub fn check_edit(
+    n: usize,
+    sh_degree: usize,
+    idx: Option<&[usize]>,
+    g: &Gaussians,
+) -> Result<(), String> {
     g.check_lengths()?;
     if g.sh_degree != sh_degree {
-        return Err(format!("SH degree {} for a session of degree {sh_degree}", g.sh_degree));
+        return Err(format!(
+            "SH degree {} for a session of degree {sh_degree}",
+            g.sh_degree
+        ));
     }
     if let Some(idx) = idx {
         if idx.len() != g.len() {
@@ -129,7 +137,9 @@ pub fn scatter(st: &mut SessionState, idx: &[usize], g: &Gaussians) {
             m.log_scales[i] = [0.0; 3];
             m.quats[i] = [0.0; 4];
             m.opacity_logits[i] = 0.0;
-            m.sh[i * nsh..(i + 1) * nsh].iter_mut().for_each(|v| *v = 0.0);
+            m.sh[i * nsh..(i + 1) * nsh]
+                .iter_mut()
+                .for_each(|v| *v = 0.0);
         }
         st.stats.grad_accum[i] = 0.0;
         st.stats.count[i] = 0;
@@ -165,7 +175,12 @@ pub fn add_position_noise(params: &mut Gaussians, scale: f32, seed: u64) {
 
 /// Adds MCMC's opacity and scale L1 regularisers (weights times the mean opacity and the mean
 /// scale) to the gradients; returns the loss they add.
-pub fn add_regularisers(params: &Gaussians, grads: &mut Gaussians, opacity_reg: f32, scale_reg: f32) -> f64 {
+pub fn add_regularisers(
+    params: &Gaussians,
+    grads: &mut Gaussians,
+    opacity_reg: f32,
+    scale_reg: f32,
+) -> f64 {
     let n = params.len();
     if n == 0 || (opacity_reg == 0.0 && scale_reg == 0.0) {
         return 0.0;

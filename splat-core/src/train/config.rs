@@ -356,7 +356,9 @@ impl TrainConfig {
             ("lr.rotations", lr.rotations),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("{name} {v}: a learning rate must be finite and >= 0"));
+                return bad(format!(
+                    "{name} {v}: a learning rate must be finite and >= 0"
+                ));
             }
         }
         let d = &self.densify;
@@ -366,8 +368,14 @@ impl TrainConfig {
             ("densify.prune_opacity", d.prune_opacity),
             ("densify.prune_world_size", d.prune_world_size),
             ("progressive.ramp_fraction", self.progressive.ramp_fraction),
-            ("progressive.blur_start_sigma", self.progressive.blur_start_sigma),
-            ("plateau.min_improvement_db", self.plateau.min_improvement_db),
+            (
+                "progressive.blur_start_sigma",
+                self.progressive.blur_start_sigma,
+            ),
+            (
+                "plateau.min_improvement_db",
+                self.plateau.min_improvement_db,
+            ),
             ("densify.mcmc.noise_lr", d.mcmc.noise_lr),
             ("densify.mcmc.opacity_reg", d.mcmc.opacity_reg),
             ("densify.mcmc.scale_reg", d.mcmc.scale_reg),
@@ -395,7 +403,10 @@ impl TrainConfig {
             );
         }
         if let Some(bg) = self.background {
-            if bg.iter().any(|c| !(c.is_finite() && (0.0..=1.0).contains(c))) {
+            if bg
+                .iter()
+                .any(|c| !(c.is_finite() && (0.0..=1.0).contains(c)))
+            {
                 return bad(format!("background {bg:?}: each channel in [0, 1]"));
             }
         }
@@ -424,10 +435,16 @@ mod tests {
             ("sh_degree: 5", "sh_degree"),
             ("densify: {strategy: mcmc}", "densify.max_gaussians"),
             ("densify: {strategy: foo}", "expected `default` or `mcmc`"),
-            ("densify: {mcmc: {min_opacity: 0}}", "densify.mcmc.min_opacity"),
+            (
+                "densify: {mcmc: {min_opacity: 0}}",
+                "densify.mcmc.min_opacity",
+            ),
             ("densify: {mcmc: {growth: 2}}", "densify.mcmc.growth"),
             ("densify: {mcmc: {noise_lr: -1}}", "densify.mcmc.noise_lr"),
-            ("densify: {mcmc: {scale_reg: .nan}}", "densify.mcmc.scale_reg"),
+            (
+                "densify: {mcmc: {scale_reg: .nan}}",
+                "densify.mcmc.scale_reg",
+            ),
         ] {
             let err = TrainConfig::from_yaml_str(yaml).expect_err(yaml);
             assert!(err.to_string().contains(key), "{yaml}: {err}");

@@ -29,7 +29,8 @@ pub fn densify(
     };
     let fallback = state.clone();
     let (st, report) = match CpuSession::new(state) {
-        Ok(mut s) => match super::strategy::densify_default(&mut s, cfg, extent, prune_large, seed) {
+        Ok(mut s) => match super::strategy::densify_default(&mut s, cfg, extent, prune_large, seed)
+        {
             Ok(r) => (s.into_state(), r),
             Err(_) => (fallback, DensifyReport::default()),
         },

@@ -36,8 +36,8 @@ use crate::optim::{Adam, GroupRates};
 use crate::render::RenderOptions;
 #[cfg(feature = "scene")]
 use crate::scene::{Image, Scene, View};
-use config::{InitMode, Strategy};
 pub use config::{ConfigError, TrainConfig};
+use config::{InitMode, Strategy};
 use densify::{DensifyReport, DensifyStats};
 use schedule::{PlateauAction, PlateauMonitor};
 
@@ -534,7 +534,10 @@ impl<'a> Trainer<'a> {
         };
         let mcmc = self.cfg.densify.strategy == Strategy::Mcmc;
         let (opacity_reg, scale_reg) = if mcmc {
-            (self.cfg.densify.mcmc.opacity_reg, self.cfg.densify.mcmc.scale_reg)
+            (
+                self.cfg.densify.mcmc.opacity_reg,
+                self.cfg.densify.mcmc.scale_reg,
+            )
         } else {
             (0.0, 0.0)
         };

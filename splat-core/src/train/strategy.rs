@@ -159,8 +159,8 @@ pub const RELOCATION_MAX_COPIES: usize = 51;
 pub fn relocation_correction(opacity: f32, copies: usize, min_opacity: f32) -> (f32, f32) {
     let n = copies.clamp(1, RELOCATION_MAX_COPIES);
     let o = opacity as f64;
-    let o_new = (1.0 - (1.0 - o).powf(1.0 / n as f64))
-        .clamp(min_opacity as f64, 1.0 - f32::EPSILON as f64);
+    let o_new =
+        (1.0 - (1.0 - o).powf(1.0 / n as f64)).clamp(min_opacity as f64, 1.0 - f32::EPSILON as f64);
     let mut denom = 0.0f64;
     for i in 1..=n {
         // C(i-1, k) built incrementally.
