@@ -265,3 +265,21 @@ fn relocation_correction_is_the_identity_for_one_copy() {
         }
     }
 }
+
+#[test]
+fn primitives_refuse_bad_input() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let st = random_state(10, &mut rng);
+    let mut cpu = CpuSession::new(st.clone()).expect("session");
+    assert!(cpu.gather(&[10]).is_err());
+    assert!(cpu.compact(&[true; 9]).is_err());
+    let g = cpu.gather(&[1, 2]).expect("gather");
+    assert!(cpu.scatter(&[1], &g).is_err());
+    assert!(cpu.scatter(&[1, 10], &g).is_err());
+    assert!(cpu.relocate(&[1], &[2, 3], &[0.0], &[[0.0; 3]]).is_err());
+    // Nothing changed by the refused edits.
+    assert_eq!(cpu.snapshot().expect("snapshot"), st);
+    let mut fewer = st;
+    fewer.stats.count.pop();
+    assert!(CpuSession::new(fewer).is_err());
+}
