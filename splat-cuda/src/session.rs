@@ -18,6 +18,7 @@ use splat_core::gaussians::Gaussians;
 use splat_core::loss;
 use splat_core::optim::{Adam, GroupRates};
 use splat_core::render::RenderOptions;
+use splat_core::train::strategy::select_within_budget;
 use splat_core::BackendError;
 
 use crate::args::{
@@ -823,9 +824,10 @@ impl CudaSession {
             cfg.max_gaussians.saturating_sub(n)
         };
         if candidates > room {
-            // Rare (only at the cap): choose the highest gradients on the host, as the CPU does.
+            // Rare (only at the cap): the default strategy's budget rule, on the host.
             let acc = download(&s, &self.grad_accum, n, job)?;
             let cnt = download(&s, &self.count, n, job)?;
+            let opa = download(&s, &self.p.opacity_logits, n, job)?;
             let mut fl = download(&s, &flags, n, job)?;
             let avg: Vec<f32> = (0..n)
                 .map(|i| {
@@ -836,10 +838,15 @@ impl CudaSession {
                     }
                 })
                 .collect();
-            let mut all: Vec<usize> = (0..n).filter(|&i| fl[i] != 0).collect();
-            all.sort_by(|&a, &b| avg[b].total_cmp(&avg[a]).then(a.cmp(&b)));
-            for &i in all.iter().skip(room) {
-                fl[i] = 0;
+            let all: Vec<usize> = (0..n).filter(|&i| fl[i] != 0).collect();
+            let chosen = select_within_budget(&all, &avg, &opa, room);
+            let mut chosen = chosen.into_iter().peekable();
+            for &i in &all {
+                if chosen.peek() == Some(&i) {
+                    chosen.next();
+                } else {
+                    fl[i] = 0;
+                }
             }
             s.memcpy_htod(&fl, &mut flags).map_err(job.err("upload"))?;
         }
@@ -885,6 +892,7 @@ impl CudaSession {
             cloned: c[2] as usize,
             split: c[3] as usize,
             pruned: c[1] as usize,
+            ..Default::default()
         })
     }
 
@@ -897,6 +905,13 @@ impl CudaSession {
         p: &StepParams,
         job: Job,
     ) -> Result<StepStats, BackendError> {
+        if p.opacity_reg != 0.0 || p.scale_reg != 0.0 {
+            return Err(BackendError::Unsupported(
+                "the CUDA step has no opacity or scale regularisers yet (MCMC): set \
+                 densify.mcmc.opacity_reg and densify.mcmc.scale_reg to 0 or train on the CPU"
+                    .into(),
+            ));
+        }
         let npix = 3 * camera.width as usize * camera.height as usize;
         if tdev.len() < npix {
             return Err(BackendError::InvalidInput(format!(
@@ -1035,6 +1050,28 @@ impl TrainSession for CudaSession {
         self.sources.insert(src.view, sdev);
         let mse = r?.first().copied().unwrap_or(0.0) / n.max(1) as f64;
         Ok(loss::psnr_from_mse(mse))
+    }
+
+    fn fuses_densify(&self) -> bool {
+        true
+    }
+
+    /// Re-uploads the whole state (the host-side path of the strategy primitives: correct, not
+    /// fast); resident targets, tile-list capacity and timings are kept.
+    fn restore(&mut self, state: SessionState) -> Result<(), BackendError> {
+        self.be.bind()?;
+        let fresh = self.be.start_cuda_session(state)?;
+        self.p = fresh.p;
+        self.m = fresh.m;
+        self.v = fresh.v;
+        self.grad_accum = fresh.grad_accum;
+        self.count = fresh.count;
+        self.max_radius = fresh.max_radius;
+        self.adam_step = fresh.adam_step;
+        self.beta1 = fresh.beta1;
+        self.beta2 = fresh.beta2;
+        self.eps = fresh.eps;
+        Ok(())
     }
 
     fn densify(

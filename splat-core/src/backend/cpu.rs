@@ -1,7 +1,8 @@
 //! The CPU reference backend and training session.
 
 use super::densify;
-use super::types::{DensifyParams, DensifyReport, SessionState, StepParams, StepStats, Target};
+use super::types::DensifyStats;
+use super::types::{SessionState, StepParams, StepStats, StrategyInputs, Target};
 use super::{Backend, BackendError, TrainBackend, TrainSession};
 use crate::camera::Camera;
 use crate::gaussians::Gaussians;
@@ -64,6 +65,33 @@ pub struct CpuSession {
     state: SessionState,
 }
 
+impl CpuSession {
+    /// A session over host state (checked: every per-Gaussian array the same length).
+    pub fn new(state: SessionState) -> Result<Self, BackendError> {
+        let n = state.params.len();
+        state
+            .params
+            .check_lengths()
+            .map_err(BackendError::InvalidInput)?;
+        if state.adam.m.len() != n
+            || state.adam.v.len() != n
+            || state.stats.len() != n
+            || state.stats.grad_accum.len() != n
+            || state.stats.max_radius.len() != n
+        {
+            return Err(BackendError::InvalidInput(
+                "parameter, optimizer and statistics counts differ".into(),
+            ));
+        }
+        Ok(Self { state })
+    }
+
+    /// The state, giving up the session.
+    pub fn into_state(self) -> SessionState {
+        self.state
+    }
+}
+
 impl TrainSession for CpuSession {
     fn len(&self) -> usize {
         self.state.params.len()
@@ -88,32 +116,80 @@ impl TrainSession for CpuSession {
         let (w, h) = (camera.width as usize, camera.height as usize);
         let l = loss::l1_ssim_loss(&out.image, target.data, w, h, p.ssim_weight);
         let psnr = loss::psnr(&out.image, target.data);
-        let grads = render::render_backward(&st.params, &out, &l.grad);
+        let mut grads = render::render_backward(&st.params, &out, &l.grad);
+        let reg =
+            densify::add_regularisers(&st.params, &mut grads.params, p.opacity_reg, p.scale_reg);
         if p.accumulate_stats {
             st.stats
                 .accumulate(&grads.means2d, &out.radii, camera.width, camera.height);
         }
         st.adam.step(&mut st.params, &grads.params, &p.rates);
-        Ok(StepStats { loss: l.loss, psnr })
+        Ok(StepStats {
+            loss: l.loss + reg,
+            psnr,
+        })
     }
 
-    fn densify(
-        &mut self,
-        cfg: &DensifyParams,
-        extent: f32,
-        prune_large: bool,
-        seed: u64,
-    ) -> Result<DensifyReport, BackendError> {
-        let st = &mut self.state;
-        Ok(densify::densify(
-            &mut st.params,
-            &mut st.adam,
-            &mut st.stats,
-            cfg,
-            extent,
-            prune_large,
-            seed,
-        ))
+    fn restore(&mut self, state: SessionState) -> Result<(), BackendError> {
+        *self = CpuSession::new(state)?;
+        Ok(())
+    }
+
+    fn strategy_inputs(&mut self) -> Result<StrategyInputs, BackendError> {
+        let st = &self.state;
+        Ok(StrategyInputs {
+            stats: st.stats.clone(),
+            opacity_logits: st.params.opacity_logits.clone(),
+            log_scales: st.params.log_scales.clone(),
+        })
+    }
+
+    fn gather(&mut self, idx: &[usize]) -> Result<Gaussians, BackendError> {
+        let n = self.state.params.len();
+        if let Some(&i) = idx.iter().find(|&&i| i >= n) {
+            return Err(BackendError::InvalidInput(format!(
+                "gather: index {i} of {n} Gaussians"
+            )));
+        }
+        Ok(densify::gather(&self.state.params, idx))
+    }
+
+    fn append(&mut self, g: &Gaussians) -> Result<(), BackendError> {
+        let p = &self.state.params;
+        densify::check_edit(p.len(), p.sh_degree, None, g)
+            .map_err(|e| BackendError::InvalidInput(format!("append: {e}")))?;
+        densify::append(&mut self.state, g);
+        Ok(())
+    }
+
+    fn compact(&mut self, keep: &[bool]) -> Result<(), BackendError> {
+        let n = self.state.params.len();
+        if keep.len() != n {
+            return Err(BackendError::InvalidInput(format!(
+                "compact: {} flags for {n} Gaussians",
+                keep.len()
+            )));
+        }
+        densify::compact(&mut self.state, keep);
+        Ok(())
+    }
+
+    fn scatter(&mut self, idx: &[usize], g: &Gaussians) -> Result<(), BackendError> {
+        let p = &self.state.params;
+        densify::check_edit(p.len(), p.sh_degree, Some(idx), g)
+            .map_err(|e| BackendError::InvalidInput(format!("scatter: {e}")))?;
+        densify::scatter(&mut self.state, idx, g);
+        Ok(())
+    }
+
+    fn reset_stats(&mut self) -> Result<(), BackendError> {
+        self.state.stats = DensifyStats::new(self.state.params.len());
+        Ok(())
+    }
+
+    fn add_position_noise(&mut self, scale: f32, seed: u64) -> Result<(), BackendError> {
+        densify::add_position_noise(&mut self.state.params, scale, seed);
+        Ok(())
     }
 
     fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError> {
@@ -139,11 +215,7 @@ impl TrainBackend for CpuBackend {
         &mut self,
         state: SessionState,
     ) -> Result<Box<dyn TrainSession>, BackendError> {
-        state
-            .params
-            .check_lengths()
-            .map_err(BackendError::InvalidInput)?;
-        Ok(Box::new(CpuSession { state }))
+        Ok(Box::new(CpuSession::new(state)?))
     }
 }
 

@@ -1,12 +1,14 @@
-//! The reference densification operations that every training session repeats: clone, split
-//! and prune as in 3DGS, and the periodic opacity reset. Each edits parameters and optimizer
-//! state together. The CUDA kernels (splat-cuda kernels/train.cu) follow the same rules and
-//! take their constants from here.
+//! The reference primitives that densification strategies (`crate::train::strategy`) are
+//! built from: gather, append, compact and overwrite Gaussians together with their optimizer
+//! moments and statistics, MCMC's position noise and regularisers, and the periodic opacity
+//! reset, on host state. The CPU session runs them directly; a device session may run them
+//! through a host copy. The CUDA kernels (splat-cuda kernels/train.cu) follow the same rules
+//! and take their constants from here.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::types::{DensifyParams, DensifyReport, DensifyStats};
+use super::types::SessionState;
 use crate::gaussians::{logit, sigmoid, Gaussians};
 use crate::optim::Adam;
 
@@ -36,125 +38,173 @@ fn standard_normal(rng: &mut ChaCha8Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
-/// Clones, splits and prunes (gsplat's order: clone, then split the originals, then prune), and
-/// resets the statistics. `prune_large` enables the world/screen size tests (after the first
-/// opacity reset).
-pub fn densify(
-    params: &mut Gaussians,
-    adam: &mut Adam,
-    stats: &mut DensifyStats,
-    cfg: &DensifyParams,
-    extent: f32,
-    prune_large: bool,
-    seed: u64,
-) -> DensifyReport {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let rng = &mut rng;
-    let n = params.len();
-    let mut report = DensifyReport::default();
-    let avg: Vec<f32> = (0..n)
-        .map(|i| {
-            if stats.count[i] > 0 {
-                stats.grad_accum[i] / stats.count[i] as f32
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let max_scale = |p: &Gaussians, i: usize| {
-        p.log_scales[i]
-            .iter()
-            .cloned()
-            .fold(f32::NEG_INFINITY, f32::max)
-            .exp()
-    };
-    let split_limit = cfg.percent_dense * extent;
-    let room = if cfg.max_gaussians == 0 {
-        usize::MAX
-    } else {
-        cfg.max_gaussians.saturating_sub(n)
-    };
-    let mut clones = Vec::new();
-    let mut splits = Vec::new();
-    for i in 0..n {
-        if avg[i] > cfg.grad_threshold {
-            if max_scale(params, i) <= split_limit {
-                clones.push(i);
-            } else {
-                splits.push(i);
-            }
-        }
-    }
-    // Under a cap, keep the highest gradients (a split adds one net Gaussian, like a clone).
-    if clones.len() + splits.len() > room {
-        let mut all: Vec<usize> = clones.iter().chain(&splits).cloned().collect();
-        all.sort_by(|&a, &b| avg[b].total_cmp(&avg[a]).then(a.cmp(&b)));
-        all.truncate(room);
-        all.sort_unstable();
-        let keep: std::collections::HashSet<usize> = all.into_iter().collect();
-        clones.retain(|i| keep.contains(i));
-        splits.retain(|i| keep.contains(i));
-    }
-    report.cloned = clones.len();
-    report.split = splits.len();
+/// A normal sample (Box-Muller), the one the split children and the MCMC noise draw.
+pub fn standard_normal_sample(rng: &mut ChaCha8Rng) -> f32 {
+    standard_normal(rng)
+}
 
-    params.append_copies(&clones);
-    adam.append_zeros(clones.len());
+/// Rotates `v` by the (normalised) quaternion `q` (w, x, y, z).
+pub fn rotate(q: [f32; 4], v: [f32; 3]) -> [f32; 3] {
+    quat_rotate(q, v)
+}
 
-    // Split: two children sampled from the parent's Gaussian, scales / SPLIT_SCALE_DIVISOR; the
-    // parent goes.
+/// Host copies of the Gaussians at `idx`, in that order (repeats allowed).
+pub fn gather(params: &Gaussians, idx: &[usize]) -> Gaussians {
+    let mut g = Gaussians::empty(params.sh_degree);
     let nsh = params.sh_coeffs() * 3;
-    for &i in &splits {
-        let scale = params.log_scales[i].map(f32::exp);
-        let q = params.quats[i];
-        for _ in 0..2 {
-            let local = [0, 1, 2].map(|k| standard_normal(rng) * scale[k]);
-            let off = quat_rotate(q, local);
-            let m = params.means[i];
-            let ls = params.log_scales[i].map(|v| v - SPLIT_SCALE_DIVISOR.ln());
-            let sh: Vec<f32> = params.sh[i * nsh..(i + 1) * nsh].to_vec();
-            params.push(
-                [m[0] + off[0], m[1] + off[1], m[2] + off[2]],
-                ls,
-                q,
-                params.opacity_logits[i],
-                &sh,
-            );
-        }
+    for &i in idx {
+        g.push(
+            params.means[i],
+            params.log_scales[i],
+            params.quats[i],
+            params.opacity_logits[i],
+            &params.sh[i * nsh..(i + 1) * nsh],
+        );
     }
-    adam.append_zeros(2 * splits.len());
+    g
+}
 
-    let total = params.len();
-    let mut keep = vec![true; total];
-    for &i in &splits {
-        keep[i] = false;
+/// Checks that `idx` lies below `n` and `g` holds one Gaussian per index of the right degree.
+pub fn check_edit(
+    n: usize,
+    sh_degree: usize,
+    idx: Option<&[usize]>,
+    g: &Gaussians,
+) -> Result<(), String> {
+    g.check_lengths()?;
+    if g.sh_degree != sh_degree {
+        return Err(format!(
+            "SH degree {} for a session of degree {sh_degree}",
+            g.sh_degree
+        ));
     }
-    let world_limit = cfg.prune_world_size * extent;
-    for (i, k) in keep.iter_mut().enumerate() {
-        if !*k {
-            continue;
+    if let Some(idx) = idx {
+        if idx.len() != g.len() {
+            return Err(format!("{} indices for {} Gaussians", idx.len(), g.len()));
         }
-        let mut prune = sigmoid(params.opacity_logits[i]) < cfg.prune_opacity;
-        if prune_large {
-            prune |= max_scale(params, i) > world_limit;
-            if cfg.prune_screen_size > 0 && i < n {
-                prune |= stats.max_radius[i] > cfg.prune_screen_size;
+        if let Some(&i) = idx.iter().find(|&&i| i >= n) {
+            return Err(format!("index {i} of {n} Gaussians"));
+        }
+    }
+    Ok(())
+}
+
+/// Appends `g` with zero optimizer moments and zero statistics.
+pub fn append(st: &mut SessionState, g: &Gaussians) {
+    let nsh = st.params.sh_coeffs() * 3;
+    for i in 0..g.len() {
+        st.params.push(
+            g.means[i],
+            g.log_scales[i],
+            g.quats[i],
+            g.opacity_logits[i],
+            &g.sh[i * nsh..(i + 1) * nsh],
+        );
+    }
+    st.adam.append_zeros(g.len());
+    let s = &mut st.stats;
+    s.grad_accum.resize(s.grad_accum.len() + g.len(), 0.0);
+    s.count.resize(s.count.len() + g.len(), 0);
+    s.max_radius.resize(s.max_radius.len() + g.len(), 0);
+}
+
+/// Keeps the Gaussians whose flag is set, with their moments and statistics, in order.
+pub fn compact(st: &mut SessionState, keep: &[bool]) {
+    st.params.retain_mask(keep);
+    st.adam.retain_mask(keep);
+    let s = &mut st.stats;
+    let mut k = keep.iter();
+    s.grad_accum.retain(|_| *k.next().unwrap_or(&false));
+    let mut k = keep.iter();
+    s.count.retain(|_| *k.next().unwrap_or(&false));
+    let mut k = keep.iter();
+    s.max_radius.retain(|_| *k.next().unwrap_or(&false));
+}
+
+/// Overwrites the Gaussians at `idx` with `g` and zeroes their moments and statistics (their
+/// history no longer describes them).
+pub fn scatter(st: &mut SessionState, idx: &[usize], g: &Gaussians) {
+    let nsh = st.params.sh_coeffs() * 3;
+    for (j, &i) in idx.iter().enumerate() {
+        let p = &mut st.params;
+        p.means[i] = g.means[j];
+        p.log_scales[i] = g.log_scales[j];
+        p.quats[i] = g.quats[j];
+        p.opacity_logits[i] = g.opacity_logits[j];
+        p.sh[i * nsh..(i + 1) * nsh].copy_from_slice(&g.sh[j * nsh..(j + 1) * nsh]);
+        for m in [&mut st.adam.m, &mut st.adam.v] {
+            m.means[i] = [0.0; 3];
+            m.log_scales[i] = [0.0; 3];
+            m.quats[i] = [0.0; 4];
+            m.opacity_logits[i] = 0.0;
+            m.sh[i * nsh..(i + 1) * nsh]
+                .iter_mut()
+                .for_each(|v| *v = 0.0);
+        }
+        st.stats.grad_accum[i] = 0.0;
+        st.stats.count[i] = 0;
+        st.stats.max_radius[i] = 0;
+    }
+}
+
+/// Opacity below which MCMC's position noise is at full strength (gsplat's gate midpoint).
+pub const NOISE_OPACITY_T: f32 = 0.005;
+/// Sharpness of the noise gate.
+pub const NOISE_OPACITY_K: f32 = 100.0;
+
+/// MCMC's position noise (Kheradmand et al. 2024): each mean moves by `Sigma z`, with `Sigma`
+/// the Gaussian's covariance and `z ~ N(0, I) x scale x sigmoid(-K (opacity - T))`, so opaque
+/// Gaussians stay put and transparent ones explore.
+pub fn add_position_noise(params: &mut Gaussians, scale: f32, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for i in 0..params.len() {
+        let o = sigmoid(params.opacity_logits[i]);
+        let gate = 1.0 / (1.0 + (NOISE_OPACITY_K * (o - NOISE_OPACITY_T)).exp());
+        let z = [0, 1, 2].map(|_| standard_normal(&mut rng) * gate * scale);
+        // Sigma z = R S^2 R^T z.
+        let q = params.quats[i];
+        let conj = [q[0], -q[1], -q[2], -q[3]];
+        let local = quat_rotate(conj, z);
+        let s2 = params.log_scales[i].map(|l| (2.0 * l).exp());
+        let d = quat_rotate(q, [local[0] * s2[0], local[1] * s2[1], local[2] * s2[2]]);
+        for k in 0..3 {
+            params.means[i][k] += d[k];
+        }
+    }
+}
+
+/// Adds MCMC's opacity and scale L1 regularisers (weights times the mean opacity and the mean
+/// scale) to the gradients; returns the loss they add.
+pub fn add_regularisers(
+    params: &Gaussians,
+    grads: &mut Gaussians,
+    opacity_reg: f32,
+    scale_reg: f32,
+) -> f64 {
+    let n = params.len();
+    if n == 0 || (opacity_reg == 0.0 && scale_reg == 0.0) {
+        return 0.0;
+    }
+    let mut loss = 0.0f64;
+    if opacity_reg != 0.0 {
+        let w = opacity_reg / n as f32;
+        for i in 0..n {
+            let o = sigmoid(params.opacity_logits[i]);
+            loss += (w * o) as f64;
+            grads.opacity_logits[i] += w * o * (1.0 - o);
+        }
+    }
+    if scale_reg != 0.0 {
+        let w = scale_reg / (3 * n) as f32;
+        for i in 0..n {
+            for k in 0..3 {
+                let s = params.log_scales[i][k].exp();
+                loss += (w * s) as f64;
+                grads.log_scales[i][k] += w * s;
             }
         }
-        if prune {
-            *k = false;
-            report.pruned += 1;
-        }
     }
-    // Never prune everything: an empty scene cannot recover.
-    if keep.iter().all(|k| !k) {
-        keep.iter_mut().for_each(|k| *k = true);
-        report.pruned = 0;
-    }
-    params.retain_mask(&keep);
-    adam.retain_mask(&keep);
-    *stats = DensifyStats::new(params.len());
-    report
+    loss
 }
 
 /// Caps every opacity at twice the prune threshold and zeroes its optimizer moments.

@@ -13,7 +13,7 @@ pub mod types;
 pub use cpu::{CpuBackend, CpuSession};
 pub use types::{
     DensifyParams, DensifyReport, DensifyStats, SessionState, SourceImage, StageTimes, StepParams,
-    StepStats, Target,
+    StepStats, StrategyInputs, Target,
 };
 
 use crate::camera::Camera;
@@ -40,6 +40,9 @@ pub enum BackendError {
     /// Inputs the backend cannot use.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// An operation this backend does not provide.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// Any other device failure.
     #[error("device error: {0}")]
     Device(String),
@@ -88,15 +91,114 @@ pub trait TrainSession: Send {
         target: Target<'_>,
         p: &StepParams,
     ) -> Result<StepStats, BackendError>;
-    /// Clone, split and prune (see [`densify::densify`]); `seed` drives the split samples so
-    /// that a resumed run repeats them.
+    /// Whether [`TrainSession::densify`] is implemented: a fused clone / split / prune step
+    /// that must agree with the default strategy (`crate::train::strategy`), which otherwise
+    /// runs through the primitives below.
+    fn fuses_densify(&self) -> bool {
+        false
+    }
+    /// The default strategy's clone, split and prune in one fused step; `seed` drives the split
+    /// samples so that a resumed run repeats them.
     fn densify(
         &mut self,
-        cfg: &DensifyParams,
-        extent: f32,
-        prune_large: bool,
-        seed: u64,
-    ) -> Result<DensifyReport, BackendError>;
+        _cfg: &DensifyParams,
+        _extent: f32,
+        _prune_large: bool,
+        _seed: u64,
+    ) -> Result<DensifyReport, BackendError> {
+        Err(BackendError::Unsupported(
+            "this session densifies through the strategy primitives".into(),
+        ))
+    }
+    /// Replaces the whole state (the fallback of every primitive below: snapshot, edit on the
+    /// host, restore).
+    fn restore(&mut self, state: SessionState) -> Result<(), BackendError>;
+    /// Statistics, opacities and scales (what a strategy decides from).
+    fn strategy_inputs(&mut self) -> Result<StrategyInputs, BackendError> {
+        let st = self.snapshot()?;
+        Ok(StrategyInputs {
+            stats: st.stats,
+            opacity_logits: st.params.opacity_logits,
+            log_scales: st.params.log_scales,
+        })
+    }
+    /// Host copies of the parameters of the Gaussians at `idx` (repeats allowed).
+    fn gather(&mut self, idx: &[usize]) -> Result<Gaussians, BackendError> {
+        let st = self.snapshot()?;
+        if let Some(&i) = idx.iter().find(|&&i| i >= st.params.len()) {
+            return Err(BackendError::InvalidInput(format!(
+                "gather: index {i} of {} Gaussians",
+                st.params.len()
+            )));
+        }
+        Ok(densify::gather(&st.params, idx))
+    }
+    /// Appends Gaussians with zero optimizer moments and statistics.
+    fn append(&mut self, g: &Gaussians) -> Result<(), BackendError> {
+        let mut st = self.snapshot()?;
+        densify::check_edit(st.params.len(), st.params.sh_degree, None, g)
+            .map_err(|e| BackendError::InvalidInput(format!("append: {e}")))?;
+        densify::append(&mut st, g);
+        self.restore(st)
+    }
+    /// Keeps the Gaussians whose flag is set (one flag per Gaussian), with their moments and
+    /// statistics, in order.
+    fn compact(&mut self, keep: &[bool]) -> Result<(), BackendError> {
+        let mut st = self.snapshot()?;
+        if keep.len() != st.params.len() {
+            return Err(BackendError::InvalidInput(format!(
+                "compact: {} flags for {} Gaussians",
+                keep.len(),
+                st.params.len()
+            )));
+        }
+        densify::compact(&mut st, keep);
+        self.restore(st)
+    }
+    /// Overwrites the Gaussians at `idx` with `g`, zeroing their moments and statistics.
+    fn scatter(&mut self, idx: &[usize], g: &Gaussians) -> Result<(), BackendError> {
+        let mut st = self.snapshot()?;
+        densify::check_edit(st.params.len(), st.params.sh_degree, Some(idx), g)
+            .map_err(|e| BackendError::InvalidInput(format!("scatter: {e}")))?;
+        densify::scatter(&mut st, idx, g);
+        self.restore(st)
+    }
+    /// MCMC's relocation: the Gaussians at `src` take the opacity logits and log-scales given
+    /// (one per pair), and each `dst[j]` becomes a copy of `src[j]`; both lose their moments
+    /// and statistics.
+    fn relocate(
+        &mut self,
+        dst: &[usize],
+        src: &[usize],
+        opacity_logits: &[f32],
+        log_scales: &[[f32; 3]],
+    ) -> Result<(), BackendError> {
+        if dst.len() != src.len()
+            || opacity_logits.len() != src.len()
+            || log_scales.len() != src.len()
+        {
+            return Err(BackendError::InvalidInput(
+                "relocate: destinations, sources, opacities and scales differ in count".into(),
+            ));
+        }
+        let mut g = self.gather(src)?;
+        g.opacity_logits.copy_from_slice(opacity_logits);
+        g.log_scales.copy_from_slice(log_scales);
+        self.scatter(src, &g)?;
+        self.scatter(dst, &g)
+    }
+    /// Zeroes the densification statistics.
+    fn reset_stats(&mut self) -> Result<(), BackendError> {
+        let mut st = self.snapshot()?;
+        st.stats = DensifyStats::new(st.params.len());
+        self.restore(st)
+    }
+    /// MCMC's position noise ([`densify::add_position_noise`]).
+    fn add_position_noise(&mut self, scale: f32, seed: u64) -> Result<(), BackendError> {
+        let mut st = self.snapshot()?;
+        densify::add_position_noise(&mut st.params, scale, seed);
+        self.restore(st)
+    }
     /// Caps opacities (at [`densify::opacity_reset_cap`]) and clears their optimizer moments.
     fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError>;
     /// Renders the current Gaussians (evaluation); RGB `height x width x 3`, unclamped.

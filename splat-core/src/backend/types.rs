@@ -54,6 +54,10 @@ pub struct StepParams {
     pub rates: GroupRates,
     /// Whether to add this step to the densification statistics.
     pub accumulate_stats: bool,
+    /// Weight of the mean opacity added to the loss (MCMC's opacity regulariser; 0: off).
+    pub opacity_reg: f32,
+    /// Weight of the mean scale added to the loss (MCMC's scale regulariser; 0: off).
+    pub scale_reg: f32,
 }
 
 /// Device time per stage of a window of training steps, from a backend that measures it.
@@ -139,6 +143,24 @@ pub struct DensifyReport {
     pub split: usize,
     /// Gaussians pruned.
     pub pruned: usize,
+    /// Dead Gaussians moved onto live ones (MCMC).
+    #[serde(default)]
+    pub relocated: usize,
+    /// Gaussians added by sampling (MCMC's growth).
+    #[serde(default)]
+    pub added: usize,
+}
+
+/// What a densification strategy decides from: the statistics with the opacities and scales,
+/// read back from a session without the rest of its state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StrategyInputs {
+    /// Densification statistics.
+    pub stats: DensifyStats,
+    /// Opacity logits.
+    pub opacity_logits: Vec<f32>,
+    /// Log-scales.
+    pub log_scales: Vec<[f32; 3]>,
 }
 
 /// The thresholds of one densification step, as plain data (the trainer derives them from

@@ -124,6 +124,50 @@ impl Default for InitConfig {
     }
 }
 
+/// Which densification strategy runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// 3DGS's adaptive density control: clone, split, prune, opacity resets.
+    #[default]
+    Default,
+    /// 3DGS as Markov chain Monte Carlo (Kheradmand et al. 2024): relocate dead Gaussians,
+    /// grow to `max_gaussians`, position noise, opacity and scale regularisers.
+    Mcmc,
+}
+
+/// MCMC's settings (defaults: the paper's and gsplat's `MCMCStrategy`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McmcConfig {
+    /// Position noise: times the current position learning rate (gsplat's `noise_lr`).
+    pub noise_lr: f32,
+    /// Weight of the mean opacity in the loss.
+    pub opacity_reg: f32,
+    /// Weight of the mean scale in the loss.
+    pub scale_reg: f32,
+    /// Gaussians at or below this opacity are dead and get relocated; relocated opacities are
+    /// clamped at or above it.
+    pub min_opacity: f32,
+    /// Each refinement grows the count by this fraction, until `densify.max_gaussians`.
+    pub growth: f32,
+    /// Relocation and growth stop at this iteration (the noise goes on).
+    pub until: usize,
+}
+
+impl Default for McmcConfig {
+    fn default() -> Self {
+        Self {
+            noise_lr: 5e5,
+            opacity_reg: 0.01,
+            scale_reg: 0.01,
+            min_opacity: 0.005,
+            growth: 0.05,
+            until: 25_000,
+        }
+    }
+}
+
 /// Adaptive density control (clone, split, prune, opacity reset).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -147,8 +191,14 @@ pub struct DensifyConfig {
     /// After the first opacity reset, prune Gaussians whose screen radius exceeded this many
     /// pixels (0: off, as gsplat's default).
     pub prune_screen_size: u32,
-    /// Stop growing beyond this many Gaussians (0: no cap).
+    /// Stop growing beyond this many Gaussians (0: no cap; MCMC needs one). Over the cap,
+    /// the default strategy keeps the candidates of highest mean gradient x opacity.
     pub max_gaussians: usize,
+    /// The strategy: `default` (the settings above) or `mcmc` (shares `from`, `interval` and
+    /// `max_gaussians`; its own settings under `mcmc`).
+    pub strategy: Strategy,
+    /// MCMC's settings.
+    pub mcmc: McmcConfig,
 }
 
 impl Default for DensifyConfig {
@@ -164,6 +214,8 @@ impl Default for DensifyConfig {
             prune_world_size: 0.1,
             prune_screen_size: 0,
             max_gaussians: 0,
+            strategy: Strategy::Default,
+            mcmc: McmcConfig::default(),
         }
     }
 }
@@ -304,7 +356,9 @@ impl TrainConfig {
             ("lr.rotations", lr.rotations),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                return bad(format!("{name} {v}: a learning rate must be finite and >= 0"));
+                return bad(format!(
+                    "{name} {v}: a learning rate must be finite and >= 0"
+                ));
             }
         }
         let d = &self.densify;
@@ -314,15 +368,45 @@ impl TrainConfig {
             ("densify.prune_opacity", d.prune_opacity),
             ("densify.prune_world_size", d.prune_world_size),
             ("progressive.ramp_fraction", self.progressive.ramp_fraction),
-            ("progressive.blur_start_sigma", self.progressive.blur_start_sigma),
-            ("plateau.min_improvement_db", self.plateau.min_improvement_db),
+            (
+                "progressive.blur_start_sigma",
+                self.progressive.blur_start_sigma,
+            ),
+            (
+                "plateau.min_improvement_db",
+                self.plateau.min_improvement_db,
+            ),
+            ("densify.mcmc.noise_lr", d.mcmc.noise_lr),
+            ("densify.mcmc.opacity_reg", d.mcmc.opacity_reg),
+            ("densify.mcmc.scale_reg", d.mcmc.scale_reg),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} {v}: must be finite and >= 0"));
             }
         }
+        if !(d.mcmc.min_opacity > 0.0 && d.mcmc.min_opacity < 1.0) {
+            return bad(format!(
+                "densify.mcmc.min_opacity {} not in (0, 1)",
+                d.mcmc.min_opacity
+            ));
+        }
+        if !(d.mcmc.growth > 0.0 && d.mcmc.growth <= 1.0) {
+            return bad(format!(
+                "densify.mcmc.growth {} not in (0, 1]",
+                d.mcmc.growth
+            ));
+        }
+        if d.strategy == Strategy::Mcmc && d.max_gaussians == 0 {
+            return bad(
+                "densify.max_gaussians must be positive with densify.strategy mcmc (it grows to the cap)"
+                    .into(),
+            );
+        }
         if let Some(bg) = self.background {
-            if bg.iter().any(|c| !(c.is_finite() && (0.0..=1.0).contains(c))) {
+            if bg
+                .iter()
+                .any(|c| !(c.is_finite() && (0.0..=1.0).contains(c)))
+            {
                 return bad(format!("background {bg:?}: each channel in [0, 1]"));
             }
         }
@@ -349,10 +433,27 @@ mod tests {
             ("background: [0, 2, 0]", "background"),
             ("iterations: 0", "iterations"),
             ("sh_degree: 5", "sh_degree"),
+            ("densify: {strategy: mcmc}", "densify.max_gaussians"),
+            ("densify: {strategy: foo}", "expected `default` or `mcmc`"),
+            (
+                "densify: {mcmc: {min_opacity: 0}}",
+                "densify.mcmc.min_opacity",
+            ),
+            ("densify: {mcmc: {growth: 2}}", "densify.mcmc.growth"),
+            ("densify: {mcmc: {noise_lr: -1}}", "densify.mcmc.noise_lr"),
+            (
+                "densify: {mcmc: {scale_reg: .nan}}",
+                "densify.mcmc.scale_reg",
+            ),
         ] {
             let err = TrainConfig::from_yaml_str(yaml).expect_err(yaml);
             assert!(err.to_string().contains(key), "{yaml}: {err}");
         }
         TrainConfig::from_yaml_str("lr: {means: 0.0}").expect("a zero rate freezes a group");
+        let c = TrainConfig::from_yaml_str("densify: {strategy: mcmc, max_gaussians: 1000}")
+            .expect("mcmc with a cap");
+        assert_eq!(c.densify.strategy, Strategy::Mcmc);
+        assert_eq!(c.densify.mcmc, McmcConfig::default());
+        assert_eq!(TrainConfig::default().densify.strategy, Strategy::Default);
     }
 }

@@ -1,13 +1,47 @@
 //! Adaptive density control as in 3DGS: clone small Gaussians and split large ones where the
 //! view-space positional gradient is high, prune transparent and oversized ones, and reset
-//! opacities periodically. The operations and their data types live at the backend seam
-//! ([`crate::backend::densify`], [`crate::backend::types`]) since every session implements
-//! them; the trainer converts its configuration into [`DensifyParams`] here.
+//! opacities periodically. The policy is [`super::strategy::densify_default`], run through a
+//! session's primitives; [`densify`] runs it on host state (the reference device sessions are
+//! checked against). The trainer converts its configuration into [`DensifyParams`] here.
 
-pub use crate::backend::densify::{densify, reset_opacity};
+pub use crate::backend::densify::reset_opacity;
 pub use crate::backend::types::{DensifyParams, DensifyReport, DensifyStats};
 
 use super::config::DensifyConfig;
+use crate::backend::{CpuSession, SessionState};
+use crate::gaussians::Gaussians;
+use crate::optim::Adam;
+
+/// The default strategy on host state: clone, split and prune, then zeroed statistics.
+pub fn densify(
+    params: &mut Gaussians,
+    adam: &mut Adam,
+    stats: &mut DensifyStats,
+    cfg: &DensifyParams,
+    extent: f32,
+    prune_large: bool,
+    seed: u64,
+) -> DensifyReport {
+    let state = SessionState {
+        params: std::mem::replace(params, Gaussians::empty(params.sh_degree)),
+        adam: adam.clone(),
+        stats: std::mem::take(stats),
+    };
+    let fallback = state.clone();
+    let (st, report) = match CpuSession::new(state) {
+        Ok(mut s) => match super::strategy::densify_default(&mut s, cfg, extent, prune_large, seed)
+        {
+            Ok(r) => (s.into_state(), r),
+            Err(_) => (fallback, DensifyReport::default()),
+        },
+        // Arrays out of step: left as they were (the trainer refuses such state earlier).
+        Err(_) => (fallback, DensifyReport::default()),
+    };
+    *params = st.params;
+    *adam = st.adam;
+    *stats = st.stats;
+    report
+}
 
 impl From<&DensifyConfig> for DensifyParams {
     fn from(c: &DensifyConfig) -> Self {

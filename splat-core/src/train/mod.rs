@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod densify;
 pub mod schedule;
+pub mod strategy;
 #[cfg(feature = "scene")]
 pub mod sweep;
 
@@ -35,8 +36,8 @@ use crate::optim::{Adam, GroupRates};
 use crate::render::RenderOptions;
 #[cfg(feature = "scene")]
 use crate::scene::{Image, Scene, View};
-use config::InitMode;
 pub use config::{ConfigError, TrainConfig};
+use config::{InitMode, Strategy};
 use densify::{DensifyReport, DensifyStats};
 use schedule::{PlateauAction, PlateauMonitor};
 
@@ -352,7 +353,16 @@ impl<'a> Trainer<'a> {
             });
         }
         let extent = scene_extent(&scene.train);
-        let params = initial_gaussians(scene, &cfg, extent)?;
+        let mut params = initial_gaussians(scene, &cfg, extent)?;
+        // The cap holds from the start: an evenly spaced subset of a larger initialisation.
+        let cap = cfg.densify.max_gaussians;
+        if cap > 0 && params.len() > cap {
+            let mut keep = vec![false; params.len()];
+            evenly_spaced(params.len(), cap)
+                .into_iter()
+                .for_each(|i| keep[i] = true);
+            params.retain_mask(&keep);
+        }
         let adam = Adam::new(&params);
         let stats = DensifyStats::new(params.len());
         Self::from_session_state(
@@ -491,6 +501,14 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// The iteration the strategy stops changing the Gaussian count at.
+    fn refine_until(&self) -> usize {
+        match self.cfg.densify.strategy {
+            Strategy::Default => self.cfg.densify.until,
+            Strategy::Mcmc => self.cfg.densify.mcmc.until,
+        }
+    }
+
     /// Whether training has finished (iterations done or stopped early).
     pub fn finished(&self) -> bool {
         self.state.stop.is_some() || self.state.iteration >= self.cfg.iterations
@@ -514,6 +532,15 @@ impl<'a> Trainer<'a> {
         } else {
             self.prepare_ground_truth(v, w, h, sigma)
         };
+        let mcmc = self.cfg.densify.strategy == Strategy::Mcmc;
+        let (opacity_reg, scale_reg) = if mcmc {
+            (
+                self.cfg.densify.mcmc.opacity_reg,
+                self.cfg.densify.mcmc.scale_reg,
+            )
+        } else {
+            (0.0, 0.0)
+        };
         let params = StepParams {
             render: RenderOptions {
                 background: self.background,
@@ -522,7 +549,10 @@ impl<'a> Trainer<'a> {
             },
             ssim_weight: self.cfg.ssim_weight,
             rates: self.rates(),
-            accumulate_stats: it < self.cfg.densify.until,
+            // MCMC decides from opacities alone.
+            accumulate_stats: !mcmc && it < self.cfg.densify.until,
+            opacity_reg,
+            scale_reg,
         };
         let t1 = Instant::now();
         let stats = if on_device {
@@ -544,26 +574,57 @@ impl<'a> Trainer<'a> {
 
         // gsplat's schedule: densify when it > from, it % interval == 0, it < until; then reset.
         let dcfg = &self.cfg.densify;
+        let seed = self
+            .cfg
+            .seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(it as u64);
         let mut densified = None;
-        if it > dcfg.from && it % dcfg.interval == 0 && it < dcfg.until {
-            let prune_large = dcfg.opacity_reset_interval > 0 && it > dcfg.opacity_reset_interval;
-            let seed = self
-                .cfg
-                .seed
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .wrapping_add(it as u64);
-            let params = densify::DensifyParams::from(dcfg);
-            densified = Some(
-                self.session
-                    .densify(&params, self.extent, prune_large, seed)?,
-            );
-        }
-        if dcfg.opacity_reset_interval > 0
-            && it > 0
-            && it % dcfg.opacity_reset_interval == 0
-            && it < dcfg.until
-        {
-            self.session.reset_opacity(dcfg.prune_opacity)?;
+        let due = |until: usize| it > dcfg.from && it % dcfg.interval == 0 && it < until;
+        match dcfg.strategy {
+            Strategy::Default => {
+                if due(dcfg.until) {
+                    let prune_large =
+                        dcfg.opacity_reset_interval > 0 && it > dcfg.opacity_reset_interval;
+                    let params = densify::DensifyParams::from(dcfg);
+                    let report = if self.session.fuses_densify() {
+                        self.session
+                            .densify(&params, self.extent, prune_large, seed)?
+                    } else {
+                        strategy::densify_default(
+                            &mut *self.session,
+                            &params,
+                            self.extent,
+                            prune_large,
+                            seed,
+                        )?
+                    };
+                    densified = Some(report);
+                }
+                if dcfg.opacity_reset_interval > 0
+                    && it > 0
+                    && it % dcfg.opacity_reset_interval == 0
+                    && it < dcfg.until
+                {
+                    self.session.reset_opacity(dcfg.prune_opacity)?;
+                }
+            }
+            Strategy::Mcmc => {
+                if due(dcfg.mcmc.until) {
+                    let p = strategy::McmcParams {
+                        min_opacity: dcfg.mcmc.min_opacity,
+                        growth: dcfg.mcmc.growth,
+                        max_gaussians: dcfg.max_gaussians,
+                    };
+                    densified = Some(strategy::mcmc_refine(&mut *self.session, &p, seed)?);
+                }
+                // After every step, with this step's position rate (gsplat's order).
+                let scale = dcfg.mcmc.noise_lr * params.rates.means;
+                if scale > 0.0 {
+                    self.session
+                        .add_position_noise(scale, seed ^ 0x6e01_5e00_0000_0000)?;
+                }
+            }
         }
         let t3 = Instant::now();
         self.state.iteration += 1;
@@ -577,7 +638,7 @@ impl<'a> Trainer<'a> {
             let p = self.monitor_psnr()?;
             monitor_psnr = Some(p);
             let eligible = self.state.iteration >= schedule::ramp_end(&self.cfg)
-                && self.state.iteration >= self.cfg.densify.until;
+                && self.state.iteration >= self.refine_until();
             let action = self.state.plateau.check(
                 p,
                 eligible,
