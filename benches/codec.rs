@@ -4,9 +4,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sogs_codec::kmeans::palette;
-use sogs_codec::order::plas_order;
-use sogs_codec::quant::build_codebook;
+use sogs_codec::internals::{build_codebook, palette, plas_order};
 use sogs_codec::{default_palette_size, grid_size, PlasOptions};
 
 /// `n` rows of `dim` values drawn around `clusters` random centres, as trained attributes cluster.

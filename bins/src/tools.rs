@@ -239,7 +239,7 @@ pub fn compress_for_scene(
                 v.camera.scaled_to(w, h)
             })
             .collect();
-        sogs_codec::importance::blending_weights(&g, &cams, &mut |_, _| {})
+        sogs_codec::blending_weights(&g, &cams, &mut |_, _| {})
     });
     let opts = sogs_codec::EncodeOptions {
         sh_bands: cfg.sh_bands,

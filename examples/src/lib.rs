@@ -57,6 +57,10 @@ mod tests {
             ("compress_ply", include_str!("../compress_ply.rs")),
             ("sfm_only", include_str!("../sfm_only.rs")),
             ("full_pipeline", include_str!("../full_pipeline.rs")),
+            ("sog_encode", include_str!("../sog_encode.rs")),
+            ("sog_psnr", include_str!("../sog_psnr.rs")),
+            ("sog_ablate", include_str!("../sog_ablate.rs")),
+            ("ply_diff", include_str!("../ply_diff.rs")),
         ];
         for (name, src) in sources {
             assert!(

@@ -43,9 +43,9 @@ pub struct EncodeOptions {
     /// Lloyd iterations per k-means node of the SH palette.
     pub kmeans_iterations: usize,
     /// Global Lloyd iterations over the whole SH palette after the hierarchical k-means
-    /// ([`kmeans::refine`]); 0 keeps the hierarchy's palette.
+    /// (`kmeans::refine`); 0 keeps the hierarchy's palette.
     pub palette_refine_iterations: usize,
-    /// Virtual views whose blending weights weight the SH palette ([`importance::visibility`]),
+    /// Virtual views whose blending weights weight the SH palette ([`crate::visibility`]),
     /// so SH error goes where it shows; `Some(0)` weighs all Gaussians alike, `None` picks
     /// [`auto_visibility_views`].
     pub palette_visibility_views: Option<usize>,
@@ -143,7 +143,7 @@ pub fn grid_size(n: usize) -> (usize, usize) {
     (w, h)
 }
 
-/// Side in pixels of the virtual views of [`importance::visibility`].
+/// Side in pixels of the virtual views of [`crate::visibility`].
 pub const VISIBILITY_SIZE: u32 = 256;
 
 /// Virtual views for the palette weights: 24 (12 gave 0.03 dB less on the lego scene),

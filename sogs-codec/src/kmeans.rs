@@ -466,6 +466,7 @@ fn centroid_graph(cent: &[f32], dim: usize, start: Option<&[TopK]>, rounds: usiz
 }
 
 /// Total (weighted) squared distance of every point to its centroid.
+#[cfg(test)]
 pub fn total_sq_error(data: &[f32], dim: usize, pal: &Palette, weights: Option<&[f32]>) -> f64 {
     pal.labels
         .par_iter()

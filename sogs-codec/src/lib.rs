@@ -3,30 +3,44 @@
 //!
 //! Entry points: [`encode_sog`] -> [`SogFiles`] -> [`write_sog_bundle`] / [`write_sog_dir`], and
 //! [`read_sog`] back to [`splat_core::Gaussians`] (then `splat_core::ply::write_ply` for a PLY).
+//! [`blending_weights`] and [`visibility`] weight the SH palette by how much each Gaussian shows;
+//! [`meta`] is the meta.json schema.
 
 // Channel and axis loops index several parallel arrays at once, as the format's formulas do.
 #![allow(clippy::needless_range_loop)]
 
-pub mod bundle;
-pub mod decode;
-pub mod encode;
-pub mod error;
-pub mod importance;
-pub mod kmeans;
+mod bundle;
+mod decode;
+mod encode;
+mod error;
+mod importance;
+mod kmeans;
 pub mod meta;
-pub mod order;
-pub mod quant;
-pub mod webp;
+mod order;
+mod quant;
+mod webp;
 
 use std::path::Path;
 
 pub use decode::{decode_entries, read_sog, read_sog_meta};
 pub use encode::{
-    default_palette_size, encode_sog, grid_size, EncodeOptions, Progress, SogFiles, SortMode, Stage,
+    auto_visibility_views, default_palette_size, encode_sog, grid_size, EncodeOptions, Progress,
+    SogFiles, SortMode, Stage, VISIBILITY_SIZE,
 };
 pub use error::SogError;
+pub use importance::{blending_weights, visibility};
 pub use meta::{Meta, MetaV1, MetaV2};
 pub use order::PlasOptions;
+
+/// Building blocks of the encoder (scalar codebooks, k-means palette, PLAS sort, quantisation,
+/// WebP), reachable for the crate's own tests and benches; no stability.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::kmeans::{palette, Palette};
+    pub use crate::order::plas_order;
+    pub use crate::quant::{build_codebook, log_transform, Codebook};
+    pub use crate::webp::{decode as decode_webp, Rgba};
+}
 
 use error::io_err;
 

@@ -367,6 +367,7 @@ fn box_blur(grid: &[f32], dim: usize, width: usize, n: usize, r: usize) -> Vec<f
 
 /// Sum over horizontally and vertically adjacent occupied texels of the squared feature
 /// difference: the quantity the sort lowers.
+#[cfg(test)]
 pub fn neighbour_cost(features: &[f32], dim: usize, width: usize, order: &[u32]) -> f64 {
     let n = order.len();
     let f = |p: usize| &features[order[p] as usize * dim..][..dim];

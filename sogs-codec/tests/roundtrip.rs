@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::{random_scene, scratch};
-use sogs_codec::quant::log_transform;
+use sogs_codec::internals::log_transform;
 use sogs_codec::{
     decode_entries, encode_sog, grid_size, read_sog, read_sog_meta, write_sog_bundle,
     write_sog_dir, EncodeOptions, Meta, SogError, SortMode, Stage,
@@ -239,7 +239,7 @@ fn meta_json_and_images_have_the_v2_layout() {
     let (w, h) = grid_size(1001);
     assert_eq!((w, h), (32, 32));
     for (name, bytes) in &files.images {
-        let img = sogs_codec::webp::decode(Path::new(name), bytes).unwrap();
+        let img = sogs_codec::internals::decode_webp(Path::new(name), bytes).unwrap();
         if name == "shN_centroids.webp" {
             assert_eq!(img.width, 64 * 8);
             assert_eq!(

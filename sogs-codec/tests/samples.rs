@@ -40,10 +40,10 @@ fn v2_samples_meta_fields_and_image_sizes() {
         }
         // Our grid rule reproduces the texture size PlayCanvas wrote.
         let bytes = std::fs::read(sample(name).join("means_l.webp")).unwrap();
-        let img = sogs_codec::webp::decode(Path::new("means_l.webp"), &bytes).unwrap();
+        let img = sogs_codec::internals::decode_webp(Path::new("means_l.webp"), &bytes).unwrap();
         assert_eq!((img.width, img.height), grid_size(meta.count), "{name}");
         let bytes = std::fs::read(sample(name).join("shN_centroids.webp")).unwrap();
-        let img = sogs_codec::webp::decode(Path::new("c"), &bytes).unwrap();
+        let img = sogs_codec::internals::decode_webp(Path::new("c"), &bytes).unwrap();
         assert_eq!(img.width, 64 * 8);
         assert_eq!(img.height, shn.count.div_ceil(64));
 

@@ -1,5 +1,7 @@
-//! `ply_diff A.ply B.ply`: per-attribute max and mean absolute difference between two Gaussian
-//! PLYs with the same row order (two decoders of one SOG). Rotations are compared up to sign.
+//! Per-attribute max and mean absolute difference between two Gaussian PLYs with the same row
+//! order (two decoders of one SOG). Rotations are compared up to sign.
+//!
+//! `cargo run --release -p spaceport-examples --example ply_diff -- A.ply B.ply`
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,7 +1,9 @@
-//! `sog_psnr SCENE_DIR DOWNSCALE VIEWS A.ply|A.sog [B ...]`: mean PSNR of each Gaussian set's
-//! renders (CPU reference renderer, white background; black with `SOG_PSNR_BLACK=1`, for scenes
-//! trained on black such as COLMAP captures) against a scene's test images, on the first VIEWS
-//! test views at 1/DOWNSCALE resolution. Compares a scene before and after compression.
+//! Mean PSNR of each Gaussian set's renders (CPU reference renderer, white background; black
+//! with `SOG_PSNR_BLACK=1`, for scenes trained on black such as COLMAP captures) against a
+//! scene's test images, on the first VIEWS test views at 1/DOWNSCALE resolution. Compares a scene
+//! before and after compression.
+//!
+//! `cargo run --release -p spaceport-examples --example sog_psnr -- SCENE_DIR DOWNSCALE VIEWS A.ply|A.sog [B ...]`
 
 use splat_core::render::{render, RenderOptions};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};

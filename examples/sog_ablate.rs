@@ -1,7 +1,9 @@
-//! `sog_ablate IN.ply PREFIX`: encodes IN with the default options, decodes in memory and writes
-//! two hybrids to split the compression loss by attribute: `PREFIX_rest.ply` (the input with only
-//! its higher SH bands taken from the decoded scene) and `PREFIX_base.ply` (the decoded scene with
-//! the input's higher SH bands). Render both with `sog_psnr`.
+//! Encodes IN with the default options, decodes in memory and writes two hybrids to split the
+//! compression loss by attribute: `PREFIX_rest.ply` (the input with only its higher SH bands taken
+//! from the decoded scene) and `PREFIX_base.ply` (the decoded scene with the input's higher SH
+//! bands). Render both with the `sog_psnr` example.
+//!
+//! `cargo run --release -p spaceport-examples --example sog_ablate -- IN.ply PREFIX`
 
 use sogs_codec::{decode_entries, encode_sog, EncodeOptions};
 

@@ -1,9 +1,10 @@
-//! Benchmark driver (ignored by default): runs the pipeline on `SFM_BENCH_IMAGES`, writing to
+//! SfM benchmark driver (a bench, not a test: it measures, asserts nothing): runs the pipeline on `SFM_BENCH_IMAGES`, writing to
 //! `SFM_BENCH_OUT`, with optional overrides `SFM_BENCH_MAX_SIZE`, `SFM_BENCH_MAX_FEATURES`,
 //! `SFM_BENCH_UNDISTORT` (0/1), `SFM_BENCH_UPSAMPLE_BELOW`, `SFM_BENCH_REFINE_PP` (0/1), `SFM_BENCH_PAIRS` (`exhaustive`, `seq:W`, `retrieval:K:W`),
 //! `SFM_BENCH_MATCH_CACHE` (file: features and verified matches saved there, or reused when it
 //! exists) and `SFM_BENCH_MAPPER` (JSON object overriding `MapperOptions` fields).
-//! Used for the acceptance runs recorded in BENCHMARKS.md.
+//! Used for the acceptance runs recorded in BENCHMARKS.md:
+//! `SFM_BENCH_IMAGES=DIR SFM_BENCH_OUT=OUT cargo bench -p spaceport-benches --bench sfm_run`.
 
 use sfm_core::matching::PairSelection;
 use sfm_core::pipeline::{run, SfmOptions};
@@ -13,9 +14,7 @@ fn env_num<T: std::str::FromStr>(k: &str) -> Option<T> {
     std::env::var(k).ok().and_then(|v| v.parse().ok())
 }
 
-#[test]
-#[ignore]
-fn bench_pipeline_on_env_dir() {
+fn main() {
     let Ok(images) = std::env::var("SFM_BENCH_IMAGES") else {
         eprintln!("SFM_BENCH_IMAGES not set; nothing to do");
         return;
