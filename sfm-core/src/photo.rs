@@ -144,13 +144,19 @@ pub fn read_meta(bytes: &[u8]) -> PhotoMeta {
         };
     };
     let text = |tag| {
-        exif.get_field(tag, exif::In::PRIMARY).and_then(|f| match &f.value {
-            exif::Value::Ascii(v) => v
-                .first()
-                .map(|s| String::from_utf8_lossy(s).trim().trim_matches('\0').to_string())
-                .filter(|s| !s.is_empty()),
-            _ => None,
-        })
+        exif.get_field(tag, exif::In::PRIMARY)
+            .and_then(|f| match &f.value {
+                exif::Value::Ascii(v) => v
+                    .first()
+                    .map(|s| {
+                        String::from_utf8_lossy(s)
+                            .trim()
+                            .trim_matches('\0')
+                            .to_string()
+                    })
+                    .filter(|s| !s.is_empty()),
+                _ => None,
+            })
     };
     let uint = |tag| {
         exif.get_field(tag, exif::In::PRIMARY)
@@ -222,7 +228,13 @@ mod tests {
             t.extend_from_slice(&value);
         };
         tiff.extend_from_slice(&3u16.to_be_bytes());
-        entry(&mut tiff, 0x010F, 2, make_z.len() as u32, (make_off as u32).to_be_bytes());
+        entry(
+            &mut tiff,
+            0x010F,
+            2,
+            make_z.len() as u32,
+            (make_off as u32).to_be_bytes(),
+        );
         let o = orientation.to_be_bytes();
         entry(&mut tiff, 0x0112, 3, 1, [o[0], o[1], 0, 0]);
         entry(&mut tiff, 0x8769, 4, 1, (exif_ifd_off as u32).to_be_bytes());
@@ -262,7 +274,10 @@ mod tests {
         let stored = plain.image.to_rgb8();
         let upright = rot.image.to_rgb8();
         let (a, b) = (stored.get_pixel(0, 39).0, upright.get_pixel(0, 0).0);
-        assert!(a.iter().zip(b).all(|(x, y)| x.abs_diff(y) < 12), "{a:?} vs {b:?}");
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.abs_diff(y) < 12),
+            "{a:?} vs {b:?}"
+        );
     }
 
     #[test]
@@ -271,7 +286,9 @@ mod tests {
         let cut = &src[..src.len() * 2 / 3];
         // The decoder alone accepts the cut file (the reason for the check).
         assert!(image::load_from_memory(cut).is_ok());
-        let err = decode_photo(cut, Path::new("cut.jpg")).err().expect("refused");
+        let err = decode_photo(cut, Path::new("cut.jpg"))
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("cut.jpg"), "{err}");
         assert!(err.to_string().contains("truncated JPEG"), "{err}");
         let mut png = Vec::new();
@@ -287,7 +304,9 @@ mod tests {
         assert!(is_photo_name(Path::new("x/IMG_1.HEIC")));
         assert!(is_photo_name(Path::new("a.webp")));
         assert!(!is_photo_name(Path::new("notes.txt")));
-        let err = read_photo(Path::new("/nonexistent/IMG_1.heic")).err().unwrap();
+        let err = read_photo(Path::new("/nonexistent/IMG_1.heic"))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("HEIC"), "{err}");
     }
 }

@@ -48,7 +48,10 @@ fn missing_paths_and_non_sog_files() {
     // A folder without meta.json, and bundle entries without it: said as such, not as a
     // file "listed in meta.json".
     let e = read_sog(&dir).unwrap_err();
-    assert!(matches!(e, SogError::NoMeta { ref path } if path == &dir), "{e:?}");
+    assert!(
+        matches!(e, SogError::NoMeta { ref path } if path == &dir),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("no meta.json"), "{e}");
     let mut entries = files().entries();
     entries.retain(|(name, _)| name != "meta.json");

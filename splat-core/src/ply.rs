@@ -455,8 +455,13 @@ pub fn parse_ply(path: &Path, data: &[u8]) -> Result<Gaussians, PlyError> {
             // Only when the vertices end the file can extra bytes be told apart from another
             // element; a trailing newline some writers add is not a row.
             let extra = body.len() as u64 - expected;
-            let trailing_ws = body[expected as usize..].iter().all(u8::is_ascii_whitespace);
-            if vi + 1 == header.elements.len() && extra > 0 && !(trailing_ws && extra < row_bytes as u64) {
+            let trailing_ws = body[expected as usize..]
+                .iter()
+                .all(u8::is_ascii_whitespace);
+            if vi + 1 == header.elements.len()
+                && extra > 0
+                && !(trailing_ws && extra < row_bytes as u64)
+            {
                 return Err(PlyError::ExtraData {
                     path: path.to_path_buf(),
                     declared: n,

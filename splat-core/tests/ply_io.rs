@@ -274,7 +274,9 @@ fn errors_name_the_file_and_the_problem() {
     // A header that promises fewer vertices than the body holds (5 rows, "element vertex 3").
     let header_end = full.windows(11).position(|w| w == b"end_header\n").unwrap() + 11;
     let header = String::from_utf8(full[..header_end].to_vec()).unwrap();
-    let mut short = header.replacen("element vertex 5", "element vertex 3", 1).into_bytes();
+    let mut short = header
+        .replacen("element vertex 5", "element vertex 3", 1)
+        .into_bytes();
     short.extend_from_slice(&full[header_end..]);
     match err_of(&short) {
         PlyError::ExtraData {
@@ -288,13 +290,21 @@ fn errors_name_the_file_and_the_problem() {
     let mut with_newline = full.clone();
     with_newline.push(b'\n');
     assert_eq!(
-        parse_ply(Path::new("/data/ok.ply"), &with_newline).unwrap().len(),
+        parse_ply(Path::new("/data/ok.ply"), &with_newline)
+            .unwrap()
+            .len(),
         5,
         "a trailing newline is not a row"
     );
     let ascii_full = String::from_utf8(ply_bytes("ascii", &float_props(&names), &rows)).unwrap();
-    match err_of(ascii_full.replacen("element vertex 5", "element vertex 4", 1).as_bytes()) {
-        PlyError::ExtraData { declared, extra, .. } => assert_eq!((declared, extra), (4, 1)),
+    match err_of(
+        ascii_full
+            .replacen("element vertex 5", "element vertex 4", 1)
+            .as_bytes(),
+    ) {
+        PlyError::ExtraData {
+            declared, extra, ..
+        } => assert_eq!((declared, extra), (4, 1)),
         other => panic!("want ExtraData (ascii), got {other:?}"),
     }
 
