@@ -312,11 +312,7 @@ impl Ctx<'_> {
             ));
         };
         let (videos, photos) = if path.is_dir() {
-            let photos: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| PipelineError::io(path, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && sfm_core::photo::is_photo_name(p))
-                .collect();
+            let photos = crate::video::files_in(path, sfm_core::photo::is_photo_name)?;
             (crate::video::videos_in(path)?, photos)
         } else {
             (vec![path.clone()], Vec::new())

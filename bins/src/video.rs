@@ -24,15 +24,20 @@ pub fn is_video(p: &Path) -> bool {
         .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// The videos directly in `dir`, sorted by name.
-pub fn videos_in(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The files directly in `dir` that `keep` accepts, sorted by name.
+pub fn files_in(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| PipelineError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_video(p))
+        .filter(|p| p.is_file() && keep(p))
         .collect();
     v.sort();
     Ok(v)
+}
+
+/// The videos directly in `dir`, sorted by name.
+pub fn videos_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    files_in(dir, is_video)
 }
 
 /// An error unless `ffmpeg` and `ffprobe` run: said at start-up, not after other work.

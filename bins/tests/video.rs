@@ -8,15 +8,6 @@ use std::process::Command;
 
 use common::{s, scratch, spaceport_env as spaceport};
 
-fn has_ffmpeg() -> bool {
-    ["ffmpeg", "ffprobe"].iter().all(|t| {
-        Command::new(t)
-            .arg("-version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 #[test]
 fn missing_ffmpeg_is_said_at_start_up() {
     let dir = scratch("noffmpeg");
@@ -32,7 +23,8 @@ fn missing_ffmpeg_is_said_at_start_up() {
 
 #[test]
 fn a_video_of_the_builtin_scene_is_reconstructed_and_trained() {
-    if !has_ffmpeg() {
+    // The same check the run makes at start-up.
+    if spaceport::video::check_tools().is_err() {
         eprintln!("SKIPPED: ffmpeg/ffprobe are not installed (apt-get install ffmpeg)");
         return;
     }
