@@ -5,6 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use glam::{DMat3, DVec3};
+use rayon::prelude::*;
 
 /// Row-major dense matrix of f64.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,13 +227,19 @@ pub fn cholesky_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> bool {
         a[j * n + j] = d;
         let (head, tail) = a.split_at_mut((j + 1) * n);
         let rowj = &head[j * n..j * n + j];
-        for i in (j + 1)..n {
-            let rowi = &mut tail[(i - j - 1) * n..(i - j) * n];
+        let update = |rowi: &mut [f64]| {
             let mut s = rowi[j];
             for k in 0..j {
                 s -= rowi[k] * rowj[k];
             }
             rowi[j] = s / d;
+        };
+        // The rows below j are independent given row j; the reduced camera systems of
+        // bundle adjustment (thousands of unknowns) are worth spreading over the cores.
+        if (n - j) * j > 1 << 15 {
+            tail.par_chunks_mut(n).for_each(update);
+        } else {
+            tail.chunks_mut(n).for_each(update);
         }
     }
     for i in 0..n {

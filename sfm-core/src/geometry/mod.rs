@@ -66,8 +66,16 @@ pub fn hom(p: DVec2) -> DVec3 {
 /// Angle in radians between two rotations.
 pub fn rotation_angle(a: &DMat3, b: &DMat3) -> f64 {
     let r = *a * b.transpose();
-    let c = ((r.x_axis.x + r.y_axis.y + r.z_axis.z - 1.0) * 0.5).clamp(-1.0, 1.0);
-    c.acos()
+    let c = (r.x_axis.x + r.y_axis.y + r.z_axis.z - 1.0) * 0.5;
+    // sin from the skew part: acos alone cannot resolve angles below about 1.5e-8 rad.
+    let s = 0.5
+        * DVec3::new(
+            r.y_axis.z - r.z_axis.y,
+            r.z_axis.x - r.x_axis.z,
+            r.x_axis.y - r.y_axis.x,
+        )
+        .length();
+    s.atan2(c)
 }
 
 /// Hartley normalisation: similarity moving the centroid to 0 and the mean distance to sqrt(2).

@@ -8,6 +8,7 @@ use super::camera::RadialCamera;
 use crate::geometry::Pose;
 use crate::linalg::{cholesky_solve, rodrigues, skew};
 use glam::{DMat3, DVec2, DVec3};
+use rayon::prelude::*;
 
 /// One observation: image, camera, pixel, point.
 #[derive(Clone, Copy, Debug)]
@@ -80,17 +81,25 @@ fn total_cost(
     used: &[usize],
     c2: f64,
 ) -> f64 {
-    used.iter()
-        .map(|&o| {
-            let ob = &obs[o];
-            match residual(&cams[ob.camera], &poses[ob.image], pts[ob.point], ob.xy) {
-                Some(r) => robust_cost(c2, r.length_squared()),
-                // Points behind a camera get the cost of a large residual so steps that flip
-                // them are rejected rather than ignored.
-                None => robust_cost(c2, 1e6),
-            }
+    // Fixed-size chunks summed in order: the same total whatever the thread count.
+    let partial: Vec<f64> = used
+        .par_chunks(4096)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&o| {
+                    let ob = &obs[o];
+                    match residual(&cams[ob.camera], &poses[ob.image], pts[ob.point], ob.xy) {
+                        Some(r) => robust_cost(c2, r.length_squared()),
+                        // Points behind a camera get the cost of a large residual so steps
+                        // that flip them are rejected rather than ignored.
+                        None => robust_cost(c2, 1e6),
+                    }
+                })
+                .sum::<f64>()
         })
-        .sum()
+        .collect();
+    partial.iter().sum()
 }
 
 fn inv3(m: &[f64; 9]) -> Option<[f64; 9]> {
@@ -102,7 +111,212 @@ fn inv3(m: &[f64; 9]) -> Option<[f64; 9]> {
     Some(a.inverse().to_cols_array())
 }
 
+/// Where each variable block starts in the reduced camera system (`NONE`: held fixed).
+struct Layout {
+    pose_off: Vec<usize>,
+    intr_off: Vec<usize>,
+    nc: usize,
+}
+
+/// Linearises one observation: its camera-side and point Jacobians, residual and Cauchy weight.
+#[allow(clippy::too_many_arguments)]
+fn linearise(
+    ob: &Observation,
+    cams: &[RadialCamera],
+    poses: &[Pose],
+    pts: &[DVec3],
+    lay: &Layout,
+    cfg: &BaConfig,
+    c2: f64,
+) -> Option<Lin> {
+    let cam = &cams[ob.camera];
+    let pose = &poses[ob.image];
+    let xc = pose.apply(pts[ob.point]);
+    if xc.z <= 1e-12 {
+        return None;
+    }
+    let r = cam.project(xc)? - ob.xy;
+    let w = 1.0 / (1.0 + r.length_squared() / c2);
+    let iz = 1.0 / xc.z;
+    let (un, vn) = (xc.x * iz, xc.y * iz);
+    let r2 = un * un + vn * vn;
+    let d = 1.0 + cam.k * r2;
+    // d(pixel)/d(un, vn)
+    let a = [
+        [
+            cam.f * (d + 2.0 * cam.k * un * un),
+            cam.f * 2.0 * cam.k * un * vn,
+        ],
+        [
+            cam.f * 2.0 * cam.k * un * vn,
+            cam.f * (d + 2.0 * cam.k * vn * vn),
+        ],
+    ];
+    // d(un, vn)/d(xc)
+    let b = [[iz, 0.0, -un * iz], [0.0, iz, -vn * iz]];
+    let mut dp = [[0.0f64; 3]; 2];
+    for i in 0..2 {
+        for j in 0..3 {
+            dp[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j];
+        }
+    }
+    let mut lin = Lin {
+        idx: [NONE; NP],
+        jc: [[0.0; NP]; 2],
+        jp: [[0.0; 3]; 2],
+        r: [r.x, r.y],
+        w,
+    };
+    let po = lay.pose_off[ob.image];
+    if po != NONE {
+        // R' = exp(dw) R, t' = t + dt (t is not rotated, so a fixed translation
+        // coordinate really stays fixed): d xc/d dw = -[R x]_x, d xc/d dt = I.
+        let sk = skew(xc - pose.t);
+        for i in 0..2 {
+            for c in 0..3 {
+                let col = sk.col(c);
+                lin.jc[i][c] = -(dp[i][0] * col.x + dp[i][1] * col.y + dp[i][2] * col.z);
+                lin.jc[i][3 + c] = dp[i][c];
+            }
+        }
+        for k in 0..6 {
+            lin.idx[k] = po + k;
+        }
+    }
+    let io = lay.intr_off[ob.camera];
+    if io != NONE {
+        lin.jc[0][6] = d * un;
+        lin.jc[1][6] = d * vn;
+        lin.jc[0][7] = cam.f * r2 * un;
+        lin.jc[1][7] = cam.f * r2 * vn;
+        lin.idx[6] = io;
+        lin.idx[7] = io + 1;
+        if cfg.refine_principal_point {
+            lin.jc[0][8] = 1.0;
+            lin.jc[1][9] = 1.0;
+            lin.idx[8] = io + 2;
+            lin.idx[9] = io + 3;
+        }
+    }
+    if cfg.point_var[ob.point] {
+        let rm = pose.r;
+        for i in 0..2 {
+            for c in 0..3 {
+                let col = rm.col(c);
+                lin.jp[i][c] = dp[i][0] * col.x + dp[i][1] * col.y + dp[i][2] * col.z;
+            }
+        }
+    }
+    Some(lin)
+}
+
+impl Lin {
+    /// W = w Jc^T Jp (NP x 3): the camera-point block of the normal equations.
+    fn w_block(&self) -> [[f64; 3]; NP] {
+        let mut wa = [[0.0f64; 3]; NP];
+        for a in 0..NP {
+            if self.idx[a] == NONE {
+                continue;
+            }
+            for j in 0..3 {
+                wa[a][j] = self.w * (self.jc[0][a] * self.jp[0][j] + self.jc[1][a] * self.jp[1][j]);
+            }
+        }
+        wa
+    }
+}
+
+/// One chunk of points' share of the Schur complement: what it subtracts from the reduced
+/// matrix and adds to its right-hand side, and the damped inverse of each point's block.
+struct SchurPart {
+    s: Vec<f64>,
+    rhs: Vec<f64>,
+    vinv: Vec<Option<[f64; 9]>>,
+}
+
+/// Accumulates the Schur complement of the points `first..first + lists.len()`.
+#[allow(clippy::too_many_arguments)]
+fn schur_part(
+    first: usize,
+    lists: &[Vec<usize>],
+    lins: &[Option<Lin>],
+    vmat: &[[f64; 9]],
+    gp: &[[f64; 3]],
+    point_var: &[bool],
+    lambda: f64,
+    nc: usize,
+) -> SchurPart {
+    let mut part = SchurPart {
+        s: vec![0.0; if nc > 0 { nc * nc } else { 0 }],
+        rhs: vec![0.0; nc],
+        vinv: vec![None; lists.len()],
+    };
+    let mut blocks: Vec<(&Lin, [[f64; 3]; NP], [[f64; 3]; NP])> = Vec::new();
+    for (k, list) in lists.iter().enumerate() {
+        let p = first + k;
+        if !point_var[p] || list.is_empty() {
+            continue;
+        }
+        let mut v = vmat[p];
+        for i in 0..3 {
+            v[i * 3 + i] += lambda * vmat[p][i * 3 + i].max(1e-9);
+        }
+        // glam arrays are column-major; V is symmetric so the layout does not matter.
+        let Some(vi) = inv3(&v) else { continue };
+        part.vinv[k] = Some(vi);
+        if nc == 0 {
+            continue;
+        }
+        // T_a = W_a V^-1.
+        blocks.clear();
+        for &o in list {
+            let Some(l) = &lins[o] else { continue };
+            let wa = l.w_block();
+            let mut t = [[0.0f64; 3]; NP];
+            for a in 0..NP {
+                for j in 0..3 {
+                    t[a][j] = wa[a][0] * vi[j * 3] + wa[a][1] * vi[j * 3 + 1] + wa[a][2] * vi[j * 3 + 2];
+                }
+                if l.idx[a] != NONE {
+                    part.rhs[l.idx[a]] += t[a][0] * gp[p][0] + t[a][1] * gp[p][1] + t[a][2] * gp[p][2];
+                }
+            }
+            blocks.push((l, wa, t));
+        }
+        for (la, _, ta) in &blocks {
+            for (lb, wb, _) in &blocks {
+                for a in 0..NP {
+                    if la.idx[a] == NONE {
+                        continue;
+                    }
+                    let row = &mut part.s[la.idx[a] * nc..(la.idx[a] + 1) * nc];
+                    for b in 0..NP {
+                        if lb.idx[b] != NONE {
+                            row[lb.idx[b]] +=
+                                ta[a][0] * wb[b][0] + ta[a][1] * wb[b][1] + ta[a][2] * wb[b][2];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    part
+}
+
+/// Points per chunk of the parallel Schur complement: one chunk per thread, fewer when the
+/// per-chunk copies of the reduced matrix would take more than about 1 GiB in all.
+fn schur_chunk(npts: usize, nc: usize) -> usize {
+    let per_copy = (nc * nc * 8).max(1);
+    let copies = rayon::current_num_threads()
+        .min((1usize << 30) / per_copy)
+        .max(1);
+    npts.div_ceil(copies).max(1)
+}
+
 /// Runs bundle adjustment in place; only the variables flagged in `cfg` change.
+///
+/// Linearisation, the per-point blocks and the Schur complement run on every core; the
+/// chunking depends only on the thread count, so a run is reproducible on one machine.
 pub fn bundle_adjust(
     cams: &mut [RadialCamera],
     poses: &mut [Pose],
@@ -111,21 +325,25 @@ pub fn bundle_adjust(
     cfg: &BaConfig,
 ) -> BaSummary {
     // Parameter layout of the reduced (camera) system.
-    let mut pose_off = vec![NONE; poses.len()];
-    let mut nc = 0;
+    let mut lay = Layout {
+        pose_off: vec![NONE; poses.len()],
+        intr_off: vec![NONE; cams.len()],
+        nc: 0,
+    };
     for (i, &v) in cfg.pose_var.iter().enumerate() {
         if v {
-            pose_off[i] = nc;
-            nc += 6;
+            lay.pose_off[i] = lay.nc;
+            lay.nc += 6;
         }
     }
-    let mut intr_off = vec![NONE; cams.len()];
     for (i, &v) in cfg.intr_var.iter().enumerate() {
         if v {
-            intr_off[i] = nc;
-            nc += if cfg.refine_principal_point { 4 } else { 2 };
+            lay.intr_off[i] = lay.nc;
+            lay.nc += if cfg.refine_principal_point { 4 } else { 2 };
         }
     }
+    let nc = lay.nc;
+    let (pose_off, intr_off) = (&lay.pose_off, &lay.intr_off);
     // Observations that touch something variable, grouped by point.
     let mut by_point: Vec<Vec<usize>> = vec![Vec::new(); pts.len()];
     let mut used = Vec::new();
@@ -145,94 +363,24 @@ pub fn bundle_adjust(
     if used.is_empty() {
         return summary;
     }
+    let chunk = schur_chunk(pts.len(), nc);
     let mut lambda = 1e-4;
     let mut lins: Vec<Option<Lin>> = Vec::with_capacity(obs.len());
     for it in 0..cfg.max_iters {
         summary.iterations = it + 1;
         lins.clear();
         lins.resize_with(obs.len(), || None);
+        let fresh: Vec<Option<Lin>> = used
+            .par_iter()
+            .map(|&o| linearise(&obs[o], cams, poses, pts, &lay, cfg, c2))
+            .collect();
+        for (&o, l) in used.iter().zip(fresh) {
+            lins[o] = l;
+        }
         let mut u = vec![0.0f64; nc * nc];
         let mut gc = vec![0.0f64; nc];
-        for &o in &used {
-            let ob = &obs[o];
-            let cam = &cams[ob.camera];
-            let pose = &poses[ob.image];
-            let x = pts[ob.point];
-            let xc = pose.apply(x);
-            if xc.z <= 1e-12 {
-                continue;
-            }
-            let Some(pr) = cam.project(xc) else { continue };
-            let r = pr - ob.xy;
-            let w = 1.0 / (1.0 + r.length_squared() / c2);
-            let iz = 1.0 / xc.z;
-            let (un, vn) = (xc.x * iz, xc.y * iz);
-            let r2 = un * un + vn * vn;
-            let d = 1.0 + cam.k * r2;
-            // d(pixel)/d(un, vn)
-            let a = [
-                [
-                    cam.f * (d + 2.0 * cam.k * un * un),
-                    cam.f * 2.0 * cam.k * un * vn,
-                ],
-                [
-                    cam.f * 2.0 * cam.k * un * vn,
-                    cam.f * (d + 2.0 * cam.k * vn * vn),
-                ],
-            ];
-            // d(un, vn)/d(xc)
-            let b = [[iz, 0.0, -un * iz], [0.0, iz, -vn * iz]];
-            let mut dp = [[0.0f64; 3]; 2];
-            for i in 0..2 {
-                for j in 0..3 {
-                    dp[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j];
-                }
-            }
-            let mut lin = Lin {
-                idx: [NONE; NP],
-                jc: [[0.0; NP]; 2],
-                jp: [[0.0; 3]; 2],
-                r: [r.x, r.y],
-                w,
-            };
-            if pose_off[ob.image] != NONE {
-                // R' = exp(dw) R, t' = t + dt (t is not rotated, so a fixed translation
-                // coordinate really stays fixed): d xc/d dw = -[R x]_x, d xc/d dt = I.
-                let sk = skew(xc - pose.t);
-                for i in 0..2 {
-                    for c in 0..3 {
-                        let col = sk.col(c);
-                        lin.jc[i][c] = -(dp[i][0] * col.x + dp[i][1] * col.y + dp[i][2] * col.z);
-                        lin.jc[i][3 + c] = dp[i][c];
-                    }
-                }
-                for k in 0..6 {
-                    lin.idx[k] = pose_off[ob.image] + k;
-                }
-            }
-            if intr_off[ob.camera] != NONE {
-                lin.jc[0][6] = d * un;
-                lin.jc[1][6] = d * vn;
-                lin.jc[0][7] = cam.f * r2 * un;
-                lin.jc[1][7] = cam.f * r2 * vn;
-                lin.idx[6] = intr_off[ob.camera];
-                lin.idx[7] = intr_off[ob.camera] + 1;
-                if cfg.refine_principal_point {
-                    lin.jc[0][8] = 1.0;
-                    lin.jc[1][9] = 1.0;
-                    lin.idx[8] = intr_off[ob.camera] + 2;
-                    lin.idx[9] = intr_off[ob.camera] + 3;
-                }
-            }
-            if cfg.point_var[ob.point] {
-                let rm = pose.r;
-                for i in 0..2 {
-                    for c in 0..3 {
-                        let col = rm.col(c);
-                        lin.jp[i][c] = dp[i][0] * col.x + dp[i][1] * col.y + dp[i][2] * col.z;
-                    }
-                }
-            }
+        for lin in lins.iter().flatten() {
+            let w = lin.w;
             for p in 0..NP {
                 if lin.idx[p] == NONE {
                     continue;
@@ -246,28 +394,37 @@ pub fn bundle_adjust(
                         w * (lin.jc[0][p] * lin.jc[0][q] + lin.jc[1][p] * lin.jc[1][q]);
                 }
             }
-            lins[o] = Some(lin);
         }
         // Per point: V (3x3) and g_p.
-        let mut vmat = vec![[0.0f64; 9]; pts.len()];
-        let mut gp = vec![[0.0f64; 3]; pts.len()];
-        for (p, list) in by_point.iter().enumerate() {
-            if !cfg.point_var[p] {
-                continue;
-            }
-            for &o in list {
-                let Some(l) = &lins[o] else { continue };
-                for i in 0..3 {
-                    gp[p][i] += l.w * (l.jp[0][i] * l.r[0] + l.jp[1][i] * l.r[1]);
-                    for j in 0..3 {
-                        vmat[p][i * 3 + j] +=
-                            l.w * (l.jp[0][i] * l.jp[0][j] + l.jp[1][i] * l.jp[1][j]);
+        let (vmat, gp): (Vec<[f64; 9]>, Vec<[f64; 3]>) = by_point
+            .par_iter()
+            .enumerate()
+            .map(|(p, list)| {
+                let mut v = [0.0f64; 9];
+                let mut g = [0.0f64; 3];
+                if cfg.point_var[p] {
+                    for &o in list {
+                        let Some(l) = &lins[o] else { continue };
+                        for i in 0..3 {
+                            g[i] += l.w * (l.jp[0][i] * l.r[0] + l.jp[1][i] * l.r[1]);
+                            for j in 0..3 {
+                                v[i * 3 + j] += l.w * (l.jp[0][i] * l.jp[0][j] + l.jp[1][i] * l.jp[1][j]);
+                            }
+                        }
                     }
                 }
-            }
-        }
+                (v, g)
+            })
+            .unzip();
         let mut accepted = false;
         for _trial in 0..10 {
+            let parts: Vec<SchurPart> = by_point
+                .par_chunks(chunk)
+                .enumerate()
+                .map(|(ci, lists)| {
+                    schur_part(ci * chunk, lists, &lins, &vmat, &gp, &cfg.point_var, lambda, nc)
+                })
+                .collect();
             let mut s = u.clone();
             for i in 0..nc {
                 s[i * nc + i] += lambda * u[i * nc + i].max(1e-9);
@@ -279,71 +436,13 @@ pub fn bundle_adjust(
                 }
             }
             let mut rhs: Vec<f64> = gc.iter().map(|v| -v).collect();
-            let mut vinv = vec![None; pts.len()];
-            for (p, list) in by_point.iter().enumerate() {
-                if !cfg.point_var[p] || list.is_empty() {
-                    continue;
+            let mut vinv: Vec<Option<[f64; 9]>> = Vec::with_capacity(pts.len());
+            for part in parts {
+                s.par_iter_mut().zip(part.s.par_iter()).for_each(|(x, d)| *x -= d);
+                for (x, d) in rhs.iter_mut().zip(&part.rhs) {
+                    *x += d;
                 }
-                let mut v = vmat[p];
-                for i in 0..3 {
-                    v[i * 3 + i] += lambda * vmat[p][i * 3 + i].max(1e-9);
-                }
-                // glam arrays are column-major; V is symmetric so the layout does not matter.
-                let Some(vi) = inv3(&v) else { continue };
-                vinv[p] = Some(vi);
-                if nc == 0 {
-                    continue;
-                }
-                // T_a = W_a V^-1 with W_a = w Jc^T Jp (8x3).
-                let mut ts: Vec<(usize, [[f64; 3]; NP])> = Vec::with_capacity(list.len());
-                for &o in list {
-                    let Some(l) = &lins[o] else { continue };
-                    let mut wa = [[0.0f64; 3]; NP];
-                    for a in 0..NP {
-                        if l.idx[a] == NONE {
-                            continue;
-                        }
-                        for j in 0..3 {
-                            wa[a][j] = l.w * (l.jc[0][a] * l.jp[0][j] + l.jc[1][a] * l.jp[1][j]);
-                        }
-                    }
-                    let mut t = [[0.0f64; 3]; NP];
-                    for a in 0..NP {
-                        for j in 0..3 {
-                            t[a][j] = wa[a][0] * vi[j * 3]
-                                + wa[a][1] * vi[j * 3 + 1]
-                                + wa[a][2] * vi[j * 3 + 2];
-                        }
-                        if l.idx[a] != NONE {
-                            rhs[l.idx[a]] +=
-                                t[a][0] * gp[p][0] + t[a][1] * gp[p][1] + t[a][2] * gp[p][2];
-                        }
-                    }
-                    ts.push((o, t));
-                }
-                for (oa, ta) in &ts {
-                    let la = lins[*oa].as_ref().expect("linearised");
-                    for &(ob, _) in &ts {
-                        let lb = lins[ob].as_ref().expect("linearised");
-                        for b in 0..NP {
-                            if lb.idx[b] == NONE {
-                                continue;
-                            }
-                            let wb = [
-                                lb.w * (lb.jc[0][b] * lb.jp[0][0] + lb.jc[1][b] * lb.jp[1][0]),
-                                lb.w * (lb.jc[0][b] * lb.jp[0][1] + lb.jc[1][b] * lb.jp[1][1]),
-                                lb.w * (lb.jc[0][b] * lb.jp[0][2] + lb.jc[1][b] * lb.jp[1][2]),
-                            ];
-                            for a in 0..NP {
-                                if la.idx[a] == NONE {
-                                    continue;
-                                }
-                                s[la.idx[a] * nc + lb.idx[b]] -=
-                                    ta[a][0] * wb[0] + ta[a][1] * wb[1] + ta[a][2] * wb[2];
-                            }
-                        }
-                    }
-                }
+                vinv.extend(part.vinv);
             }
             let mut dc = rhs;
             if nc > 0 && !cholesky_solve(&mut s, nc, &mut dc) {
@@ -375,28 +474,28 @@ pub fn bundle_adjust(
                 }
             }
             let mut new_pts = pts.to_vec();
-            for (p, list) in by_point.iter().enumerate() {
-                let Some(vi) = vinv[p] else { continue };
+            new_pts.par_iter_mut().enumerate().for_each(|(p, x)| {
+                let Some(vi) = vinv[p] else { return };
                 let mut b = [-gp[p][0], -gp[p][1], -gp[p][2]];
-                for &o in list {
+                for &o in &by_point[p] {
                     let Some(l) = &lins[o] else { continue };
+                    let wa = l.w_block();
                     for a in 0..NP {
                         if l.idx[a] == NONE {
                             continue;
                         }
-                        let x = dc[l.idx[a]];
+                        let y = dc[l.idx[a]];
                         for j in 0..3 {
-                            b[j] -= l.w * (l.jc[0][a] * l.jp[0][j] + l.jc[1][a] * l.jp[1][j]) * x;
+                            b[j] -= wa[a][j] * y;
                         }
                     }
                 }
-                let d = DVec3::new(
+                *x += DVec3::new(
                     vi[0] * b[0] + vi[3] * b[1] + vi[6] * b[2],
                     vi[1] * b[0] + vi[4] * b[1] + vi[7] * b[2],
                     vi[2] * b[0] + vi[5] * b[1] + vi[8] * b[2],
                 );
-                new_pts[p] += d;
-            }
+            });
             let new_cost = total_cost(&new_cams, &new_poses, &new_pts, obs, &used, c2);
             if new_cost.is_finite() && new_cost < cost {
                 let rel = (cost - new_cost) / cost.max(1e-300);
