@@ -99,6 +99,58 @@ impl Estimate {
     }
 }
 
+/// Bytes of a PLY per Gaussian at SH degree 3 (62 f32 properties).
+pub const PLY_BYTES_PER_GAUSSIAN: u64 = 248;
+/// Disk per Gaussian while training: the final PLY, and a checkpoint (parameters and two Adam
+/// moments) twice over while a new one replaces the last.
+pub const DISK_BYTES_PER_GAUSSIAN: u64 = PLY_BYTES_PER_GAUSSIAN * 7;
+/// Disk that SfM needs per byte of input photos: the upright, undistorted copies for training
+/// (same format as the input) with room for the model beside them.
+pub const SFM_DISK_PER_INPUT_BYTE: u64 = 2;
+
+/// Disk space before long work: an error naming the numbers when `free` is below `minimum`
+/// (the outputs cannot be written), a warning (returned) when it is below `expected`.
+pub fn check_disk(
+    free: Option<u64>,
+    dir: &std::path::Path,
+    what: &str,
+    minimum: u64,
+    expected: u64,
+) -> Result<Option<String>> {
+    let Some(free) = free else {
+        return Ok(None);
+    };
+    if free < minimum {
+        return Err(PipelineError::Invalid(format!(
+            "not enough disk space for {what} in {}: it needs at least {} but {} is free; free some space or write elsewhere (--out)",
+            dir.display(),
+            gib(minimum),
+            gib(free)
+        )));
+    }
+    Ok((free < expected).then(|| {
+        format!(
+            "warning: {what} may write up to {} in {} but {} is free",
+            gib(expected),
+            dir.display(),
+            gib(free)
+        )
+    }))
+}
+
+/// Sum of the sizes of the files directly in `dir` (the photos SfM reads).
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// `bytes` as "1.2 GiB".
 pub fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
@@ -184,6 +236,19 @@ mod tests {
         };
         let e7 = Estimate::new(&scene(200, 1600, 1200), &fast, 100_000, true);
         assert!((e.seconds / e7.seconds - 30_000.0 / 7000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_little_disk_is_an_error_with_the_numbers_and_a_tight_one_a_warning() {
+        let dir = std::path::Path::new("/out");
+        let gb = 1u64 << 30;
+        let err = check_disk(Some(gb), dir, "training", 2 * gb, 3 * gb).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/out") && msg.contains("2.0 GiB") && msg.contains("1.0 GiB"), "{msg}");
+        let warn = check_disk(Some(2 * gb + 1), dir, "training", 2 * gb, 3 * gb).unwrap();
+        assert!(warn.expect("a warning").contains("3.0 GiB"));
+        assert_eq!(check_disk(Some(4 * gb), dir, "training", 2 * gb, 3 * gb).unwrap(), None);
+        assert_eq!(check_disk(None, dir, "training", 2 * gb, 3 * gb).unwrap(), None);
     }
 
     #[test]

@@ -427,7 +427,7 @@ impl Ctx<'_> {
         ));
         let mut compute = training::make_backend(opts.device, events)?;
         let cfg = opts.config.train.clone();
-        training::preflight(scene, &cfg, &compute, events)?;
+        training::preflight(scene, &cfg, &compute, &opts.out, events)?;
         let backend = compute.backend.as_mut();
         let m = match training::train(scene, cfg, backend, &topts, stop, events)? {
             Trained::Done(m) => m,

@@ -20,6 +20,12 @@ pub fn sfm(
     out: &Path,
     events: &dyn Events,
 ) -> Result<sfm_core::pipeline::SfmReport> {
+    let need = crate::estimate::dir_bytes(images) * crate::estimate::SFM_DISK_PER_INPUT_BYTE
+        + (16 << 20);
+    let free = spaceport_io::free_space(out);
+    if let Some(w) = crate::estimate::check_disk(free, out, "structure from motion", need, need)? {
+        events.note(&w);
+    }
     let report = sfm_core::pipeline::run(opts, images, out, &|stage, done, total| {
         events.progress(Task::Sfm, &format!("{stage:?}"), done as u64, total as u64);
     });

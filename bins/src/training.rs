@@ -2,7 +2,7 @@
 //! checkpoint, stop on a flag (Ctrl-C) with a checkpoint, periodic checkpoints, and the
 //! outputs (`point_cloud.ply`, `renders/`, `metrics.json`) moved into place only when complete.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -71,6 +71,7 @@ pub fn preflight(
     scene: &Scene,
     cfg: &TrainConfig,
     compute: &Compute,
+    out: &Path,
     events: &dyn Events,
 ) -> Result<()> {
     use crate::estimate::{gib, human_seconds, Estimate};
@@ -100,6 +101,17 @@ pub fn preflight(
         free.map_or(String::new(), |f| format!(", {} free", gib(f)))
     ));
     if let Some(warning) = e.check(free, &name)? {
+        events.note(&warning);
+    }
+    use crate::estimate::{check_disk, DISK_BYTES_PER_GAUSSIAN, PLY_BYTES_PER_GAUSSIAN};
+    let disk = check_disk(
+        spaceport_io::free_space(out),
+        out,
+        "training",
+        (initial as u64 * PLY_BYTES_PER_GAUSSIAN).max(1 << 20),
+        e.gaussians as u64 * DISK_BYTES_PER_GAUSSIAN,
+    )?;
+    if let Some(warning) = disk {
         events.note(&warning);
     }
     Ok(())
@@ -160,7 +172,7 @@ pub fn train_job(
         },
         final_checkpoint: job.checkpoint_every > 0,
     };
-    preflight(&scene, &cfg, &compute, events)?;
+    preflight(&scene, &cfg, &compute, &job.out, events)?;
     train(&scene, cfg, compute.backend.as_mut(), &opts, stop, events)
 }
 

@@ -7,6 +7,7 @@
 //! - [`write_dir_atomic`]: a directory assembled under a temporary sibling, then renamed into place
 //!   (replacing an existing one).
 //! - [`ensure_writable_dir`]: an output folder checked before long work starts.
+//! - [`free_space`]: bytes left on the file system of a path (checked before long work).
 //! - [`peak_memory_bytes`] / [`reset_peak_memory`]: the process's peak resident set (Linux).
 
 use std::ffi::OsString;
@@ -79,6 +80,37 @@ pub fn ensure_writable_dir(dir: impl AsRef<Path>) -> Result<(), IoError> {
         .map_err(|e| IoError::new(dir, e))?;
     let _ = fs::remove_file(&probe);
     Ok(())
+}
+
+/// Bytes that an unprivileged process can still write on the file system holding `path` (or
+/// its nearest existing ancestor); `None` where the platform or the call cannot say.
+pub fn free_space(path: impl AsRef<Path>) -> Option<u64> {
+    let mut p = path.as_ref();
+    while !p.exists() {
+        p = p.parent().filter(|q| !q.as_os_str().is_empty())?;
+    }
+    statvfs_free(p)
+}
+
+#[cfg(unix)]
+fn statvfs_free(p: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` is a properly sized out-parameter that
+    // statvfs fills completely on success; it is read only then.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so the structure is initialised.
+    let st = unsafe { st.assume_init() };
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+#[cfg(not(unix))]
+fn statvfs_free(_: &Path) -> Option<u64> {
+    None
 }
 
 /// Writes `bytes` to `path` atomically: readers see the old file or the whole new one.
@@ -430,6 +462,17 @@ mod tests {
         assert_eq!(parse_vm_hwm(status), Some(1234 * 1024));
         assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
         assert_eq!(parse_vm_hwm("VmHWM:\tlots kB\n"), None);
+    }
+
+    #[test]
+    fn free_space_is_reported_for_a_path_and_its_missing_children() {
+        let dir = std::env::temp_dir();
+        let free = free_space(&dir).expect("statvfs on the temp dir");
+        assert!(free > 0);
+        let missing = dir.join("spaceport-no-such-dir/deeper/file.ply");
+        let again = free_space(&missing).expect("nearest existing ancestor");
+        // Other processes write meanwhile: same order of magnitude, not equality.
+        assert!(again > free / 2 && again < free.saturating_mul(2));
     }
 
     #[test]
