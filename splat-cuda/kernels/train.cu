@@ -172,6 +172,37 @@ extern "C" __global__ void adam_step(const unsigned int* __restrict__ isect, uns
 }
 
 // ---------------------------------------------------------------------------------------------
+// MCMC's L1 regularisers (splat-core's densify::add_regularisers): w_opacity times each opacity
+// and w_scale times each scale (the weights already divided by their counts) are added to the
+// loss, which is summed into *loss, and their gradients to the logits' and log-scales'.
+extern "C" __global__ void regularise(const unsigned int* __restrict__ isect, unsigned int cap,
+                                      int n, float w_opacity, float w_scale,
+                                      const float* __restrict__ opacity,
+                                      const float* __restrict__ log_scales,
+                                      float* __restrict__ g_opacity,
+                                      float* __restrict__ g_log_scales,
+                                      double* __restrict__ loss) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    double l = 0.0;
+    // No early return: every thread of the block takes part in block_sum.
+    if (i < n && *isect <= cap) {
+        if (w_opacity != 0.0f) {
+            float o = 1.0f / (1.0f + expf(-opacity[i]));
+            g_opacity[i] += w_opacity * o * (1.0f - o);
+            l += (double)(w_opacity * o);
+        }
+        if (w_scale != 0.0f) {
+            for (int k = 0; k < 3; ++k) {
+                float sc = expf(log_scales[3 * i + k]);
+                g_log_scales[3 * i + k] += w_scale * sc;
+                l += (double)(w_scale * sc);
+            }
+        }
+    }
+    block_sum(l, loss);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Densification statistics: NDC-scaled screen-position gradient norms where the radius is set.
 #define SG_STRIDE 9
 extern "C" __global__ void stats_accumulate(const unsigned int* __restrict__ isect,

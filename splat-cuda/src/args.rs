@@ -175,6 +175,10 @@ kernels! {
         isect: In, cap: u32, len: i32, stride: i32, split: i32, p: Out, g: In, m: Out, v: Out,
         lr_a: f32, lr_b: f32, b1: f32, b2: f32, eps: f32, bc1: f32, sbc2: f32,
     }
+    "train" regularise => Regularise {
+        isect: In, cap: u32, n: i32, w_opacity: f32, w_scale: f32, opacity: In, log_scales: In,
+        g_opacity: Out, g_log_scales: Out, loss: Out,
+    }
     "train" stats_accumulate => StatsAccumulate {
         isect: In, cap: u32, n: i32, sx: f32, sy: f32, screen: In, radius: In,
         grad_accum: Out, count: Out, max_radius: Out,

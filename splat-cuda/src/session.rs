@@ -23,7 +23,7 @@ use splat_core::BackendError;
 
 use crate::args::{
     AdamStep, DensifyChildren, DensifyClassify, DensifyMark, DensifyScatter, In, LossBlurH,
-    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, ResizeAreaH, ResizeAreaV, SqErrSum,
+    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, Regularise, ResizeAreaH, ResizeAreaV, SqErrSum,
     StatsAccumulate,
 };
 use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, THREADS};
@@ -53,9 +53,11 @@ pub struct DeviceLoss {
 
 /// Sums the loss kernels leave on the device: |x - y|, SSIM, clamped squared error.
 const N_SUMS: usize = 3;
-/// The step's read-back: the sums, then one slot whose low 32 bits receive the intersection
-/// count.
-const N_READBACK: usize = N_SUMS + 1;
+/// Slot of the step's read-back for the regularisers' loss (after the intersection count).
+const N_REG: usize = N_SUMS + 1;
+/// The step's read-back: the sums, one slot whose low 32 bits receive the intersection
+/// count, and the regularisers' loss.
+const N_READBACK: usize = N_SUMS + 2;
 
 /// Stage names of a step, in order; stage `i` runs between marks `i` and `i + 1`.
 const STAGES: [&str; 7] = [
@@ -372,6 +374,7 @@ impl CudaBackend {
             isect_cap: 0,
             profile,
             last_sums: [0.0; N_SUMS],
+            last_reg: 0.0,
             adam_step: adam.step,
             beta1: adam.beta1,
             beta2: adam.beta2,
@@ -416,6 +419,8 @@ pub struct CudaSession {
     profile: Profile,
     /// The sums of the last step's read-back.
     last_sums: [f64; N_SUMS],
+    /// The regularisers' loss of the last step.
+    last_reg: f64,
     adam_step: u64,
     beta1: f32,
     beta2: f32,
@@ -738,6 +743,22 @@ impl CudaSession {
             .be
             .backward_inner(&self.p, &frame, &d_image, Some(&self.profile.marks))?;
         let n = self.p.n;
+        if (p.opacity_reg != 0.0 || p.scale_reg != 0.0) && n > 0 {
+            Regularise {
+                isect: In::at(&frame.offsets, n, &s),
+                cap: cap as u32,
+                n: n as i32,
+                w_opacity: p.opacity_reg / n as f32,
+                w_scale: p.scale_reg / (3 * n) as f32,
+                opacity: In::of(&self.p.opacity_logits, &s),
+                log_scales: In::of(&self.p.log_scales, &s),
+                g_opacity: Out::of(&g.opacity_logits, &s),
+                g_log_scales: Out::of(&g.log_scales, &s),
+                loss: Out(dptr(&self.sums, N_REG, &s)),
+            }
+            .launch(&self.be.kernels, &s, (blocks(n, THREADS as usize), 1, 1), THREADS)
+            .map_err(job.err("regularise"))?;
+        }
         if p.accumulate_stats {
             let isect = (dptr(&frame.offsets, n, &s), cap);
             self.accumulate(&g.screen, &frame.radius, camera.width, camera.height, isect)?;
@@ -776,6 +797,7 @@ impl CudaSession {
             .map_err(|e| BackendError::Device(format!("step: {e:?}")))?;
         let count = (back[N_SUMS].to_bits() & 0xffff_ffff) as usize;
         self.last_sums.copy_from_slice(&back[..N_SUMS]);
+        self.last_reg = back[N_REG];
         let prof = &mut self.profile;
         for (i, ms) in prof.ms.iter_mut().enumerate() {
             *ms += prof.marks.elapsed_ms(i, i + 1).map_err(ev)? as f64;
@@ -905,13 +927,6 @@ impl CudaSession {
         p: &StepParams,
         job: Job,
     ) -> Result<StepStats, BackendError> {
-        if p.opacity_reg != 0.0 || p.scale_reg != 0.0 {
-            return Err(BackendError::Unsupported(
-                "the CUDA step has no opacity or scale regularisers yet (MCMC): set \
-                 densify.mcmc.opacity_reg and densify.mcmc.scale_reg to 0 or train on the CPU"
-                    .into(),
-            ));
-        }
         let npix = 3 * camera.width as usize * camera.height as usize;
         if tdev.len() < npix {
             return Err(BackendError::InvalidInput(format!(
@@ -924,7 +939,10 @@ impl CudaSession {
             let (count, cap) = self.step_once(camera, tdev, p, job)?;
             if count <= cap {
                 let (loss, _, _, psnr) = loss_from_sums(&self.last_sums, npix, p.ssim_weight);
-                return Ok(StepStats { loss, psnr });
+                return Ok(StepStats {
+                    loss: loss + self.last_reg,
+                    psnr,
+                });
             }
             // Room for the count plus slack for growth, so that overflows stay rare.
             self.isect_cap = count + count / 4 + 4096;

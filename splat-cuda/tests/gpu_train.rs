@@ -465,3 +465,81 @@ fn view_psnr_on_the_device_equals_the_host_psnr() {
     };
     assert!(gpu.view_psnr(&v.camera, &opts, short).is_err());
 }
+
+/// MCMC's opacity and scale regularisers on the device against densify.rs: with the camera
+/// looking away from every Gaussian the step's parameter gradient is theirs alone, so the first
+/// Adam moments and the loss they add compare directly.
+#[test]
+#[ignore = "needs an NVIDIA GPU: run with --ignored on a GPU machine"]
+fn mcmc_regularisers_match_the_cpu() {
+    use glam::DVec3;
+    use splat_core::backend::{StepParams, Target, TrainBackend};
+    let be = backend();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let params = random_gaussians(777, 1, &mut rng);
+    let (w, h) = (32u32, 24u32);
+    let cam = splat_core::Camera::look_at(
+        w,
+        h,
+        1.0,
+        DVec3::new(0.0, 0.0, 10.0),
+        DVec3::new(0.0, 0.0, 20.0),
+        DVec3::Y,
+    );
+    let target = random_image((w * h * 3) as usize, &mut rng);
+    let t = Target {
+        view: 0,
+        key: 0,
+        data: &target,
+    };
+    let mut p = StepParams {
+        render: RenderOptions::default(),
+        ssim_weight: 0.2,
+        rates: GroupRates {
+            means: 1.6e-4,
+            sh_dc: 2.5e-3,
+            sh_rest: 1.25e-4,
+            opacity: 5e-2,
+            scales: 5e-3,
+            rotations: 1e-3,
+        },
+        accumulate_stats: false,
+        opacity_reg: 0.4,
+        scale_reg: 0.3,
+    };
+    let mut cpu = CpuBackend.start_session(state(params.clone())).expect("cpu");
+    let mut gpu = be.start_cuda_session(state(params.clone())).expect("session");
+    let a = cpu.step(&cam, t, &p).expect("cpu step");
+    let b = gpu.step(&cam, t, &p).expect("gpu step");
+    p.opacity_reg = 0.0;
+    p.scale_reg = 0.0;
+    let plain = be
+        .start_cuda_session(state(params))
+        .expect("session")
+        .step(&cam, t, &p)
+        .expect("gpu step");
+    let reg = a.loss - plain.loss;
+    assert!(reg > 1e-4, "the regularisers add to the loss: {reg}");
+    assert!(
+        (a.loss - b.loss).abs() < 1e-5 * a.loss.abs(),
+        "loss cpu {} gpu {}",
+        a.loss,
+        b.loss
+    );
+    let (c, d) = (cpu.snapshot().expect("cpu"), gpu.snapshot().expect("gpu"));
+    let close = |x: &[f32], y: &[f32], what: &str| {
+        let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(max > 0.0, "{what}: no gradient reached the moments");
+        for (i, (u, v)) in x.iter().zip(y).enumerate() {
+            assert!((u - v).abs() <= 1e-5 * max, "{what}[{i}]: cpu {u:e} gpu {v:e}");
+        }
+    };
+    close(&c.adam.m.opacity_logits, &d.adam.m.opacity_logits, "opacity moments");
+    close(
+        c.adam.m.log_scales.as_flattened(),
+        d.adam.m.log_scales.as_flattened(),
+        "scale moments",
+    );
+    // Nothing else moves: the means see no gradient from an empty render.
+    assert!(d.adam.m.means.as_flattened().iter().all(|&v| v == 0.0));
+}
