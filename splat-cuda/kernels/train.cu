@@ -359,6 +359,45 @@ __device__ __forceinline__ float unit_float(unsigned long long key) {
     return (float)(hash_u32(key) >> 8) * (1.0f / 16777216.0f);
 }
 
+// MCMC's position noise (splat-core's densify::add_position_noise, drawn from this file's
+// counter hash instead of the CPU's ChaCha stream, so the same distribution, not the same
+// sample): mean += R S^2 R^T z with z ~ N(0, I) * scale * sigmoid(-k (opacity - t)).
+extern "C" __global__ void position_noise(int n, unsigned long long seed, float scale, float k,
+                                          float t, const float* __restrict__ opacity,
+                                          const float* __restrict__ log_scales,
+                                          const float* __restrict__ quats,
+                                          float* __restrict__ means) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float o = 1.0f / (1.0f + expf(-opacity[i]));
+    float gate = scale / (1.0f + expf(k * (o - t)));
+    // Opaque Gaussians (nearly all of them) stay where they are.
+    if (gate == 0.0f) return;
+    float qw = quats[4 * i], qx = quats[4 * i + 1], qy = quats[4 * i + 2], qz = quats[4 * i + 3];
+    float qn = fmaxf(sqrtf(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12f);
+    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
+    float r[3][3] = {
+        {1.0f - 2.0f * (qy * qy + qz * qz), 2.0f * (qx * qy - qw * qz), 2.0f * (qx * qz + qw * qy)},
+        {2.0f * (qx * qy + qw * qz), 1.0f - 2.0f * (qx * qx + qz * qz), 2.0f * (qy * qz - qw * qx)},
+        {2.0f * (qx * qz - qw * qy), 2.0f * (qy * qz + qw * qx), 1.0f - 2.0f * (qx * qx + qy * qy)}};
+    float z[3], local[3];
+    for (int c = 0; c < 3; c++) {
+        unsigned long long key = seed * 0x9e3779b97f4a7c15ull + ((unsigned long long)i << 2) +
+                                 (unsigned long long)c;
+        float u1 = fmaxf(unit_float(key * 2 + 1), 1.1920929e-7f);
+        float u2 = unit_float(key * 2 + 2);
+        z[c] = sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2) * gate;
+    }
+    // R^T z, scaled by S^2, rotated back.
+    for (int c = 0; c < 3; c++) {
+        local[c] = (r[0][c] * z[0] + r[1][c] * z[1] + r[2][c] * z[2]) *
+                   expf(2.0f * log_scales[3 * i + c]);
+    }
+    for (int c = 0; c < 3; c++) {
+        means[3 * i + c] += r[c][0] * local[0] + r[c][1] * local[1] + r[c][2] * local[2];
+    }
+}
+
 // The two children of each split Gaussian: positions sampled from the parent's Gaussian
 // (Box-Muller from a counter-based hash of seed, parent, child and axis), log-scales minus
 // ln 1.6. Runs after densify_scatter copied the parent's row to both child slots.

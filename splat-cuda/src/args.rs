@@ -199,6 +199,10 @@ kernels! {
         n: i32, seed: u64, ln16: f32, flags: In, offsets: In, means: In, log_scales: In,
         quats: In, out_means: Out, out_log_scales: Out,
     }
+    "train" position_noise => PositionNoise {
+        n: i32, seed: u64, scale: f32, k: f32, t: f32, opacity: In, log_scales: In, quats: In,
+        means: Out,
+    }
     "train" sq_err_sum => SqErrSum { n: i32, x: In, y: In, out: Out }
     "train" opacity_cap => OpacityCap { n: i32, cap: f32, opacity: Out }
     "train" resize_area_h => ResizeAreaH { sw: i32, sh: i32, ow: i32, src: In, rows: Out }

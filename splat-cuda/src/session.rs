@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
-use splat_core::backend::densify::{opacity_reset_cap, SPLIT_SCALE_DIVISOR};
+use splat_core::backend::densify::{
+    opacity_reset_cap, NOISE_OPACITY_K, NOISE_OPACITY_T, SPLIT_SCALE_DIVISOR,
+};
 use splat_core::backend::{
     DensifyParams, DensifyReport, DensifyStats, SessionState, SourceImage, StageTimes, StepParams,
     StepStats, Target, TrainBackend, TrainSession,
@@ -23,7 +25,7 @@ use splat_core::BackendError;
 
 use crate::args::{
     AdamStep, DensifyChildren, DensifyClassify, DensifyMark, DensifyScatter, In, LossBlurH,
-    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, Regularise, ResizeAreaH, ResizeAreaV, SqErrSum,
+    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, PositionNoise, Regularise, ResizeAreaH, ResizeAreaV, SqErrSum,
     StatsAccumulate,
 };
 use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, THREADS};
@@ -1130,6 +1132,29 @@ impl TrainSession for CudaSession {
         prof.steps = 0;
         Some(out)
     }
+    fn add_position_noise(&mut self, scale: f32, seed: u64) -> Result<(), BackendError> {
+        self.be.bind()?;
+        let n = self.p.n;
+        if n == 0 {
+            return Ok(());
+        }
+        let job = self.job(0, 0);
+        let s = self.be.stream.clone();
+        PositionNoise {
+            n: n as i32,
+            seed,
+            scale,
+            k: NOISE_OPACITY_K,
+            t: NOISE_OPACITY_T,
+            opacity: In::of(&self.p.opacity_logits, &s),
+            log_scales: In::of(&self.p.log_scales, &s),
+            quats: In::of(&self.p.quats, &s),
+            means: Out::of(&self.p.means, &s),
+        }
+        .launch(&self.be.kernels, &s, (blocks(n, THREADS as usize), 1, 1), THREADS)
+        .map_err(job.err("position_noise"))
+    }
+
     fn reset_opacity(&mut self, prune_opacity: f32) -> Result<(), BackendError> {
         self.be.bind()?;
         let n = self.p.n;

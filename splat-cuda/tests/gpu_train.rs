@@ -543,3 +543,51 @@ fn mcmc_regularisers_match_the_cpu() {
     // Nothing else moves: the means see no gradient from an empty render.
     assert!(d.adam.m.means.as_flattened().iter().all(|&v| v == 0.0));
 }
+
+/// MCMC's position noise on the device draws from its own counter hash, so it is checked in
+/// distribution: opaque Gaussians stay, and in each Gaussian's own frame the displacement of a
+/// transparent one has the variance (gate x scale x s_k^2)^2 that densify.rs's formula gives.
+#[test]
+#[ignore = "needs an NVIDIA GPU: run with --ignored on a GPU machine"]
+fn position_noise_has_the_cpu_distribution() {
+    use splat_core::backend::densify::{rotate, NOISE_OPACITY_K, NOISE_OPACITY_T};
+    let be = backend();
+    let n = 200_000;
+    let q = [0.8f32, 0.2, -0.4, 0.4];
+    let qn = q.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let q = q.map(|v| v / qn);
+    let scales = [0.5f32, 0.2, 0.1];
+    let mut g = Gaussians::empty(0);
+    for i in 0..n {
+        // Every other Gaussian opaque: its gate is e^-98, so it must not move at all.
+        let logit = if i % 2 == 0 { -8.0 } else { 5.0 };
+        g.push([0.0; 3], scales.map(f32::ln), q, logit, &[0.5, 0.5, 0.5]);
+    }
+    let scale = 0.1f32;
+    let mut gpu = be.start_cuda_session(state(g)).expect("session");
+    gpu.add_position_noise(scale, 42).expect("noise");
+    let moved = gpu.snapshot().expect("snapshot").params.means;
+    let o = 1.0 / (1.0 + 8f32.exp());
+    let gate = 1.0 / (1.0 + (NOISE_OPACITY_K * (o - NOISE_OPACITY_T)).exp());
+    let conj = [q[0], -q[1], -q[2], -q[3]];
+    let mut var = [0f64; 3];
+    let mut mean = [0f64; 3];
+    for (i, m) in moved.iter().enumerate() {
+        if i % 2 == 1 {
+            assert_eq!(*m, [0.0; 3], "opaque Gaussian {i} moved");
+            continue;
+        }
+        let local = rotate(conj, *m);
+        for k in 0..3 {
+            mean[k] += local[k] as f64;
+            var[k] += (local[k] as f64).powi(2);
+        }
+    }
+    let half = (n / 2) as f64;
+    for k in 0..3 {
+        let sd = (gate * scale * scales[k] * scales[k]) as f64;
+        let got = (var[k] / half).sqrt();
+        assert!((got / sd - 1.0).abs() < 0.02, "axis {k}: sd {got:e}, formula {sd:e}");
+        assert!((mean[k] / half).abs() < 5.0 * sd / half.sqrt(), "axis {k}: mean {}", mean[k] / half);
+    }
+}
