@@ -231,6 +231,7 @@ pub fn train(
     } else {
         Trainer::new(scene, cfg, backend)?
     };
+    events.training_views(&scene.train);
     events.info(&format!(
         "training on {} with {} Gaussians, extent {:.3}",
         trainer.backend_name(),
