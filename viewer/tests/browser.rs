@@ -746,7 +746,7 @@ fn live_view_follows_training_snapshots() {
         views.len(),
         on.0["frusta"]
     ));
-    assert!(changed > 50, "frusta lines: only {changed} pixels differ");
+    assert!(changed > 40, "frusta lines: only {changed} pixels differ");
     // The photo of a training camera, as the page fetches it after a jump.
     let (code, body) = http_get(viewer.port(), "/api/scene");
     assert_eq!(code, 200);
@@ -928,6 +928,8 @@ fn controls_orbit_fly_and_toggles_change_the_view() {
     lines.push(format!(
         "drag right/down: eye moved {side:.3} along right, {vert:.3} along down"
     ));
+    // The drag turns the scene with the pointer: the eye goes the other way (left and up).
+    assert!(side < -0.05 && vert < -0.01, "orbit direction: {d:?}");
     // 2: W flies forward along the view direction, without turning.
     let step = eye(2) - eye(1);
     let along = step.dot(fwd(1));
