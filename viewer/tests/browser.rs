@@ -1083,6 +1083,63 @@ fn lego_30k_matches_cpu_renderer_and_frame_time() {
     assert!(p >= BAR_DB, "lego: {p:.2} dB");
 }
 
+/// The benchmark's screenshot match: our page on the lego 30k model (LEGO_MODEL, a .ply or
+/// .sog; default the gsplat PLY) from test camera 0 at LEGO_SIZE (800) on white, against the
+/// PlayCanvas engine's screenshot of the same file and camera (PLAYCANVAS_SHOT, a PNG made with
+/// ../shared/peers/playcanvas_check's harness; see BENCHMARKS.md). Prints the PSNR.
+#[test]
+#[ignore = "needs ../shared/data and a PlayCanvas screenshot in PLAYCANVAS_SHOT"]
+fn lego_30k_page_vs_playcanvas() {
+    let Some(exe) = chromium() else {
+        note("SKIPPED lego_30k_page_vs_playcanvas: no chromium on PATH");
+        return;
+    };
+    let Some(shot) = std::env::var_os("PLAYCANVAS_SHOT").map(PathBuf::from) else {
+        note("SKIPPED lego_30k_page_vs_playcanvas: PLAYCANVAS_SHOT not set");
+        return;
+    };
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let model = std::env::var_os("LEGO_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data.join("trained/lego_gsplat_30k.ply"));
+    let size: u32 = std::env::var("LEGO_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(800);
+    let camera = lego_camera(&data, 0, size);
+    let theirs = splat_core::scene::load_image(&shot, [1.0; 3]).unwrap();
+    assert_eq!(
+        (theirs.width, theirs.height),
+        (size, size),
+        "{} is not {size}x{size}",
+        shot.display()
+    );
+    let r = run_page(
+        &exe,
+        Target::open(&model).unwrap(),
+        &camera,
+        "bg=1,1,1",
+        "lego-vs-playcanvas",
+    );
+    assert_eq!(r.status["status"], "ok", "{}", r.status);
+    let (w, h, rgba) = r.capture.unwrap();
+    let p = psnr(&rgba, &theirs.data);
+    if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
+        save(
+            &Path::new(&dir).join("lego-page-vs-pc.png"),
+            w,
+            h,
+            |i| [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0),
+        );
+    }
+    note(&format!(
+        "viewer lego 30k ({}) at {w}x{h}: our page vs the PlayCanvas screenshot {}: {p:.2} dB",
+        model.display(),
+        shot.display()
+    ));
+    assert!(p >= 20.0, "page vs PlayCanvas: {p:.2} dB (wrong camera or file?)");
+}
+
 /// Frame times of the page on the lego model for several settings (`-- --ignored`; a probe for
 /// performance work, prints only).
 #[test]
