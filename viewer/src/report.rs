@@ -404,6 +404,38 @@ mod tests {
     }
 
     #[test]
+    fn curves_from_metrics_json() {
+        let dir = std::env::temp_dir().join(format!("spv-curves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let none = curves(&dir);
+        assert!(none.contains("metrics.json is missing"), "{none}");
+        std::fs::write(
+            dir.join("metrics.json"),
+            r#"{"loss_curve": {"every": 2, "iteration": [2, 4, 6], "loss": [0.3, 0.2, 0.1],
+                "psnr": [12.0, 14.0, 15.5]},
+               "monitor": [{"iteration": 3, "psnr": 13.0}, {"iteration": 6, "psnr": 15.0}]}"#,
+        )
+        .unwrap();
+        let h = curves(&dir);
+        assert!(h.contains("<svg id=\"loss-curve\""), "{h}");
+        assert!(h.contains("<svg id=\"psnr-curve\""), "{h}");
+        assert!(
+            h.contains("data-series=\"training loss\" data-points=\"3\""),
+            "{h}"
+        );
+        assert!(
+            h.contains("data-series=\"monitor PSNR\" data-points=\"2\""),
+            "{h}"
+        );
+        assert!(h.contains("means over 2 steps"), "{h}");
+        // The loss axis spans the values given.
+        assert!(h.contains("loss: 0.1000 .. 0.3000"), "{h}");
+        std::fs::write(dir.join("metrics.json"), r#"{"monitor": []}"#).unwrap();
+        assert!(curves(&dir).contains("No curves"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn markdown_subset() {
         let h = markdown_to_html(
             "# Title\n\n| a | b |\n|---|---|\n| `x` | 2 < 3 |\n\ntext ![p](nope.png)\n",

@@ -1125,19 +1125,19 @@ fn lego_30k_page_vs_playcanvas() {
     let (w, h, rgba) = r.capture.unwrap();
     let p = psnr(&rgba, &theirs.data);
     if let Some(dir) = std::env::var_os("SPACEPORT_VIEW_SAVE") {
-        save(
-            &Path::new(&dir).join("lego-page-vs-pc.png"),
-            w,
-            h,
-            |i| [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0),
-        );
+        save(&Path::new(&dir).join("lego-page-vs-pc.png"), w, h, |i| {
+            [0, 1, 2].map(|c| rgba[4 * i + c] as f32 / 255.0)
+        });
     }
     note(&format!(
         "viewer lego 30k ({}) at {w}x{h}: our page vs the PlayCanvas screenshot {}: {p:.2} dB",
         model.display(),
         shot.display()
     ));
-    assert!(p >= 20.0, "page vs PlayCanvas: {p:.2} dB (wrong camera or file?)");
+    assert!(
+        p >= 20.0,
+        "page vs PlayCanvas: {p:.2} dB (wrong camera or file?)"
+    );
 }
 
 /// Frame times of the page on the lego model for several settings (`-- --ignored`; a probe for
