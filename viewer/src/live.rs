@@ -87,10 +87,24 @@ impl LiveFeed {
     /// Sets the training views: their cameras are drawn as frusta and their images shown
     /// beside the render after a jump (as small JPEGs served at `/api/photo/K.jpg`).
     pub fn set_views(&self, views: &[View]) {
+        // Training waits for this: shrink and encode on every core (a few ms per photo).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = views.len().div_ceil(threads).max(1);
+        let jpegs: Vec<Option<Vec<u8>>> = std::thread::scope(|sc| {
+            let jobs: Vec<_> = views
+                .chunks(chunk)
+                .map(|c| {
+                    let h = sc.spawn(move || c.iter().map(|v| thumbnail_jpeg(&v.image)).collect());
+                    (c.len(), h)
+                })
+                .collect();
+            jobs.into_iter()
+                .flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![None; n]))
+                .collect()
+        });
         let mut cameras = Vec::with_capacity(views.len());
         let mut photos = Vec::with_capacity(views.len());
-        for (k, v) in views.iter().enumerate() {
-            let photo = thumbnail_jpeg(&v.image);
+        for ((k, v), photo) in views.iter().enumerate().zip(jpegs) {
             cameras.push(CameraInfo {
                 name: v.name.clone(),
                 camera: v.camera.clone(),
