@@ -70,6 +70,9 @@ pub trait Events: Sync {
     }
     /// The Gaussians after a training step, when [`Events::wants_snapshot`] asked for them.
     fn snapshot(&self, _iteration: usize, _gaussians: &splat_core::Gaussians) {}
+    /// The views training is about to fit, once before its first step (a live view draws
+    /// their cameras).
+    fn training_views(&self, _views: &[splat_core::scene::View]) {}
 }
 
 /// The silent observer.

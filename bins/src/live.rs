@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spaceport::{Events, Message, PipelineError, StageName, Task, TrainStep};
-use spaceport_view::{CameraInfo, LiveFeed, ServeOptions, Target, Viewer};
+use spaceport_view::{LiveFeed, ServeOptions, Target, Viewer};
 
 /// Forwards everything to `inner` and feeds steps and snapshots to the page.
 pub struct LiveEvents<'a> {
@@ -13,19 +13,17 @@ pub struct LiveEvents<'a> {
     _viewer: Viewer,
 }
 
-/// Starts the live page on 127.0.0.1 (port 8321, or a free one) and prints its URL.
-pub fn start(
-    inner: &dyn Events,
-    cameras: Vec<CameraInfo>,
-) -> Result<LiveEvents<'_>, PipelineError> {
+/// Starts the live page on 127.0.0.1 (port 8321, or a free one) and prints its URL. The
+/// training cameras reach the page when training starts ([`Events::training_views`]).
+pub fn start(inner: &dyn Events) -> Result<LiveEvents<'_>, PipelineError> {
     let feed = LiveFeed::new(Duration::from_secs(3));
     let opts = |port| ServeOptions {
         port,
         live: Some(feed.clone()),
         ..Default::default()
     };
-    let viewer = Viewer::start(Target::live(cameras.clone()), &opts(8321))
-        .or_else(|_| Viewer::start(Target::live(cameras), &opts(0)))
+    let viewer = Viewer::start(Target::live(vec![]), &opts(8321))
+        .or_else(|_| Viewer::start(Target::live(vec![]), &opts(0)))
         .map_err(|e| PipelineError::Invalid(e.to_string()))?;
     let url = viewer.url();
     inner.info(&format!("live view on {url}"));
@@ -63,6 +61,10 @@ impl Events for LiveEvents<'_> {
     }
     fn wants_snapshot(&self, _iteration: usize) -> bool {
         self.feed.snapshot_due()
+    }
+    fn training_views(&self, views: &[splat_core::scene::View]) {
+        self.feed.set_views(views);
+        self.inner.training_views(views)
     }
     fn snapshot(&self, iteration: usize, gaussians: &splat_core::Gaussians) {
         if let Err(e) = self.feed.snapshot(iteration, gaussians) {

@@ -116,7 +116,7 @@ fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
         from,
     };
     console::install_ctrlc();
-    let live = a.view.then(|| live::start(con, vec![])).transpose()?;
+    let live = a.view.then(|| live::start(con)).transpose()?;
     let events: &dyn spaceport::Events = match &live {
         Some(l) => l,
         None => con,
@@ -154,8 +154,7 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         resume: a.resume,
     };
     console::install_ctrlc();
-    // The scene is loaded inside the job: the live view of `train` shows no camera frusta.
-    let live = a.view.then(|| live::start(con, Vec::new())).transpose()?;
+    let live = a.view.then(|| live::start(con)).transpose()?;
     let events: &dyn spaceport::Events = match &live {
         Some(l) => l,
         None => con,

@@ -243,6 +243,7 @@ pub fn train(
     } else {
         Trainer::new(scene, cfg, backend)?
     };
+    events.training_views(&scene.train);
     events.info(&format!(
         "training on {} with {} Gaussians, extent {:.3}",
         trainer.backend_name(),
@@ -363,3 +364,71 @@ fn finish(
 
 /// What a finished training run leaves in its output folder.
 pub const OUTPUTS: [&str; 3] = ["point_cloud.ply", "renders", "metrics.json"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records what the driver tells a live view.
+    #[derive(Default)]
+    struct Seen {
+        views: Mutex<Vec<String>>,
+        steps: Mutex<usize>,
+    }
+
+    impl Events for Seen {
+        fn training_views(&self, views: &[splat_core::scene::View]) {
+            let mut v = self.views.lock().unwrap();
+            assert!(v.is_empty(), "training views handed over twice");
+            assert_eq!(*self.steps.lock().unwrap(), 0, "views after the first step");
+            v.extend(views.iter().map(|v| v.name.clone()));
+        }
+        fn train_step(&self, _step: &TrainStep) {
+            *self.steps.lock().unwrap() += 1;
+        }
+    }
+
+    /// The shared driver (behind `run --view` and `train --view`) hands the training views to
+    /// its observer before the first step, and metrics.json gets the loss curve.
+    #[test]
+    fn driver_hands_over_the_views_and_writes_the_loss_curve() {
+        let scene = splat_core::demo::synthetic_ring_scene(32, 24);
+        let out = std::env::temp_dir().join(format!("spaceport-drv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let opts = TrainOptions {
+            checkpoint: out.join("checkpoint.bin"),
+            out: out.clone(),
+            checkpoint_every: 0,
+            resume: Resume::Never,
+            final_checkpoint: false,
+        };
+        let seen = Seen::default();
+        let r = train(
+            &scene,
+            splat_core::demo::synthetic_ring_config(30),
+            &mut CpuBackend,
+            &opts,
+            &AtomicBool::new(false),
+            &seen,
+        )
+        .unwrap();
+        let names: Vec<String> = scene.train.iter().map(|v| v.name.clone()).collect();
+        assert_eq!(*seen.views.lock().unwrap(), names);
+        assert_eq!(*seen.steps.lock().unwrap(), 30);
+        let Trained::Done(m) = r else {
+            panic!("not finished")
+        };
+        assert_eq!(
+            m.loss_curve.iteration.len(),
+            30,
+            "short runs keep every step"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("metrics.json")).unwrap()).unwrap();
+        let loss = json["loss_curve"]["loss"].as_array().unwrap();
+        assert_eq!(loss.len(), 30);
+        assert!(loss.iter().all(|v| v.as_f64().is_some_and(f64::is_finite)));
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

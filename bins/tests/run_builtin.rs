@@ -131,6 +131,41 @@ fn builtin_scene_end_to_end_with_kill_and_resume() {
     );
     let renders = std::fs::read_dir(out.join("renders")).unwrap().count();
     assert!(renders >= 1);
+    // The loss curve spans the whole run, the part before the kill too (kept by the
+    // checkpoint), and report.html draws it.
+    let metrics = read_json(&out.join("metrics.json"));
+    let lc = &metrics["loss_curve"];
+    let col = |k: &str| -> Vec<f64> {
+        lc[k]
+            .as_array()
+            .unwrap_or_else(|| panic!("loss_curve.{k}: {lc}"))
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (its, loss, lpsnr) = (col("iteration"), col("loss"), col("psnr"));
+    assert!(loss.len() >= 2 && loss.len() <= 256, "{lc}");
+    assert_eq!(its.len(), loss.len());
+    assert_eq!(lpsnr.len(), loss.len());
+    assert!(loss.iter().chain(&lpsnr).all(|v| v.is_finite()), "{lc}");
+    assert!(loss.iter().all(|&v| v > 0.0), "{lc}");
+    let every = lc["every"].as_f64().unwrap();
+    assert_eq!(its[0], every, "the first window starts at step 1: {lc}");
+    assert_eq!(its.last().copied(), metrics["iterations"].as_f64(), "{lc}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg id=\"loss-curve\""),
+        "no loss curve in report.html"
+    );
+    assert!(
+        html.contains("data-series=\"training loss\""),
+        "report.html"
+    );
+    assert!(
+        html.contains(&format!("data-points=\"{}\"", loss.len())),
+        "report.html draws every point of the loss curve"
+    );
+    assert!(html.contains("<svg id=\"psnr-curve\""), "no PSNR curve");
 
     // Same command again: nothing to do.
     let (ok, log) = run(&out, &[]);

@@ -73,6 +73,9 @@ fn resume_gives_the_same_next_step() {
     let next_b: Vec<f64> = (0..3).map(|_| b.step().expect("step").loss).collect();
     assert_eq!(next_a, next_b);
     assert_eq!(a.snapshot().expect("a"), b.snapshot().expect("b"));
+    // The loss curve (with its window in progress) carries over too.
+    assert_eq!(a.state.loss_curve, b.state.loss_curve);
+    assert_eq!(a.state.loss_curve.iteration.len(), 210);
 
     // A truncated checkpoint is an error naming the file, not a panic.
     let bytes = std::fs::read(&ckpt).expect("read");

@@ -5,10 +5,17 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use splat_core::scene::View;
 use splat_core::Gaussians;
+
+use crate::target::CameraInfo;
 
 /// Steps kept for the curves; older ones are thinned to every second step when it fills.
 const MAX_HISTORY: usize = 4000;
+
+/// Longest side of the photos shown beside the render (the training images themselves can be
+/// many megapixels and are kept in memory only as small JPEGs).
+const PHOTO_SIDE: u32 = 640;
 
 #[derive(Default)]
 struct State {
@@ -24,6 +31,10 @@ struct State {
     gaussians: usize,
     done: bool,
     last_snapshot: Option<Instant>,
+    /// The training cameras, for the frusta; `image` is the index into `photos`.
+    cameras: Vec<CameraInfo>,
+    /// JPEG thumbnails of the training images, camera for camera.
+    photos: Vec<Arc<Vec<u8>>>,
 }
 
 /// What training publishes for the live page; shared between the trainer's thread and the
@@ -71,6 +82,50 @@ impl LiveFeed {
         }
         s.history.push([iteration as f64, loss, psnr as f64]);
         self.changed.notify_all();
+    }
+
+    /// Sets the training views: their cameras are drawn as frusta and their images shown
+    /// beside the render after a jump (as small JPEGs served at `/api/photo/K.jpg`).
+    pub fn set_views(&self, views: &[View]) {
+        // Training waits for this: shrink and encode on every core (a few ms per photo).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = views.len().div_ceil(threads).max(1);
+        let jpegs: Vec<Option<Vec<u8>>> = std::thread::scope(|sc| {
+            let jobs: Vec<_> = views
+                .chunks(chunk)
+                .map(|c| {
+                    let h = sc.spawn(move || c.iter().map(|v| thumbnail_jpeg(&v.image)).collect());
+                    (c.len(), h)
+                })
+                .collect();
+            jobs.into_iter()
+                .flat_map(|(n, h)| h.join().unwrap_or_else(|_| vec![None; n]))
+                .collect()
+        });
+        let mut cameras = Vec::with_capacity(views.len());
+        let mut photos = Vec::with_capacity(views.len());
+        for ((k, v), photo) in views.iter().enumerate().zip(jpegs) {
+            cameras.push(CameraInfo {
+                name: v.name.clone(),
+                camera: v.camera.clone(),
+                image: photo.as_ref().map(|_| format!("/api/photo/{k}.jpg")),
+            });
+            photos.push(Arc::new(photo.unwrap_or_default()));
+        }
+        let mut s = self.lock();
+        s.cameras = cameras;
+        s.photos = photos;
+        self.changed.notify_all();
+    }
+
+    /// The training cameras set by [`LiveFeed::set_views`]; `image` is the photo's URL.
+    pub fn cameras(&self) -> Vec<CameraInfo> {
+        self.lock().cameras.clone()
+    }
+
+    /// The JPEG of training view `k`, if it has one.
+    pub fn photo(&self, k: usize) -> Option<Arc<Vec<u8>>> {
+        self.lock().photos.get(k).filter(|p| !p.is_empty()).cloned()
     }
 
     /// Whether a snapshot is due (none yet, or `interval` since the last).
@@ -173,4 +228,31 @@ impl SseStream {
         self.sent_done = s.done;
         format!("data: {msg}\n\n").into_bytes()
     }
+}
+
+/// `image` shrunk to at most [`PHOTO_SIDE`] pixels on its long side, as a JPEG; None when the
+/// image is empty or inconsistent.
+fn thumbnail_jpeg(image: &splat_core::scene::Image) -> Option<Vec<u8>> {
+    if image.width == 0 || image.height == 0 || !image.is_consistent() {
+        return None;
+    }
+    let long = image.width.max(image.height);
+    let small = if long > PHOTO_SIDE {
+        let f = PHOTO_SIDE as f64 / long as f64;
+        let w = ((image.width as f64 * f).round() as u32).max(1);
+        let h = ((image.height as f64 * f).round() as u32).max(1);
+        image.resize_area(w, h)
+    } else {
+        image.clone()
+    };
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 88)
+        .encode(
+            &small.to_rgb8(),
+            small.width,
+            small.height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .ok()?;
+    Some(bytes)
 }

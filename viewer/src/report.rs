@@ -137,58 +137,133 @@ pub fn markdown_to_html(md: &str, dir: &Path) -> String {
     html
 }
 
-/// An SVG line chart of (x, y) points, or None when there are fewer than two.
-fn curve_svg(points: &[(f64, f64)], x_label: &str, y_label: &str) -> Option<String> {
-    if points.len() < 2 {
+/// One line of a chart: its name, colour and (x, y) points.
+struct Series<'a> {
+    name: &'a str,
+    color: &'a str,
+    points: Vec<(f64, f64)>,
+}
+
+/// An SVG line chart (element id `id`) of the series on shared axes, or None when no series
+/// has two points. Each polyline carries `data-series` and `data-points` for readers and tests.
+fn curve_svg(id: &str, series: &[Series], x_label: &str, y_label: &str) -> Option<String> {
+    let drawn: Vec<&Series> = series.iter().filter(|s| s.points.len() >= 2).collect();
+    if drawn.is_empty() {
         return None;
     }
     let (w, h, m) = (560.0, 220.0, 40.0);
-    let (x0, x1) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (y0, y1) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let all = || drawn.iter().flat_map(|s| s.points.iter());
+    let (x0, x1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let sx = |x: f64| m + (x - x0) / (x1 - x0).max(1e-9) * (w - 2.0 * m);
     let sy = |y: f64| h - m - (y - y0) / (y1 - y0).max(1e-9) * (h - 2.0 * m);
-    let path: Vec<String> = points
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-        .collect();
+    let mut lines = String::new();
+    let mut legend = String::new();
+    for (k, s) in drawn.iter().enumerate() {
+        let path: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        lines += &format!(
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" data-series=\"{}\" data-points=\"{}\" points=\"{}\"/>",
+            s.color,
+            escape(s.name),
+            s.points.len(),
+            path.join(" ")
+        );
+        legend += &format!(
+            "<text x=\"{}\" y=\"14\" font-size=\"11\" fill=\"{}\">{}</text>",
+            m + 200.0 + 150.0 * k as f64,
+            s.color,
+            escape(s.name)
+        );
+    }
     Some(format!(
-        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
-<rect width=\"{w}\" height=\"{h}\" fill=\"#fafafa\"/>\
-<polyline fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" points=\"{}\"/>\
+        "<svg id=\"{id}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
+<rect width=\"{w}\" height=\"{h}\" fill=\"#fafafa\"/>{lines}{legend}\
 <text x=\"{m}\" y=\"{}\" font-size=\"11\">{x_label}: {x0} .. {x1}</text>\
-<text x=\"4\" y=\"14\" font-size=\"11\">{y_label}: {y0:.2} .. {y1:.2}</text></svg>",
-        path.join(" "),
+<text x=\"4\" y=\"14\" font-size=\"11\">{y_label}: {y0:.4} .. {y1:.4}</text></svg>",
         h - 10.0
     ))
 }
 
-/// The monitor PSNR curve of metrics.json, or a sentence saying why there is none.
+/// The loss and PSNR curves of metrics.json, or a sentence saying why there are none.
 fn curves(dir: &Path) -> String {
     let metrics: Option<serde_json::Value> = std::fs::read(dir.join("metrics.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let pts: Vec<(f64, f64)> = metrics
-        .as_ref()
-        .and_then(|m| m["monitor"].as_array())
+    let Some(m) = metrics else {
+        return "<h2>Training curves</h2>\n<p>No curves: metrics.json is missing or unreadable.</p>\n"
+            .into();
+    };
+    let column = |c: &serde_json::Value, key: &str| -> Vec<(f64, f64)> {
+        let (Some(x), Some(y)) = (c["iteration"].as_array(), c[key].as_array()) else {
+            return vec![];
+        };
+        x.iter()
+            .zip(y)
+            .filter_map(|(x, y)| Some((x.as_f64()?, y.as_f64()?)))
+            .filter(|(_, y)| y.is_finite())
+            .collect()
+    };
+    let lc = &m["loss_curve"];
+    let every = lc["every"].as_u64().unwrap_or(1);
+    let monitor: Vec<(f64, f64)> = m["monitor"]
+        .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|c| Some((c["iteration"].as_f64()?, c["psnr"].as_f64()?)))
                 .collect()
         })
         .unwrap_or_default();
-    match curve_svg(&pts, "iteration", "monitor PSNR (dB)") {
-        Some(svg) => format!("<h2>Training curve</h2>\n{svg}\n"),
-        None => {
-            "<h2>Training curve</h2>\n<p>No curve: metrics.json records no monitor PSNR checks \
-                 for this run (they are taken when the plateau rule is on), and the loss is not \
-                 recorded per step.</p>\n"
-                .into()
+    let window = if every > 1 {
+        format!(" (means over {every} steps)")
+    } else {
+        String::new()
+    };
+    let loss = curve_svg(
+        "loss-curve",
+        &[Series {
+            name: "training loss",
+            color: "#c62828",
+            points: column(lc, "loss"),
+        }],
+        "iteration",
+        "loss",
+    );
+    let psnr = curve_svg(
+        "psnr-curve",
+        &[
+            Series {
+                name: "training-view PSNR",
+                color: "#1565c0",
+                points: column(lc, "psnr"),
+            },
+            Series {
+                name: "monitor PSNR",
+                color: "#2e7d32",
+                points: monitor,
+            },
+        ],
+        "iteration",
+        "PSNR (dB)",
+    );
+    let mut out = String::from("<h2>Training curves</h2>\n");
+    match (loss, psnr) {
+        (None, None) => {
+            out += "<p>No curves: metrics.json records fewer than two points of loss or PSNR \
+                    for this run.</p>\n"
+        }
+        (l, p) => {
+            out += &format!("<p>Per step{window}; the monitor PSNR is measured on held training views at full size when the plateau rule is on.</p>\n");
+            for svg in [l, p].into_iter().flatten() {
+                out += &svg;
+                out += "\n";
+            }
         }
     }
+    out
 }
 
 /// The embedded viewer: index.html with the model, the scene description and the sort worker
@@ -326,6 +401,38 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
+    }
+
+    #[test]
+    fn curves_from_metrics_json() {
+        let dir = std::env::temp_dir().join(format!("spv-curves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let none = curves(&dir);
+        assert!(none.contains("metrics.json is missing"), "{none}");
+        std::fs::write(
+            dir.join("metrics.json"),
+            r#"{"loss_curve": {"every": 2, "iteration": [2, 4, 6], "loss": [0.3, 0.2, 0.1],
+                "psnr": [12.0, 14.0, 15.5]},
+               "monitor": [{"iteration": 3, "psnr": 13.0}, {"iteration": 6, "psnr": 15.0}]}"#,
+        )
+        .unwrap();
+        let h = curves(&dir);
+        assert!(h.contains("<svg id=\"loss-curve\""), "{h}");
+        assert!(h.contains("<svg id=\"psnr-curve\""), "{h}");
+        assert!(
+            h.contains("data-series=\"training loss\" data-points=\"3\""),
+            "{h}"
+        );
+        assert!(
+            h.contains("data-series=\"monitor PSNR\" data-points=\"2\""),
+            "{h}"
+        );
+        assert!(h.contains("means over 2 steps"), "{h}");
+        // The loss axis spans the values given.
+        assert!(h.contains("loss: 0.1000 .. 0.3000"), "{h}");
+        std::fs::write(dir.join("metrics.json"), r#"{"monitor": []}"#).unwrap();
+        assert!(curves(&dir).contains("No curves"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -211,6 +211,10 @@ fn scene_json(st: &State) -> serde_json::Value {
         j["url"] = "/api/snapshot.ply".into();
         j["name"] = "live training".into();
         j["live"] = true.into();
+        // Cameras given at start, else those the trainer set once it had loaded its scene.
+        if let Some(feed) = st.live.as_ref().filter(|_| st.target.cameras.is_empty()) {
+            j["cameras"] = crate::target::cameras_json(&feed.cameras(), |u| u.to_string()).into();
+        }
     }
     j
 }
@@ -261,6 +265,20 @@ fn route(st: &State, req: &mut Request) -> Resp {
                         .with_header(header("X-Snapshot-Version", &version.to_string()))
                         .with_header(no_store),
                 )
+            }
+        }
+        (Method::Get, p) if p.starts_with("/api/photo/") && st.live.is_some() => {
+            let photo = p["/api/photo/".len()..]
+                .strip_suffix(".jpg")
+                .and_then(|k| k.parse::<usize>().ok())
+                .and_then(|k| st.live.as_ref()?.photo(k));
+            match photo {
+                Some(jpg) => boxed(
+                    Response::from_data(jpg.as_slice().to_vec())
+                        .with_header(header("Content-Type", "image/jpeg"))
+                        .with_header(no_store),
+                ),
+                None => boxed(text(404, "not found")),
             }
         }
         (Method::Get, p) if p.starts_with("/files/") => serve_file(st, &p["/files/".len()..]),

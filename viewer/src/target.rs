@@ -189,25 +189,7 @@ impl Target {
     /// The `/api/scene` answer: model URL and kind, problem, cameras.
     pub fn scene_json(&self) -> serde_json::Value {
         let model = self.model.to_string_lossy().replace('\\', "/");
-        let cams: Vec<serde_json::Value> = self
-            .cameras
-            .iter()
-            .map(|c| {
-                let k = &c.camera;
-                let r = k.rotation;
-                let rows: Vec<f64> = (0..3)
-                    .flat_map(|i| (0..3).map(move |j| r.col(j)[i]))
-                    .collect();
-                serde_json::json!({
-                    "name": c.name,
-                    "width": k.width, "height": k.height,
-                    "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy,
-                    "R": rows,
-                    "t": k.translation.to_array(),
-                    "image": c.image.as_ref().map(|p| format!("/files/{}", url_encode_path(p))),
-                })
-            })
-            .collect();
+        let cams = cameras_json(&self.cameras, |p| format!("/files/{}", url_encode_path(p)));
         serde_json::json!({
             "name": self.model_path().file_name().map(|n| n.to_string_lossy().into_owned()),
             "kind": self.kind.as_str(),
@@ -217,6 +199,32 @@ impl Target {
             "cameras": cams,
         })
     }
+}
+
+/// The page's description of `cameras` (pose as row-major R and t, intrinsics in pixels);
+/// `image_url` turns a camera's `image` into the URL the page fetches.
+pub(crate) fn cameras_json(
+    cameras: &[CameraInfo],
+    image_url: impl Fn(&str) -> String,
+) -> Vec<serde_json::Value> {
+    cameras
+        .iter()
+        .map(|c| {
+            let k = &c.camera;
+            let r = k.rotation;
+            let rows: Vec<f64> = (0..3)
+                .flat_map(|i| (0..3).map(move |j| r.col(j)[i]))
+                .collect();
+            serde_json::json!({
+                "name": c.name,
+                "width": k.width, "height": k.height,
+                "fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy,
+                "R": rows,
+                "t": k.translation.to_array(),
+                "image": c.image.as_deref().map(&image_url),
+            })
+        })
+        .collect()
 }
 
 /// Percent-encodes what a path segment may not hold, keeping `/` separators.

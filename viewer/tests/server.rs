@@ -249,3 +249,55 @@ fn run_folder_cameras_and_bad_files_are_reported() {
     assert!(Target::open(&base.join("secret.txt")).is_err());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// The live view's cameras come from the trainer once it has its scene: `/api/scene` lists
+/// them with photo URLs, `/api/photo/K.jpg` serves a JPEG thumbnail of each (no larger than 640
+/// pixels), and anything else under `/api/photo/` is 404.
+#[test]
+fn live_view_serves_the_training_cameras_and_photos() {
+    let feed = spaceport_view::LiveFeed::new(std::time::Duration::from_secs(1));
+    let v = Viewer::start(
+        Target::live(vec![]),
+        &ServeOptions {
+            port: 0,
+            live: Some(feed.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let port = v.port();
+    let scene = |port| -> serde_json::Value {
+        let (code, body) = get(port, "/api/scene");
+        assert_eq!(code, 200);
+        serde_json::from_slice(&body).unwrap()
+    };
+    assert_eq!(scene(port)["cameras"], serde_json::json!([]));
+    let views: Vec<splat_core::scene::View> = (0..3)
+        .map(|k| splat_core::scene::View {
+            name: format!("v{k}.png"),
+            camera: splat_core::demo::demo_camera(1280, 960, k as f64),
+            image: splat_core::scene::Image::filled(1280, 960, [0.9, 0.2, 0.1]),
+        })
+        .collect();
+    feed.set_views(&views);
+    let s = scene(port);
+    let cams = s["cameras"].as_array().unwrap();
+    assert_eq!(cams.len(), 3, "{s}");
+    assert_eq!(cams[1]["name"], "v1.png");
+    assert_eq!(cams[1]["width"], 1280);
+    assert_eq!(cams[1]["image"], "/api/photo/1.jpg");
+    let (code, jpg) = get(port, "/api/photo/1.jpg");
+    assert_eq!(code, 200);
+    let img = image::load_from_memory(&jpg).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (640, 480), "thumbnail keeps the aspect");
+    let p = img.get_pixel(320, 240);
+    assert!(p[0] > 200 && p[1] < 90 && p[2] < 70, "colour kept: {p:?}");
+    for bad in [
+        "/api/photo/3.jpg",
+        "/api/photo/x.jpg",
+        "/api/photo/1.png",
+        "/api/photo/",
+    ] {
+        assert_eq!(get(port, bad).0, 404, "{bad}");
+    }
+}

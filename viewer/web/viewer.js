@@ -854,6 +854,10 @@ async function main() {
     const snap = await fetchSnapshot();
     g = snap.g;
     modelVersion = snap.v;
+    // The trainer names its cameras once its scene is loaded, before its first snapshot.
+    try {
+      scene.cameras = (await (await fetch('/api/scene', { cache: 'no-store' })).json()).cameras || [];
+    } catch (_) { /* no frusta, the splats still show */ }
   } else if (scene.kind === 'ply') g = parsePly(await fetchBytes(scene.url, label), label);
   else if (scene.kind === 'sog') {
     const files = await unzip(await fetchBytes(scene.url, label), label);
@@ -969,7 +973,8 @@ async function main() {
   const camSel = $('cams');
   cams.forEach((c, k) => camSel.add(new Option(c.name, String(k))));
   const frustaVao = gl.createVertexArray();
-  let frustaCount = 0, frustumSize = 0;
+  let frustaCount = 0, frustumSize = 0, frustaCams = 0;
+  if (Q.get('frusta') === '0') $('frusta').checked = false;
   function buildFrusta(selected) {
     const verts = [];
     // A third of the median spacing between neighbouring cameras, so frusta do not overlap.
@@ -1002,6 +1007,7 @@ async function main() {
     gl.enableVertexAttribArray(ac); gl.vertexAttribPointer(ac, 3, gl.FLOAT, false, 24, 12);
     gl.bindVertexArray(null);
     frustaCount = verts.length / 6;
+    frustaCams = cams.length - (selected >= 0 && selected < cams.length ? 1 : 0);
   }
   buildFrusta(-1);
 
@@ -1090,6 +1096,57 @@ async function main() {
   let liveSteps = 0;
   let pendingPick = Q.get('pick');
   let frameMs = 0;
+  // What the page reports to tests: status, timings, model, the camera it looks from and what
+  // it drew on top (frusta: cameras whose frustum is drawn in this frame).
+  const status = () => ({
+    status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree,
+    floatTarget: !!target, prepass: !!preTarget, version: modelVersion, liveSteps,
+    camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null,
+    cameras: cams.length, frusta: $('frusta').checked && !fixed ? frustaCams : 0,
+    eye: view.center,
+    fwd: view.fwd, right: view.right, sh: +shSel.value, points: $('points').checked, scale: +$('scale').value,
+  });
+  // Tests drive the controls through the URL, after the first report: act=STEP;STEP;... with
+  // STEP drag:DX,DY (left-button drag from the canvas centre, CSS pixels), key:K:MS (hold key K
+  // for MS ms), sh:D, scale:S, points:0|1, frusta:0|1. The controls get the events a user's
+  // input sends; after each step, once the new frame is drawn, canvas and status are posted.
+  let acts = Q.get('act') ? Q.get('act').split(';').filter(Boolean) : null;
+  const nextFrame = () => new Promise((res) => requestAnimationFrame(() => res()));
+  async function settled() {
+    for (let i = 0; i < 600; i++) {
+      await nextFrame();
+      if (!dirty && !sortBusy && sortedFor === viewVersion && !keys.size) { await nextFrame(); return; }
+    }
+  }
+  async function runActs(list) {
+    for (const a of list) {
+      const [kind, arg, arg2] = a.split(':');
+      if (kind === 'drag') {
+        const [dx, dy] = arg.split(',').map(Number);
+        const r = canvas.getBoundingClientRect();
+        const x0 = r.left + r.width / 2, y0 = r.top + r.height / 2;
+        const fire = (type, x, y) => canvas.dispatchEvent(new PointerEvent(type, { clientX: x, clientY: y, button: 0, buttons: type === 'pointerup' ? 0 : 1, pointerId: 1, bubbles: true }));
+        fire('pointerdown', x0, y0);
+        for (let i = 1; i <= 10; i++) { fire('pointermove', x0 + dx * i / 10, y0 + dy * i / 10); await nextFrame(); }
+        fire('pointerup', x0 + dx, y0 + dy);
+      } else if (kind === 'key') {
+        canvas.dispatchEvent(new KeyboardEvent('keydown', { key: arg, bubbles: true }));
+        await new Promise((res) => setTimeout(res, +arg2 || 200));
+        canvas.dispatchEvent(new KeyboardEvent('keyup', { key: arg, bubbles: true }));
+      } else if (kind === 'sh' || kind === 'scale') {
+        $(kind).value = arg;
+        $(kind).dispatchEvent(new Event('input', { bubbles: true }));
+      } else if (kind === 'points' || kind === 'frusta') {
+        $(kind).checked = arg === '1';
+        $(kind).dispatchEvent(new Event('input', { bubbles: true }));
+      } else {
+        errors.push('unknown act ' + a);
+      }
+      await settled();
+      await capture();
+      await postReport({ ...status(), act: a });
+    }
+  }
   function changed() { viewVersion++; dirty = true; requestSort(); }
 
   const syncPixel = new Uint8Array(4);
@@ -1222,8 +1279,8 @@ async function main() {
         // Where nothing can be posted back (report.html from disk), tests read the console.
         console.info('spaceport-view status: ' + document.title);
         if (Q.get('report') === '1') {
-          capture().then(() => postReport({ status: document.title, errors, frameMs, sortMs, drawn: drawCount, n: g.n, degree: g.degree, floatTarget: !!target, prepass: !!preTarget, version: modelVersion, liveSteps, camera: +camSel.value, photo: $('side').classList.contains('open') ? $('photo').getAttribute('src') : null }))
-            .then(() => { if (bench) bench.ready = true; });
+          capture().then(() => postReport(status()))
+            .then(() => { if (bench) bench.ready = true; if (acts) runActs(acts); acts = null; });
         }
       }
     }
@@ -1298,7 +1355,7 @@ async function main() {
   canvas.addEventListener('pointerdown', (e) => {
     canvas.focus();
     drag = { x: e.clientX, y: e.clientY, x0: e.clientX, y0: e.clientY, pan: e.button === 2 || e.shiftKey };
-    canvas.setPointerCapture(e.pointerId);
+    try { canvas.setPointerCapture(e.pointerId); } catch (_) { /* a synthetic pointer (tests) */ }
   });
   canvas.addEventListener('pointermove', (e) => {
     if (!drag) return;

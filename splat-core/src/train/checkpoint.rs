@@ -36,6 +36,9 @@ struct Header {
     plateau: PlateauMonitor,
     lr_dropped: bool,
     checks: Vec<MonitorCheck>,
+    /// Absent in checkpoints written before the curve was kept.
+    #[serde(default)]
+    loss_curve: super::LossCurve,
     stop: Option<StopReason>,
     times: PhaseTimes,
     seconds: f64,
@@ -74,6 +77,7 @@ pub fn save(trainer: &mut Trainer, path: &Path) -> Result<(), TrainError> {
         plateau: st.plateau.clone(),
         lr_dropped: st.lr_dropped,
         checks: st.checks.clone(),
+        loss_curve: st.loss_curve.clone(),
         stop: st.stop,
         times: st.times.clone(),
         seconds: trainer.elapsed_seconds(),
@@ -233,6 +237,7 @@ pub fn load<'a>(
         plateau: h.plateau,
         lr_dropped: h.lr_dropped,
         checks: h.checks,
+        loss_curve: h.loss_curve,
         stop: h.stop,
         times: h.times,
         prior_seconds: h.seconds,

@@ -8,6 +8,7 @@
 #[cfg(feature = "scene")]
 pub mod checkpoint;
 pub mod config;
+pub mod curve;
 pub mod densify;
 pub mod schedule;
 pub mod strategy;
@@ -38,6 +39,7 @@ use crate::render::RenderOptions;
 use crate::scene::{Image, Scene, View};
 pub use config::{ConfigError, TrainConfig};
 use config::{InitMode, Strategy};
+pub use curve::LossCurve;
 use densify::{DensifyReport, DensifyStats};
 use schedule::{PlateauAction, PlateauMonitor};
 
@@ -176,6 +178,8 @@ pub struct TrainState {
     pub lr_dropped: bool,
     /// Monitor checks so far.
     pub checks: Vec<MonitorCheck>,
+    /// Step loss and PSNR so far, down-sampled.
+    pub loss_curve: LossCurve,
     /// Why training stopped early, if it did.
     pub stop: Option<StopReason>,
     /// Phase timings so far.
@@ -406,6 +410,7 @@ impl<'a> Trainer<'a> {
             plateau: PlateauMonitor::default(),
             lr_dropped: false,
             checks: vec![],
+            loss_curve: LossCurve::default(),
             stop: None,
             times: PhaseTimes::default(),
             prior_seconds: 0.0,
@@ -628,6 +633,9 @@ impl<'a> Trainer<'a> {
         }
         let t3 = Instant::now();
         self.state.iteration += 1;
+        self.state
+            .loss_curve
+            .record(self.state.iteration, stats.loss, stats.psnr);
 
         let mut monitor_psnr = None;
         let pc = self.cfg.plateau.clone();
@@ -784,6 +792,9 @@ pub struct TrainMetrics {
     pub phases: PhaseTimes,
     /// Monitor checks.
     pub monitor: Vec<MonitorCheck>,
+    /// Training loss and step PSNR, down-sampled to a few hundred points.
+    #[serde(default)]
+    pub loss_curve: LossCurve,
     /// Scene extent used for learning rates and densification.
     pub extent: f32,
     /// Peak resident memory in bytes, where the OS reports it.
@@ -844,6 +855,7 @@ impl Trainer<'_> {
             gaussians: snap.params.len(),
             phases: self.state.times.clone(),
             monitor: self.state.checks.clone(),
+            loss_curve: self.state.loss_curve.finished(self.state.iteration),
             extent: self.extent,
             peak_memory_bytes: peak_memory_bytes(),
             device_stages: self.stage_times.clone(),
