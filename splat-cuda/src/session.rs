@@ -929,6 +929,13 @@ impl CudaSession {
         p: &StepParams,
         job: Job,
     ) -> Result<StepStats, BackendError> {
+        if p.exposure.is_some() {
+            return Err(BackendError::Unsupported(
+                "exposure compensation runs on the CPU backend only so far: set \
+                 exposure.enabled to false or train with --device cpu"
+                    .into(),
+            ));
+        }
         let npix = 3 * camera.width as usize * camera.height as usize;
         if tdev.len() < npix {
             return Err(BackendError::InvalidInput(format!(
@@ -944,6 +951,7 @@ impl CudaSession {
                 return Ok(StepStats {
                     loss: loss + self.last_reg,
                     psnr,
+                    exposure_grad: None,
                 });
             }
             // Room for the count plus slack for growth, so that overflows stay rare.

@@ -506,6 +506,7 @@ fn mcmc_regularisers_match_the_cpu() {
         accumulate_stats: false,
         opacity_reg: 0.4,
         scale_reg: 0.3,
+        exposure: None,
     };
     let mut cpu = CpuBackend.start_session(state(params.clone())).expect("cpu");
     let mut gpu = be.start_cuda_session(state(params.clone())).expect("session");

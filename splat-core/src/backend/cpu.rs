@@ -1,6 +1,7 @@
 //! The CPU reference backend and training session.
 
 use super::densify;
+use super::exposure;
 use super::types::DensifyStats;
 use super::types::{SessionState, StepParams, StepStats, StrategyInputs, Target};
 use super::{Backend, BackendError, TrainBackend, TrainSession};
@@ -114,8 +115,13 @@ impl TrainSession for CpuSession {
             )));
         }
         let (w, h) = (camera.width as usize, camera.height as usize);
-        let l = loss::l1_ssim_loss(&out.image, target.data, w, h, p.ssim_weight);
-        let psnr = loss::psnr(&out.image, target.data);
+        let shown = p.exposure.map(|m| exposure::apply(&m, &out.image));
+        let image = shown.as_deref().unwrap_or(&out.image);
+        let mut l = loss::l1_ssim_loss(image, target.data, w, h, p.ssim_weight);
+        let psnr = loss::psnr(image, target.data);
+        let exposure_grad = p
+            .exposure
+            .map(|m| exposure::backward(&m, &out.image, &mut l.grad));
         let mut grads = render::render_backward(&st.params, &out, &l.grad);
         let reg =
             densify::add_regularisers(&st.params, &mut grads.params, p.opacity_reg, p.scale_reg);
@@ -127,6 +133,7 @@ impl TrainSession for CpuSession {
         Ok(StepStats {
             loss: l.loss + reg,
             psnr,
+            exposure_grad,
         })
     }
 

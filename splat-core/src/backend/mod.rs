@@ -8,6 +8,7 @@
 
 mod cpu;
 pub mod densify;
+pub mod exposure;
 pub mod types;
 
 pub use cpu::{CpuBackend, CpuSession};

@@ -41,6 +41,8 @@ pub struct StepStats {
     pub loss: f64,
     /// PSNR of this step's render against its target (dB).
     pub psnr: f32,
+    /// dLoss/d(exposure transform) when the step had one.
+    pub exposure_grad: Option<super::exposure::Exposure>,
 }
 
 /// The settings of one training step.
@@ -58,6 +60,9 @@ pub struct StepParams {
     pub opacity_reg: f32,
     /// Weight of the mean scale added to the loss (MCMC's scale regulariser; 0: off).
     pub scale_reg: f32,
+    /// This image's exposure transform, applied to the render before the loss
+    /// ([`super::exposure`]); `None`: off.
+    pub exposure: Option<super::exposure::Exposure>,
 }
 
 /// Device time per stage of a window of training steps, from a backend that measures it.

@@ -39,6 +39,9 @@ struct Header {
     /// Absent in checkpoints written before the curve was kept.
     #[serde(default)]
     loss_curve: super::LossCurve,
+    /// Absent in checkpoints written before exposure compensation.
+    #[serde(default)]
+    exposures: super::exposure::Exposures,
     stop: Option<StopReason>,
     times: PhaseTimes,
     seconds: f64,
@@ -78,6 +81,7 @@ pub fn save(trainer: &mut Trainer, path: &Path) -> Result<(), TrainError> {
         lr_dropped: st.lr_dropped,
         checks: st.checks.clone(),
         loss_curve: st.loss_curve.clone(),
+        exposures: st.exposures.clone(),
         stop: st.stop,
         times: st.times.clone(),
         seconds: trainer.elapsed_seconds(),
@@ -238,6 +242,7 @@ pub fn load<'a>(
         lr_dropped: h.lr_dropped,
         checks: h.checks,
         loss_curve: h.loss_curve,
+        exposures: h.exposures,
         stop: h.stop,
         times: h.times,
         prior_seconds: h.seconds,

@@ -29,6 +29,8 @@ pub struct TrainConfig {
     pub progressive: ProgressiveConfig,
     /// PSNR-plateau stopping.
     pub plateau: PlateauConfig,
+    /// Per-image exposure compensation (off by default).
+    pub exposure: super::exposure::ExposureConfig,
 }
 
 impl Default for TrainConfig {
@@ -45,6 +47,7 @@ impl Default for TrainConfig {
             densify: DensifyConfig::default(),
             progressive: ProgressiveConfig::default(),
             plateau: PlateauConfig::default(),
+            exposure: Default::default(),
         }
     }
 }
@@ -379,6 +382,8 @@ impl TrainConfig {
             ("densify.mcmc.noise_lr", d.mcmc.noise_lr),
             ("densify.mcmc.opacity_reg", d.mcmc.opacity_reg),
             ("densify.mcmc.scale_reg", d.mcmc.scale_reg),
+            ("exposure.lr", self.exposure.lr),
+            ("exposure.lr_final", self.exposure.lr_final),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(format!("{name} {v}: must be finite and >= 0"));

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod curve;
 pub mod densify;
+pub mod exposure;
 pub mod schedule;
 pub mod strategy;
 #[cfg(feature = "scene")]
@@ -180,6 +181,8 @@ pub struct TrainState {
     pub checks: Vec<MonitorCheck>,
     /// Step loss and PSNR so far, down-sampled.
     pub loss_curve: LossCurve,
+    /// Per-image exposure transforms (empty when compensation is off).
+    pub exposures: exposure::Exposures,
     /// Why training stopped early, if it did.
     pub stop: Option<StopReason>,
     /// Phase timings so far.
@@ -411,6 +414,11 @@ impl<'a> Trainer<'a> {
             lr_dropped: false,
             checks: vec![],
             loss_curve: LossCurve::default(),
+            exposures: if cfg.exposure.enabled {
+                exposure::Exposures::new(scene.train.len())
+            } else {
+                exposure::Exposures::default()
+            },
             stop: None,
             times: PhaseTimes::default(),
             prior_seconds: 0.0,
@@ -558,6 +566,7 @@ impl<'a> Trainer<'a> {
             accumulate_stats: !mcmc && it < self.cfg.densify.until,
             opacity_reg,
             scale_reg,
+            exposure: self.state.exposures.get(v),
         };
         let t1 = Instant::now();
         let stats = if on_device {
@@ -574,6 +583,10 @@ impl<'a> Trainer<'a> {
         };
         if !stats.loss.is_finite() {
             return Err(TrainError::Diverged { iteration: it });
+        }
+        if let Some(g) = stats.exposure_grad {
+            let lr = self.cfg.exposure.rate(it, self.cfg.iterations);
+            self.state.exposures.update(v, &g, lr);
         }
         let t2 = Instant::now();
 
