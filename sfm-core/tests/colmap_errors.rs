@@ -10,15 +10,11 @@ fn small_model() -> Reconstruction {
     Reconstruction {
         cameras: vec![Camera::pinhole(1, 640, 480, 500.0, 500.0, 320.0, 240.0)],
         images: vec![Image {
-            id: 1,
-            qvec: [1.0, 0.0, 0.0, 0.0],
-            tvec: [0.0, 0.0, 1.0],
-            camera_id: 1,
-            name: "a.png".into(),
             points2d: vec![Point2D {
                 xy: [1.5, 2.5],
                 point3d_id: Some(3),
             }],
+            ..Image::new(1, 1, "a.png", [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
         }],
         points3d: vec![Point3D {
             id: 3,

@@ -27,14 +27,9 @@ fn colmap_scene(name: &str) -> PathBuf {
             &Image::filled(8, 6, [0.2, 0.4, 0.6]),
         )
         .unwrap();
-        rec.images.push(ColmapImage {
-            id,
-            qvec: [1.0, 0.0, 0.0, 0.0],
-            tvec: [0.0, 0.0, id as f64],
-            camera_id: 1,
-            name: name.into(),
-            points2d: vec![],
-        });
+        let tvec = [0.0, 0.0, id as f64];
+        rec.images
+            .push(ColmapImage::new(id, 1, name, [1.0, 0.0, 0.0, 0.0], tvec));
     }
     colmap::write_text(dir.join("sparse/0"), &rec).unwrap();
     assert_eq!(

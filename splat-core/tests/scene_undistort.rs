@@ -84,14 +84,13 @@ fn distorted_models_are_undistorted_to_the_pinhole_image() {
         save_png(dir.join("images/view.png"), &distorted).unwrap();
         let rec = Reconstruction {
             cameras: vec![cam],
-            images: vec![ColmapImage {
-                id: 1,
-                qvec: [1.0, 0.0, 0.0, 0.0],
-                tvec: [0.0, 0.0, 0.0],
-                camera_id: 1,
-                name: "view.png".into(),
-                points2d: vec![],
-            }],
+            images: vec![ColmapImage::new(
+                1,
+                1,
+                "view.png",
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0; 3],
+            )],
             points3d: vec![],
         };
         colmap::write_binary(dir.join("sparse/0"), &rec).unwrap();

@@ -161,6 +161,25 @@ pub struct Image {
 }
 
 impl Image {
+    /// Image `id` of camera `camera_id` at the world-to-camera pose `qvec`, `tvec`, without
+    /// keypoints (fill `points2d` to add them).
+    pub fn new(
+        id: u32,
+        camera_id: u32,
+        name: impl Into<String>,
+        qvec: [f64; 4],
+        tvec: [f64; 3],
+    ) -> Self {
+        Image {
+            id,
+            qvec,
+            tvec,
+            camera_id,
+            name: name.into(),
+            points2d: Vec::new(),
+        }
+    }
+
     /// The world-to-camera rotation matrix of `qvec`.
     pub fn rotation(&self) -> glam::DMat3 {
         let [w, x, y, z] = self.qvec;
