@@ -11,7 +11,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use sfm_core::pipeline::SfmOptions;
+use sfm_core::SfmOptions;
 use sogs_codec::EncodeOptions;
 use spaceport_examples::{arg, temp_out};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         max_image_size: sfm_size,
         ..Default::default()
     };
-    let report = sfm_core::pipeline::run(&sfm, &images, &out, &|_, _, _| {})?;
+    let report = sfm_core::run(&sfm, &images, &out, &|_, _, _| {})?;
     println!(
         "sfm: {}/{} images registered, {} points, reprojection error {:.3} px, {:.1} s",
         report.registered_images,

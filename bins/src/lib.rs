@@ -76,7 +76,7 @@ pub enum PipelineError {
     Config(#[from] splat_core::config::ConfigError),
     /// Structure from motion failed.
     #[error(transparent)]
-    Sfm(#[from] sfm_core::pipeline::SfmError),
+    Sfm(#[from] sfm_core::SfmError),
     /// A COLMAP model cannot be read or written.
     #[error(transparent)]
     Colmap(#[from] sfm_core::colmap::ColmapError),

@@ -15,12 +15,12 @@ use crate::{PipelineError, Result};
 
 /// Runs SfM on the photos in `images`, writing the COLMAP scene into `out`.
 pub fn sfm(
-    opts: &sfm_core::pipeline::SfmOptions,
+    opts: &sfm_core::SfmOptions,
     images: &Path,
     out: &Path,
     events: &dyn Events,
-) -> Result<sfm_core::pipeline::SfmReport> {
-    let report = sfm_core::pipeline::run(opts, images, out, &|stage, done, total| {
+) -> Result<sfm_core::SfmReport> {
+    let report = sfm_core::run(opts, images, out, &|stage, done, total| {
         events.progress(Task::Sfm, &format!("{stage:?}"), done as u64, total as u64);
     });
     events.progress_end(Task::Sfm);
@@ -30,7 +30,7 @@ pub fn sfm(
 }
 
 /// One line for the user about a finished SfM run.
-pub fn sfm_summary(r: &sfm_core::pipeline::SfmReport) -> String {
+pub fn sfm_summary(r: &sfm_core::SfmReport) -> String {
     format!(
         "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px",
         r.registered_images, r.num_images, r.num_points, r.mean_track_length, r.mean_reprojection_error
@@ -77,7 +77,7 @@ pub fn sweep_summary(r: &splat_core::train::sweep::SweepResult) -> String {
 /// Names, on the console as well as in `sfm_report.json`, every photo that did not make it
 /// into the model and why: unreadable files, photos left unregistered, and the groups of
 /// photos that formed models of their own, disconnected from the kept one.
-fn announce_sfm_losses(r: &sfm_core::pipeline::SfmReport, events: &dyn Events) {
+fn announce_sfm_losses(r: &sfm_core::SfmReport, events: &dyn Events) {
     for u in &r.unreadable {
         events.note(&format!("skipped unreadable file {u}"));
     }

@@ -2,10 +2,10 @@
 //! ground truth, output model readable.
 
 use glam::{DMat3, DVec3};
-use sfm_core::features::SiftOptions;
-use sfm_core::geometry::rotation_angle;
-use sfm_core::linalg::mat3_rows;
-use sfm_core::pipeline::{run, SfmOptions};
+use sfm_core::estimators::rotation_angle;
+use sfm_core::internals::mat3_rows;
+use sfm_core::SiftOptions;
+use sfm_core::{run, SfmOptions};
 use std::path::{Path, PathBuf};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
