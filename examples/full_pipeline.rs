@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 
 use sfm_core::SfmOptions;
 use sogs_codec::EncodeOptions;
-use spaceport_examples::{arg, temp_out};
+use spaceport_examples::{arg, file_size, temp_out};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::{TrainConfig, Trainer};
 use splat_core::CpuBackend;
@@ -80,12 +80,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let sog = out.join("scene.sog");
     sogs_codec::write_sog_bundle(&files, &sog)?;
     let decoded = sogs_codec::read_sog(&sog)?;
-    let size = |p: &PathBuf| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let (ply_bytes, sog_bytes) = (size(&ply)?, size(&sog)?);
+    let (ply_bytes, sog_bytes) = (file_size(&ply)?, file_size(&sog)?);
     println!(
         "compress: {} Gaussians, {} -> {} bytes ({:.1}x), decoded {} -> {}",
         gaussians.len(),

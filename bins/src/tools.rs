@@ -284,6 +284,10 @@ pub fn decompress(input: &Path, out: &Path) -> Result<Gaussians> {
 /// What a render drew.
 #[derive(Clone, Debug)]
 pub struct Rendered {
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
     /// Gaussians in the scene.
     pub gaussians: usize,
     /// Gaussians in view.
@@ -292,6 +296,16 @@ pub struct Rendered {
     pub seconds: f64,
     /// The renderer.
     pub backend: String,
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rendered {} Gaussians ({} visible) at {}x{} on {} in {:.3} s",
+            self.gaussians, self.visible, self.width, self.height, self.backend, self.seconds
+        )
+    }
 }
 
 /// Renders the PLY `ply` (or the built-in demo scene) on the CPU from the demo orbit at
@@ -324,6 +338,8 @@ pub fn render(
     };
     splat_core::scene::save_png(out, &image)?;
     Ok(Rendered {
+        width,
+        height,
         gaussians: gaussians.len(),
         visible: img.n_visible(),
         seconds,
@@ -381,6 +397,18 @@ pub fn gpu_self_test() -> Result<(String, f32, usize)> {
         )));
     }
     Ok((description, max, g.len()))
+}
+
+/// Starts serving `path` (a `.sog`, a `.ply`, a SOG folder or a run folder) to the viewer page
+/// on 127.0.0.1:`port` (0: a free one); also what is wrong with it, which the page shows too.
+pub fn serve(path: &Path, port: u16) -> Result<(spaceport_view::Viewer, Option<String>)> {
+    let target = spaceport_view::Target::open(path)?;
+    let problem = target.problem.clone();
+    let opts = spaceport_view::ServeOptions {
+        port,
+        ..Default::default()
+    };
+    Ok((spaceport_view::Viewer::start(target, &opts)?, problem))
 }
 
 /// Runs the sweep described in `spec` (YAML: scene, downscale, base, grid) on the CPU, writing
