@@ -34,6 +34,15 @@ impl Sort {
             Sort::Plas => sogs_codec::SortMode::Plas,
         }
     }
+
+    /// The value naming the encoder's `mode`.
+    pub fn of_mode(mode: sogs_codec::SortMode) -> Self {
+        match mode {
+            sogs_codec::SortMode::Hilbert => Sort::Hilbert,
+            sogs_codec::SortMode::Morton => Sort::Morton,
+            sogs_codec::SortMode::Plas => Sort::Plas,
+        }
+    }
 }
 
 /// Compression settings.
@@ -49,11 +58,13 @@ pub struct CompressConfig {
 }
 
 impl Default for CompressConfig {
+    /// The encoder's own defaults ([`sogs_codec::EncodeOptions`]), kept in one place.
     fn default() -> Self {
+        let e = sogs_codec::EncodeOptions::default();
         Self {
-            sh_bands: None,
-            sort: Sort::Hilbert,
-            seed: 0,
+            sh_bands: e.sh_bands,
+            sort: Sort::of_mode(e.sort),
+            seed: e.seed,
         }
     }
 }

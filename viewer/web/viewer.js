@@ -622,10 +622,12 @@ void main() {
   v_mean = m; v_conic = conic; v_opacity = op; v_color = col;
 }`;
 
-// Pre-pass: one fragment per splat (texel i % 4096, i / 4096) writes its projection once.
-const PRE_VS = `#version 300 es
+// One triangle over the whole viewport (the pre-pass and the copy draw every pixel once).
+const FULLSCREEN_VS = `#version 300 es
 const vec2 P[3] = vec2[3](vec2(-1.0, -1.0), vec2(3.0, -1.0), vec2(-1.0, 3.0));
 void main() { gl_Position = vec4(P[gl_VertexID], 0.0, 1.0); }`;
+
+// Pre-pass: one fragment per splat (texel i % 4096, i / 4096) writes its projection once.
 const PRE_FS = `#version 300 es
 precision highp float;
 precision highp int;
@@ -687,10 +689,6 @@ void main() {
   if (alpha < 1.0 / 255.0) discard;
   o = vec4(v_color * alpha, alpha);
 }`;
-
-const COPY_VS = `#version 300 es
-const vec2 P[3] = vec2[3](vec2(-1.0, -1.0), vec2(3.0, -1.0), vec2(-1.0, 3.0));
-void main() { gl_Position = vec4(P[gl_VertexID], 0.0, 1.0); }`;
 
 const COPY_FS = `#version 300 es
 precision highp float;
@@ -880,7 +878,7 @@ async function main() {
   const splat = program(gl, SPLAT_VS, SPLAT_FS);
   // The per-splat pre-pass needs float colour targets (4 of them); else every vertex projects.
   const canPre = !!gl.getExtension('EXT_color_buffer_float') && gl.getParameter(gl.MAX_DRAW_BUFFERS) >= 4 && Q.get('prepass') !== '0';
-  const pre = canPre ? program(gl, PRE_VS, PRE_FS) : null;
+  const pre = canPre ? program(gl, FULLSCREEN_VS, PRE_FS) : null;
   const quad = canPre ? program(gl, QUAD_VS, SPLAT_FS) : null;
   let preTarget = null;
   function ensurePre(n) {
@@ -904,7 +902,7 @@ async function main() {
     preTarget = ok ? { fb, tex, rows } : null;
     return preTarget;
   }
-  const copy = program(gl, COPY_VS, COPY_FS);
+  const copy = program(gl, FULLSCREEN_VS, COPY_FS);
   const lines = program(gl, LINE_VS, LINE_FS);
 
   // Float target: 8-bit blending would round every one of the many layers of a pixel.
