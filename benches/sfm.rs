@@ -8,11 +8,13 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use glam::{DMat3, DVec2, DVec3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sfm_core::features::{extract, Gray, SiftOptions};
-use sfm_core::geometry::Pose;
-use sfm_core::mapper::bundle::{bundle_adjust, BaConfig, Observation};
-use sfm_core::mapper::RadialCamera;
-use sfm_core::matching::{match_descriptors, DescriptorSet, MatchOptions};
+use sfm_core::estimators::Pose;
+use sfm_core::internals::RadialCamera;
+use sfm_core::internals::{bundle_adjust, BaConfig, Observation};
+use sfm_core::internals::{extract, Gray};
+use sfm_core::internals::{match_descriptors, DescriptorSet};
+use sfm_core::MatchOptions;
+use sfm_core::SiftOptions;
 
 const FOUNTAIN: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

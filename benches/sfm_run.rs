@@ -6,8 +6,8 @@
 //! Used for the acceptance runs recorded in BENCHMARKS.md:
 //! `SFM_BENCH_IMAGES=DIR SFM_BENCH_OUT=OUT cargo bench -p spaceport-benches --bench sfm_run`.
 
-use sfm_core::matching::PairSelection;
-use sfm_core::pipeline::{run, SfmOptions};
+use sfm_core::PairSelection;
+use sfm_core::{run, SfmOptions};
 use std::path::PathBuf;
 
 fn env_num<T: std::str::FromStr>(k: &str) -> Option<T> {

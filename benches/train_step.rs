@@ -6,7 +6,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use splat_core::gaussians::sh_coeffs_for_degree;
 use splat_core::loss::{l1_ssim_loss, ssim};
-use splat_core::optim::{Adam, GroupRates};
+use splat_core::optim::Adam;
+use splat_core::train::config::LrConfig;
 use splat_core::Gaussians;
 
 /// A smooth RGB pattern plus noise, so SSIM's window statistics are not degenerate.
@@ -57,14 +58,8 @@ fn adam(c: &mut Criterion) {
     let mut params = gaussians(n, &mut rng);
     let grads = gaussians(n, &mut rng);
     let mut opt = Adam::new(&params);
-    let lr = GroupRates {
-        means: 1.6e-4,
-        sh_dc: 2.5e-3,
-        sh_rest: 1.25e-4,
-        opacity: 5e-2,
-        scales: 5e-3,
-        rotations: 1e-3,
-    };
+    // The default (3DGS) rates at unit scene extent.
+    let lr = LrConfig::default().initial_rates(1.0);
     let mut group = c.benchmark_group("adam_1M_gaussians_sh3");
     group.sample_size(10);
     // 59 parameters per Gaussian: 59M values, each read and written with its two moments.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use glam::DVec3;
 use sogs_codec::{encode_sog, read_sog, write_sog_bundle, EncodeOptions};
-use spaceport_examples::{arg, shared_data, temp_out};
+use spaceport_examples::{arg, file_size, shared_data, temp_out};
 use splat_core::gaussians::sigmoid;
 use splat_core::sh::sh_dc_to_rgb;
 use splat_core::{loss, render, Camera, RenderOptions};
@@ -38,12 +38,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     write_sog_bundle(&files, &out)?;
-    let size = |p: &PathBuf| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let (ply_bytes, sog_bytes) = (size(&input)?, size(&out)?);
+    let (ply_bytes, sog_bytes) = (file_size(&input)?, file_size(&out)?);
     println!(
         "{} Gaussians (SH degree {}): {:.1} MB PLY -> {:.2} MB .sog ({:.1}x) in {:.1} s",
         g.len(),

@@ -11,9 +11,9 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use sfm_core::pipeline::SfmOptions;
+use sfm_core::SfmOptions;
 use sogs_codec::EncodeOptions;
-use spaceport_examples::{arg, temp_out};
+use spaceport_examples::{arg, file_size, temp_out};
 use splat_core::scene::{load_scene, Downscale, LoadOptions};
 use splat_core::train::{TrainConfig, Trainer};
 use splat_core::CpuBackend;
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         max_image_size: sfm_size,
         ..Default::default()
     };
-    let report = sfm_core::pipeline::run(&sfm, &images, &out, &|_, _, _| {})?;
+    let report = sfm_core::run(&sfm, &images, &out, &|_, _, _| {})?;
     println!(
         "sfm: {}/{} images registered, {} points, reprojection error {:.3} px, {:.1} s",
         report.registered_images,
@@ -80,12 +80,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let sog = out.join("scene.sog");
     sogs_codec::write_sog_bundle(&files, &sog)?;
     let decoded = sogs_codec::read_sog(&sog)?;
-    let size = |p: &PathBuf| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let (ply_bytes, sog_bytes) = (size(&ply)?, size(&sog)?);
+    let (ply_bytes, sog_bytes) = (file_size(&ply)?, file_size(&sog)?);
     println!(
         "compress: {} Gaussians, {} -> {} bytes ({:.1}x), decoded {} -> {}",
         gaussians.len(),

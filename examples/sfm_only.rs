@@ -9,7 +9,7 @@ use std::error::Error;
 use std::path::PathBuf;
 
 use sfm_core::colmap;
-use sfm_core::pipeline::{run, SfmOptions};
+use sfm_core::{run, SfmOptions};
 use spaceport_examples::{arg, shared_data, temp_out};
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -7,17 +7,7 @@ use clap::Args;
 use serde_yaml::Value;
 use spaceport::tools::SogFormat;
 use spaceport::{Device, Preset, Sort, StageName};
-
-/// A `KEY=VALUE` flag value.
-fn assignment(s: &str) -> Result<(String, Value), splat_core::config::ConfigError> {
-    splat_core::config::parse_assignment(s)
-}
-
-/// `(key, value)` for a named flag that is set.
-fn set<T: serde::Serialize>(key: &str, v: Option<T>) -> Option<(String, Value)> {
-    let v = serde_yaml::to_value(v?).ok()?;
-    Some((key.to_string(), v))
-}
+use splat_core::config::{flag_assignment as set, parse_assignment};
 
 /// `--config FILE` and `--set KEY=VALUE`: every command's settings go through the same
 /// overlay (defaults, then the file, then the assignments, then the named flags).
@@ -27,7 +17,7 @@ pub struct Settings {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Set one setting by its dotted key (repeatable; after --config).
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = assignment)]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]
     pub sets: Vec<(String, Value)>,
 }
 
@@ -43,6 +33,20 @@ impl Settings {
             .chain(named.into_iter().flatten())
             .collect()
     }
+}
+
+/// The flags of the commands that train (`run` and `train`).
+#[derive(Args, Debug)]
+pub struct TrainingFlags {
+    /// Compute device for training.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
+    /// Print the effective configuration as YAML and exit.
+    #[arg(long)]
+    pub dump_config: bool,
+    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
+    #[arg(long)]
+    pub view: bool,
 }
 
 /// Arguments of `spaceport run`.
@@ -63,9 +67,6 @@ pub struct RunArgs {
     /// `train.densify.grad_threshold`).
     #[command(flatten)]
     pub settings: Settings,
-    /// Compute device for training.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: Device,
     /// Training recipe: fast (7k iterations), default (30k, early stop on a plateau) or best
     /// (30k, more Gaussians); the built-in scene keeps its own schedule.
     #[arg(long, value_enum, default_value = "default")]
@@ -82,12 +83,8 @@ pub struct RunArgs {
     /// A smaller built-in scene and a shorter training run (for CI and quick checks).
     #[arg(long)]
     pub quick: bool,
-    /// Print the effective configuration as YAML and exit.
-    #[arg(long)]
-    pub dump_config: bool,
-    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
-    #[arg(long)]
-    pub view: bool,
+    #[command(flatten)]
+    pub training: TrainingFlags,
 }
 
 impl RunArgs {
@@ -121,21 +118,14 @@ pub struct TrainArgs {
     /// Composite transparent images on white and render on white (`--set background=[1,1,1]`).
     #[arg(long)]
     pub white_background: bool,
-    /// Compute device.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: Device,
     /// Write a resumable checkpoint every N iterations (0: only on interrupt).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: usize,
     /// Continue from OUT/checkpoint.bin.
     #[arg(long)]
     pub resume: bool,
-    /// Print the effective configuration as YAML and exit.
-    #[arg(long)]
-    pub dump_config: bool,
-    /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
-    #[arg(long)]
-    pub view: bool,
+    #[command(flatten)]
+    pub training: TrainingFlags,
 }
 
 impl TrainArgs {

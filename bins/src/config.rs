@@ -34,6 +34,15 @@ impl Sort {
             Sort::Plas => sogs_codec::SortMode::Plas,
         }
     }
+
+    /// The value naming the encoder's `mode`.
+    pub fn of_mode(mode: sogs_codec::SortMode) -> Self {
+        match mode {
+            sogs_codec::SortMode::Hilbert => Sort::Hilbert,
+            sogs_codec::SortMode::Morton => Sort::Morton,
+            sogs_codec::SortMode::Plas => Sort::Plas,
+        }
+    }
 }
 
 /// Compression settings.
@@ -49,11 +58,13 @@ pub struct CompressConfig {
 }
 
 impl Default for CompressConfig {
+    /// The encoder's own defaults ([`sogs_codec::EncodeOptions`]), kept in one place.
     fn default() -> Self {
+        let e = sogs_codec::EncodeOptions::default();
         Self {
-            sh_bands: None,
-            sort: Sort::Hilbert,
-            seed: 0,
+            sh_bands: e.sh_bands,
+            sort: Sort::of_mode(e.sort),
+            seed: e.seed,
         }
     }
 }
@@ -65,7 +76,7 @@ pub struct RunConfig {
     /// The built-in scene (used only without input).
     pub builtin: PhotoSetOptions,
     /// Structure from motion.
-    pub sfm: sfm_core::pipeline::SfmOptions,
+    pub sfm: sfm_core::SfmOptions,
     /// Training.
     pub train: TrainConfig,
     /// Train on images shrunk so that their longer side is at most this (`null`: as given).
@@ -250,8 +261,8 @@ pub fn synthetic_train_defaults(preset: Preset) -> TrainConfig {
 }
 
 /// SfM defaults of `spaceport run`.
-pub fn run_sfm_defaults() -> sfm_core::pipeline::SfmOptions {
-    sfm_core::pipeline::SfmOptions {
+pub fn run_sfm_defaults() -> sfm_core::SfmOptions {
+    sfm_core::SfmOptions {
         // The 3DGS convention for training images: larger photos cost SfM time and memory
         // and train at most at this size anyway.
         max_image_size: DEFAULT_MAX_SIDE,
@@ -342,7 +353,7 @@ impl RunConfig {
     pub fn sfm_options(
         file: Option<&Path>,
         sets: &[(String, serde_yaml::Value)],
-    ) -> Result<sfm_core::pipeline::SfmOptions, splat_core::config::ConfigError> {
+    ) -> Result<sfm_core::SfmOptions, splat_core::config::ConfigError> {
         let base = match file {
             Some(_) => Self::defaults(&Recipe::default()),
             None => Self {

@@ -12,7 +12,8 @@
 //!   (resume from a checkpoint, stop flag, periodic checkpoints, outputs written atomically);
 //! - [`report`] and [`eval`]: the report and the checks behind it (test PSNR, pose errors);
 //! - [`tools`]: the single-step commands (compress, render, SfM alone, sweep);
-//! - [`events`]: what the library reports while it works.
+//! - [`events`]: what the library reports while it works; [`live`] also feeds it to the
+//!   browser page of `--view`.
 //!
 //! The library never prints and never exits: it returns [`PipelineError`] and tells an
 //! [`Events`] observer what it is doing (`()` is a silent one).
@@ -53,6 +54,7 @@ pub mod estimate;
 pub mod eval;
 pub mod events;
 pub mod job;
+pub mod live;
 pub mod lock;
 pub mod pipeline;
 pub mod report;
@@ -76,7 +78,7 @@ pub enum PipelineError {
     Config(#[from] splat_core::config::ConfigError),
     /// Structure from motion failed.
     #[error(transparent)]
-    Sfm(#[from] sfm_core::pipeline::SfmError),
+    Sfm(#[from] sfm_core::SfmError),
     /// A COLMAP model cannot be read or written.
     #[error(transparent)]
     Colmap(#[from] sfm_core::colmap::ColmapError),
@@ -95,6 +97,9 @@ pub enum PipelineError {
     /// SOG encoding, decoding or writing failed.
     #[error(transparent)]
     Sog(#[from] sogs_codec::SogError),
+    /// The viewer cannot open, serve or write what it was given.
+    #[error(transparent)]
+    View(#[from] spaceport_view::ViewError),
     /// A file or folder operation failed.
     #[error("{}: {source}", path.display())]
     Io {

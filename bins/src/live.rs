@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use spaceport::{Events, Message, PipelineError, StageName, Task, TrainStep};
+use crate::{Events, Message, PipelineError, StageName, Task, TrainStep};
 use spaceport_view::{LiveFeed, ServeOptions, Target, Viewer};
 
 /// Forwards everything to `inner` and feeds steps and snapshots to the page.
@@ -23,8 +23,7 @@ pub fn start(inner: &dyn Events) -> Result<LiveEvents<'_>, PipelineError> {
         ..Default::default()
     };
     let viewer = Viewer::start(Target::live(vec![]), &opts(8321))
-        .or_else(|_| Viewer::start(Target::live(vec![]), &opts(0)))
-        .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        .or_else(|_| Viewer::start(Target::live(vec![]), &opts(0)))?;
     let url = viewer.url();
     inner.info(&format!("live view on {url}"));
     spaceport_view::open_browser(&url);

@@ -3,7 +3,6 @@
 
 mod cli;
 mod console;
-mod live;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +11,7 @@ use clap::{Parser, Subcommand};
 use console::{Console, STOP};
 use spaceport::pipeline::{self, RunOutcome};
 use spaceport::training::{self, Trained};
-use spaceport::{tools, Events, Input, PipelineError, Recipe, RunConfig, RunOptions};
+use spaceport::{live, tools, Events, Input, PipelineError, Recipe, RunConfig, RunOptions};
 use splat_core::train::TrainConfig;
 
 #[derive(Parser)]
@@ -68,18 +67,17 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run(a) => cmd_run(a, &con),
         Command::Train(a) => cmd_train(a, &con),
-        Command::Render(a) => cmd_render(a),
+        Command::Render(a) => tools::render(a.ply.as_deref(), &a.out, (a.width, a.height), a.angle)
+            .map(|r| done(format!("{r} -> {}", a.out.display()))),
         Command::Sfm(a) => cmd_sfm(a, &con),
-        Command::Compress(a) => cmd_compress(a, &con),
+        Command::Compress(a) => tools::compress_file(&a.input, &a.out, a.format, a.sh_bands, a.sort, &con)
+            .map(|c| done(format!("{c} -> {}", a.out.display()))),
         Command::Decompress { input, out } => tools::decompress(&input, &out).map(|g| {
             let deg = g.sh_degree;
-            println!("{} Gaussians (SH degree {deg}) -> {}", g.len(), out.display());
-            ExitCode::SUCCESS
+            done(format!("{} Gaussians (SH degree {deg}) -> {}", g.len(), out.display()))
         }),
         Command::GpuInfo => tools::gpu_self_test().map(|(description, max, n)| {
-            println!("{description}");
-            println!("self-test passed: {n} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}");
-            ExitCode::SUCCESS
+            done(format!("{description}\nself-test passed: {n} Gaussians at 160x120, GPU and CPU renders agree within {max:.1e}"))
         }),
         Command::Sweep { spec, out } => cmd_sweep(&spec, &out, &con),
         Command::View(a) => cmd_view(a),
@@ -88,6 +86,12 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         ExitCode::FAILURE
     })
+}
+
+/// A command that finished: its one-line result on stdout.
+fn done(line: String) -> ExitCode {
+    println!("{line}");
+    ExitCode::SUCCESS
 }
 
 fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
@@ -102,12 +106,12 @@ fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
         ..input.recipe()
     };
     let config = RunConfig::load(&recipe, a.settings.config.as_deref(), &a.assignments())?;
-    if a.dump_config {
+    if a.training.dump_config {
         print!("{}", config.to_yaml());
         return Ok(ExitCode::SUCCESS);
     }
     (con as &dyn Events).note(&recipe.describe(&config.train));
-    let (device, from, out) = (a.device, a.from, a.out);
+    let (device, from, out) = (a.training.device, a.from, a.out);
     let opts = RunOptions {
         input,
         out,
@@ -115,28 +119,21 @@ fn cmd_run(a: cli::RunArgs, con: &Console) -> CmdResult {
         device,
         from,
     };
-    console::install_ctrlc();
-    let live = a.view.then(|| live::start(con)).transpose()?;
-    let events: &dyn spaceport::Events = match &live {
-        Some(l) => l,
-        None => con,
-    };
-    match pipeline::run(&opts, &STOP, events)? {
+    match with_view(con, a.training.view, |events| {
+        pipeline::run(&opts, &STOP, events)
+    })? {
         RunOutcome::Finished { report, seconds } => {
             println!("{report}");
             println!("finished in {seconds:.1} s -> {}", opts.out.display());
             Ok(ExitCode::SUCCESS)
         }
-        RunOutcome::Interrupted { message, .. } => {
-            eprintln!("{message}");
-            Ok(ExitCode::from(130))
-        }
+        RunOutcome::Interrupted { message, .. } => interrupted(&message),
     }
 }
 
 fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
     let cfg = TrainConfig::default().overlaid(a.settings.config.as_deref(), &a.assignments())?;
-    if a.dump_config {
+    if a.training.dump_config {
         print!("{}", cfg.to_yaml());
         return Ok(ExitCode::SUCCESS);
     }
@@ -149,17 +146,13 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         scene: scene_path,
         out: out.clone(),
         downscale: a.downscale,
-        device: a.device,
+        device: a.training.device,
         checkpoint_every: a.checkpoint_every,
         resume: a.resume,
     };
-    console::install_ctrlc();
-    let live = a.view.then(|| live::start(con)).transpose()?;
-    let events: &dyn spaceport::Events = match &live {
-        Some(l) => l,
-        None => con,
-    };
-    match training::train_job(&job, cfg, &STOP, events)? {
+    match with_view(con, a.training.view, |events| {
+        training::train_job(&job, cfg, &STOP, events)
+    })? {
         Trained::Done(m) => {
             println!("done: {} -> {}", tools::train_summary(&m), out.display());
             Ok(ExitCode::SUCCESS)
@@ -167,27 +160,31 @@ fn cmd_train(a: cli::TrainArgs, con: &Console) -> CmdResult {
         Trained::Interrupted {
             iteration,
             checkpoint,
-        } => {
-            let at = checkpoint.display();
-            eprintln!("interrupted at iteration {iteration}: checkpoint written to {at} (continue with --resume)");
-            Ok(ExitCode::from(130))
-        }
+        } => interrupted(&format!(
+            "interrupted at iteration {iteration}: checkpoint written to {} (continue with --resume)",
+            checkpoint.display()
+        )),
     }
 }
 
-fn cmd_render(a: cli::RenderArgs) -> CmdResult {
-    let r = tools::render(a.ply.as_deref(), &a.out, (a.width, a.height), a.angle)?;
-    println!(
-        "rendered {} Gaussians ({} visible) at {}x{} on {} in {:.3} s -> {}",
-        r.gaussians,
-        r.visible,
-        a.width,
-        a.height,
-        r.backend,
-        r.seconds,
-        a.out.display()
-    );
-    Ok(ExitCode::SUCCESS)
+/// Runs `f` with Ctrl-C stopping training at a checkpoint and the console's events, which with
+/// `--view` also feed a live page (the training cameras reach it when training starts).
+fn with_view<T>(
+    con: &Console,
+    view: bool,
+    f: impl FnOnce(&dyn Events) -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    console::install_ctrlc();
+    match view.then(|| live::start(con)).transpose()? {
+        Some(l) => f(&l),
+        None => f(con),
+    }
+}
+
+/// A run stopped by Ctrl-C: `message` on stderr and the shell's exit status for SIGINT.
+fn interrupted(message: &str) -> CmdResult {
+    eprintln!("{message}");
+    Ok(ExitCode::from(130))
 }
 
 fn cmd_sfm(a: cli::SfmArgs, con: &Console) -> CmdResult {
@@ -195,12 +192,6 @@ fn cmd_sfm(a: cli::SfmArgs, con: &Console) -> CmdResult {
     spaceport::ensure_output_dir(&a.out)?;
     let r = tools::sfm(&opts, &a.images, &a.out, con)?;
     println!("{} -> {}", tools::sfm_summary(&r), a.out.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn cmd_compress(a: cli::CompressArgs, con: &Console) -> CmdResult {
-    let c = tools::compress_file(&a.input, &a.out, a.format, a.sh_bands, a.sort, con)?;
-    println!("{c} -> {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -213,21 +204,15 @@ fn cmd_sweep(spec: &std::path::Path, out: &std::path::Path, con: &Console) -> Cm
 }
 
 fn cmd_view(a: cli::ViewArgs) -> CmdResult {
-    let err = |e: spaceport_view::ViewError| PipelineError::Invalid(e.to_string());
     if a.html {
-        let out = spaceport_view::report::write_report_html(&a.path).map_err(err)?;
+        let out = spaceport_view::report::write_report_html(&a.path)?;
         println!("wrote {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let target = spaceport_view::Target::open(&a.path).map_err(err)?;
-    if let Some(p) = &target.problem {
+    let (viewer, problem) = tools::serve(&a.path, a.port)?;
+    if let Some(p) = problem {
         eprintln!("warning: {p} (the page will show this)");
     }
-    let opts = spaceport_view::ServeOptions {
-        port: a.port,
-        ..Default::default()
-    };
-    let viewer = spaceport_view::Viewer::start(target, &opts).map_err(err)?;
     let url = viewer.url();
     println!("serving {} on {url} (Ctrl-C to stop)", a.path.display());
     if !a.no_browser && !spaceport_view::open_browser(&url) {

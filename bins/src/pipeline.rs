@@ -483,8 +483,7 @@ impl Ctx<'_> {
         let md = crate::report::markdown(&report);
         splat_core::train::write_atomic(&out.join("report.md"), md.as_bytes())?;
         // The same report as one HTML file with the viewer on scene.sog, openable from disk.
-        spaceport_view::report::write_report_html(&out)
-            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        spaceport_view::report::write_report_html(&out)?;
         Ok(StageOutcome::Done {
             metrics: Value::Null,
             artifacts: vec![

@@ -15,18 +15,18 @@ use crate::{PipelineError, Result};
 
 /// Runs SfM on the photos in `images`, writing the COLMAP scene into `out`.
 pub fn sfm(
-    opts: &sfm_core::pipeline::SfmOptions,
+    opts: &sfm_core::SfmOptions,
     images: &Path,
     out: &Path,
     events: &dyn Events,
-) -> Result<sfm_core::pipeline::SfmReport> {
+) -> Result<sfm_core::SfmReport> {
     let need = crate::estimate::dir_bytes(images) * crate::estimate::SFM_DISK_PER_INPUT_BYTE
         + (16 << 20);
     let free = spaceport_io::free_space(out);
     if let Some(w) = crate::estimate::check_disk(free, out, "structure from motion", need, need)? {
         events.note(&w);
     }
-    let report = sfm_core::pipeline::run(opts, images, out, &|stage, done, total| {
+    let report = sfm_core::run(opts, images, out, &|stage, done, total| {
         events.progress(Task::Sfm, &format!("{stage:?}"), done as u64, total as u64);
     });
     events.progress_end(Task::Sfm);
@@ -36,7 +36,7 @@ pub fn sfm(
 }
 
 /// One line for the user about a finished SfM run.
-pub fn sfm_summary(r: &sfm_core::pipeline::SfmReport) -> String {
+pub fn sfm_summary(r: &sfm_core::SfmReport) -> String {
     format!(
         "registered {}/{} images, {} points, mean track length {:.2}, mean reprojection error {:.3} px",
         r.registered_images, r.num_images, r.num_points, r.mean_track_length, r.mean_reprojection_error
@@ -83,7 +83,7 @@ pub fn sweep_summary(r: &splat_core::train::sweep::SweepResult) -> String {
 /// Names, on the console as well as in `sfm_report.json`, every photo that did not make it
 /// into the model and why: unreadable files, photos left unregistered, and the groups of
 /// photos that formed models of their own, disconnected from the kept one.
-fn announce_sfm_losses(r: &sfm_core::pipeline::SfmReport, events: &dyn Events) {
+fn announce_sfm_losses(r: &sfm_core::SfmReport, events: &dyn Events) {
     for u in &r.unreadable {
         events.note(&format!("skipped unreadable file {u}"));
     }
@@ -290,6 +290,10 @@ pub fn decompress(input: &Path, out: &Path) -> Result<Gaussians> {
 /// What a render drew.
 #[derive(Clone, Debug)]
 pub struct Rendered {
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
     /// Gaussians in the scene.
     pub gaussians: usize,
     /// Gaussians in view.
@@ -298,6 +302,16 @@ pub struct Rendered {
     pub seconds: f64,
     /// The renderer.
     pub backend: String,
+}
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rendered {} Gaussians ({} visible) at {}x{} on {} in {:.3} s",
+            self.gaussians, self.visible, self.width, self.height, self.backend, self.seconds
+        )
+    }
 }
 
 /// Renders the PLY `ply` (or the built-in demo scene) on the CPU from the demo orbit at
@@ -330,6 +344,8 @@ pub fn render(
     };
     splat_core::scene::save_png(out, &image)?;
     Ok(Rendered {
+        width,
+        height,
         gaussians: gaussians.len(),
         visible: img.n_visible(),
         seconds,
@@ -387,6 +403,18 @@ pub fn gpu_self_test() -> Result<(String, f32, usize)> {
         )));
     }
     Ok((description, max, g.len()))
+}
+
+/// Starts serving `path` (a `.sog`, a `.ply`, a SOG folder or a run folder) to the viewer page
+/// on 127.0.0.1:`port` (0: a free one); also what is wrong with it, which the page shows too.
+pub fn serve(path: &Path, port: u16) -> Result<(spaceport_view::Viewer, Option<String>)> {
+    let target = spaceport_view::Target::open(path)?;
+    let problem = target.problem.clone();
+    let opts = spaceport_view::ServeOptions {
+        port,
+        ..Default::default()
+    };
+    Ok((spaceport_view::Viewer::start(target, &opts)?, problem))
 }
 
 /// Runs the sweep described in `spec` (YAML: scene, downscale, base, grid) on the CPU, writing

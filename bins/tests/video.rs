@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{s, scratch, spaceport_env as spaceport};
+use common::{assert_refused, s, scratch, spaceport_env as spaceport};
 
 #[test]
 fn missing_ffmpeg_is_said_at_start_up() {
@@ -14,10 +14,13 @@ fn missing_ffmpeg_is_said_at_start_up() {
     let video = dir.join("capture.mp4");
     std::fs::write(&video, b"not decoded").unwrap();
     let out = dir.join("out");
-    let (ok, log) = spaceport(&["run", s(&video), "--out", s(&out)], Some("/nonexistent"));
-    assert!(!ok);
-    assert!(log.contains("video input needs `ffmpeg`"), "{log}");
-    assert!(!out.exists(), "nothing done before the check");
+    let args = ["run", s(&video), "--out", s(&out)];
+    assert_refused(
+        &args,
+        Some("/nonexistent"),
+        "video input needs `ffmpeg`",
+        &out,
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -2,7 +2,7 @@
 //! share that is not the spaceport API: reading positional arguments and the shared data folder.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// The read-only data sets beside the repository (`../shared/data` from the workspace root).
@@ -23,6 +23,12 @@ where
             .parse()
             .map_err(|e| format!("argument {name} = {s:?}: {e}").into()),
     }
+}
+
+/// The size of the file `p` in bytes; an error naming it where it cannot be read.
+pub fn file_size(p: &Path) -> Result<u64, Box<dyn Error>> {
+    let m = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(m.len())
 }
 
 /// The default output folder of example `name`, under the system temporary directory.

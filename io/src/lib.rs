@@ -259,6 +259,16 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// A fresh, empty scratch directory `TMP/spaceport-NAME-PID` for one test or example; one of the
+/// same name left by an earlier run is removed first. Test support: panics where it cannot be made.
+#[doc(hidden)]
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spaceport-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("scratch directory {}: {e}", dir.display()));
+    dir
+}
+
 /// Peak resident set size of this process in bytes (Linux `VmHWM`); `None` where the OS does
 /// not report it.
 pub fn peak_memory_bytes() -> Option<u64> {
@@ -285,10 +295,7 @@ mod tests {
 
     /// A fresh empty directory for one test.
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("spaceport-io-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+        scratch_dir(&format!("io-{name}"))
     }
 
     /// Names in `dir`, sorted.

@@ -40,11 +40,6 @@ impl Mat {
         &mut self.data[r * self.cols + c]
     }
 
-    /// Row r as a slice.
-    pub fn row(&self, r: usize) -> &[f64] {
-        &self.data[r * self.cols..(r + 1) * self.cols]
-    }
-
     /// Column c copied out.
     pub fn col(&self, c: usize) -> Vec<f64> {
         (0..self.rows).map(|r| self.at(r, c)).collect()

@@ -3,10 +3,10 @@
 use glam::{DVec2, DVec3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sfm_core::geometry::{rotation_angle, Pose};
-use sfm_core::linalg::rodrigues;
-use sfm_core::mapper::bundle::{bundle_adjust, BaConfig, Observation};
-use sfm_core::mapper::RadialCamera;
+use sfm_core::estimators::{rotation_angle, Pose};
+use sfm_core::internals::rodrigues;
+use sfm_core::internals::RadialCamera;
+use sfm_core::internals::{bundle_adjust, BaConfig, Observation};
 
 struct Scene {
     cam: RadialCamera,

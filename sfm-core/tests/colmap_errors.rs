@@ -1,32 +1,20 @@
 //! Bad COLMAP models give typed errors that name the file and the problem, and bad data
 //! is never written.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sfm_core::colmap::{self, Camera, ColmapError, Image, Point2D, Point3D, Reconstruction};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("colmap_errors")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
+use spaceport_io::scratch_dir;
 
 fn small_model() -> Reconstruction {
     Reconstruction {
         cameras: vec![Camera::pinhole(1, 640, 480, 500.0, 500.0, 320.0, 240.0)],
         images: vec![Image {
-            id: 1,
-            qvec: [1.0, 0.0, 0.0, 0.0],
-            tvec: [0.0, 0.0, 1.0],
-            camera_id: 1,
-            name: "a.png".into(),
             points2d: vec![Point2D {
                 xy: [1.5, 2.5],
                 point3d_id: Some(3),
             }],
+            ..Image::new(1, 1, "a.png", [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0])
         }],
         points3d: vec![Point3D {
             id: 3,
@@ -46,7 +34,7 @@ fn write_txt(dir: &Path, cameras: &str, images: &str, points: &str) {
 
 #[test]
 fn truncated_binary_files_name_the_file_and_the_field() {
-    let dir = tmp_dir("truncated");
+    let dir = scratch_dir("truncated");
     colmap::write_binary(&dir, &small_model()).unwrap();
     for (name, expect_in_what) in [
         ("cameras.bin", "camera #0"),
@@ -90,7 +78,7 @@ fn truncated_binary_files_name_the_file_and_the_field() {
 
 #[test]
 fn missing_files_and_directories() {
-    let dir = tmp_dir("missing");
+    let dir = scratch_dir("missing");
     assert!(matches!(
         colmap::read(&dir),
         Err(ColmapError::ModelNotFound { .. })
@@ -105,7 +93,7 @@ fn missing_files_and_directories() {
 
 #[test]
 fn unsupported_camera_models_are_named() {
-    let dir = tmp_dir("unsupported_bin");
+    let dir = scratch_dir("unsupported_bin");
     colmap::write_binary(&dir, &small_model()).unwrap();
     let path = dir.join("cameras.bin");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -129,7 +117,7 @@ fn unsupported_camera_models_are_named() {
         .to_string()
         .contains("id 99"));
 
-    let dir = tmp_dir("unsupported_txt");
+    let dir = scratch_dir("unsupported_txt");
     write_txt(
         &dir,
         "1 FULL_OPENCV 10 10 1 1 5 5 0 0 0 0 0 0 0 0\n",
@@ -194,7 +182,7 @@ fn malformed_text_lines_report_file_and_line() {
         ),
     ];
     for (i, (file, cameras, images, points, line)) in cases.into_iter().enumerate() {
-        let dir = tmp_dir(&format!("malformed_{i}"));
+        let dir = scratch_dir(&format!("malformed_{i}"));
         write_txt(&dir, cameras, images, points);
         match colmap::read_text(&dir) {
             Err(ColmapError::MalformedLine {
@@ -212,7 +200,7 @@ fn malformed_text_lines_report_file_and_line() {
 
 #[test]
 fn non_finite_values_are_rejected_on_read_and_write() {
-    let dir = tmp_dir("nonfinite_txt");
+    let dir = scratch_dir("nonfinite_txt");
     write_txt(&dir, "1 PINHOLE 640 480 500 nan 320 240\n", "", "");
     match colmap::read_text(&dir) {
         Err(ColmapError::NonFinite { path, what }) => {
@@ -232,7 +220,7 @@ fn non_finite_values_are_rejected_on_read_and_write() {
         Err(ColmapError::NonFinite { .. })
     ));
 
-    let dir = tmp_dir("nonfinite_bin");
+    let dir = scratch_dir("nonfinite_bin");
     colmap::write_binary(&dir, &small_model()).unwrap();
     let path = dir.join("images.bin");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -245,7 +233,7 @@ fn non_finite_values_are_rejected_on_read_and_write() {
 
     let mut bad = small_model();
     bad.points3d[0].xyz[1] = f64::INFINITY;
-    let out = tmp_dir("nonfinite_write");
+    let out = scratch_dir("nonfinite_write");
     assert!(matches!(
         colmap::write_binary(&out, &bad),
         Err(ColmapError::NonFinite { .. })
@@ -263,7 +251,7 @@ fn non_finite_values_are_rejected_on_read_and_write() {
 
 #[test]
 fn references_to_missing_cameras_images_or_keypoints_are_errors() {
-    let dir = tmp_dir("references");
+    let dir = scratch_dir("references");
     write_txt(
         &dir,
         "1 PINHOLE 640 480 500 500 320 240\n",
@@ -281,7 +269,7 @@ fn references_to_missing_cameras_images_or_keypoints_are_errors() {
 
     let mut bad = small_model();
     bad.points3d[0].track.push((1, 5));
-    let out = tmp_dir("bad_track");
+    let out = scratch_dir("bad_track");
     assert!(matches!(
         colmap::write_binary(&out, &bad),
         Err(ColmapError::InvalidTrack {

@@ -5,15 +5,7 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sfm_core::colmap::{self, Camera, CameraModel, Image, Point2D, Point3D, Reconstruction};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("colmap_roundtrip")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
+use spaceport_io::scratch_dir;
 
 fn bonsai_model() -> PathBuf {
     Path::new(concat!(
@@ -132,7 +124,7 @@ fn synthetic(seed: u64) -> Reconstruction {
 fn synthetic_all_models_bin_txt_bin_is_byte_identical() {
     for seed in 0..4 {
         let rec = synthetic(seed);
-        let root = tmp_dir(&format!("synthetic_{seed}"));
+        let root = scratch_dir(&format!("synthetic_{seed}"));
         let (bin_a, txt, bin_b) = (root.join("a"), root.join("txt"), root.join("b"));
         colmap::write_binary(&bin_a, &rec).unwrap();
         let read_a = colmap::read_binary(&bin_a).unwrap();
@@ -154,7 +146,7 @@ fn synthetic_all_models_bin_txt_bin_is_byte_identical() {
 fn signed_zero_and_subnormals_keep_their_bits_in_text() {
     let mut rec = synthetic(9);
     rec.points3d[0].xyz = [-0.0, 5e-324, f64::MAX];
-    let dir = tmp_dir("bits");
+    let dir = scratch_dir("bits");
     colmap::write_text(&dir, &rec).unwrap();
     let back = colmap::read_text(&dir).unwrap();
     let bits = |v: [f64; 3]| v.map(f64::to_bits);
@@ -189,7 +181,7 @@ fn bonsai_reads_and_round_trips_byte_identically() {
         );
     }
 
-    let root = tmp_dir("bonsai");
+    let root = scratch_dir("bonsai");
     let (txt, bin) = (root.join("txt"), root.join("bin"));
     colmap::write_text(&txt, &rec).unwrap();
     let from_txt = colmap::read_text(&txt).unwrap();
@@ -201,7 +193,7 @@ fn bonsai_reads_and_round_trips_byte_identically() {
 
 #[test]
 fn colmap_style_text_with_short_floats_reads() {
-    let dir = tmp_dir("colmap_text");
+    let dir = scratch_dir("colmap_text");
     std::fs::write(
         dir.join("cameras.txt"),
         "# Camera list with one line of data per camera:\n#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n\

@@ -3,14 +3,8 @@
 use glam::{DMat3, DVec2, DVec3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sfm_core::geometry::essential::{essential_from_pose, five_point, pose_from_essential};
-use sfm_core::geometry::fundamental::{eight_point, seven_point};
-use sfm_core::geometry::homography::{homography_dlt, transfer_error_sq};
-use sfm_core::geometry::p3p::p3p;
-use sfm_core::geometry::ransac::*;
-use sfm_core::geometry::triangulation::triangulate_multi;
-use sfm_core::geometry::{rotation_angle, sampson_sq, Pose};
-use sfm_core::linalg::rodrigues;
+use sfm_core::estimators::*;
+use sfm_core::internals::rodrigues;
 
 const F: f64 = 1000.0; // pixels per normalized unit, to express noise in pixels
 
@@ -155,7 +149,8 @@ fn essential_ransac_with_noise_and_outliers() {
 #[test]
 fn seven_point_exact_and_fundamental_ransac() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let k = sfm_core::linalg::mat3_rows([800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]);
+    let k =
+        sfm_core::internals::mat3_rows([800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]);
     let to_px = |p: DVec2| DVec2::new(800.0 * p.x + 320.0, 800.0 * p.y + 240.0);
     let rel = rand_pose(&mut rng, 0.3, 1.0);
     let kinv = k.inverse();

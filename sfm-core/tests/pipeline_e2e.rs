@@ -2,10 +2,10 @@
 //! ground truth, output model readable.
 
 use glam::{DMat3, DVec3};
-use sfm_core::features::SiftOptions;
-use sfm_core::geometry::rotation_angle;
-use sfm_core::linalg::mat3_rows;
-use sfm_core::pipeline::{run, SfmOptions};
+use sfm_core::estimators::rotation_angle;
+use sfm_core::internals::mat3_rows;
+use sfm_core::SiftOptions;
+use sfm_core::{run, SfmOptions};
 use std::path::{Path, PathBuf};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
@@ -107,19 +107,18 @@ fn fountain_p11_downscaled_registers_all_with_accurate_rotations() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The message of the error that a run on the photos in `dir` must end with.
+fn refusal(dir: &Path) -> String {
+    let err = run(&SfmOptions::default(), dir, &dir.join("out"), &|_, _, _| {});
+    err.expect_err("the run must fail").to_string()
+}
+
 #[test]
 fn too_few_images_is_a_clear_error() {
     let dir = out_dir("few");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("broken.jpg"), b"not a jpeg").unwrap();
-    let err = run(
-        &SfmOptions::default(),
-        &dir,
-        &dir.join("out"),
-        &|_, _, _| {},
-    )
-    .unwrap_err();
-    let msg = err.to_string();
+    let msg = refusal(&dir);
     assert!(
         msg.contains("at least 2") && msg.contains("broken.jpg"),
         "{msg}"
@@ -144,14 +143,7 @@ fn images_that_share_no_view_are_a_clear_error() {
             .save(dir.join(format!("{k}.jpg")))
             .unwrap();
     }
-    let err = run(
-        &SfmOptions::default(),
-        &dir,
-        &dir.join("out"),
-        &|_, _, _| {},
-    )
-    .unwrap_err();
-    let msg = err.to_string();
+    let msg = refusal(&dir);
     assert!(
         msg.contains("share") || msg.contains("initial"),
         "unexpected error: {msg}"

@@ -1,7 +1,8 @@
 //! SIFT repeatability and descriptor distinctiveness under a known similarity transform of a
 //! real photograph (Strecha fountain-P11, downscaled).
 
-use sfm_core::features::{extract, Features, Gray, SiftOptions};
+use sfm_core::internals::{extract, Features, Gray};
+use sfm_core::SiftOptions;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 

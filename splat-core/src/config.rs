@@ -135,6 +135,13 @@ pub fn set_dotted(root: &mut Value, key: &str, value: Value) {
     *cur = value;
 }
 
+/// The assignment `key = v` that a named command-line flag stands for, or `None` when the flag
+/// is not given, so that flags go through the same overlay as `--set KEY=VALUE`.
+pub fn flag_assignment<T: Serialize>(key: &str, v: Option<T>) -> Option<(String, Value)> {
+    let v = serde_yaml::to_value(v?).ok()?;
+    Some((key.to_string(), v))
+}
+
 /// Parses a `KEY=VALUE` assignment; the value is YAML (`0.0004`, `true`, `[1, 1, 1]`, `null`,
 /// a bare word is a string).
 pub fn parse_assignment(s: &str) -> Result<(String, Value), ConfigError> {

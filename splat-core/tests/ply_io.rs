@@ -1,7 +1,8 @@
 //! PLY reading and writing: the trained lego scene, synthetic layouts and every error path.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use spaceport_io::scratch_dir;
 use splat_core::ply::{
     encode_ply, parse_ply, read_ply, standard_property_names, write_ply, PlyError,
 };
@@ -11,14 +12,6 @@ const LEGO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/data/trained/lego_gsplat_30k.ply"
 );
-
-/// A fresh scratch directory per test, so parallel tests never share files.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("splat_core_ply_{}_{}", name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("create scratch dir");
-    d
-}
 
 /// Deterministic pseudo-random Gaussians (xorshift) so the tests need no RNG crate.
 fn synthetic(n: usize, degree: usize, seed: u64) -> Gaussians {
@@ -129,7 +122,7 @@ fn lego_reads_and_round_trips_bit_exact() {
         assert_eq!(g.quats[i], [row[58], row[59], row[60], row[61]]);
     }
 
-    let dir = scratch("lego");
+    let dir = scratch_dir("lego");
     let a = dir.join("a.ply");
     let b = dir.join("b.ply");
     write_ply(&a, &g).expect("write");
@@ -149,7 +142,7 @@ fn lego_reads_and_round_trips_bit_exact() {
 
 #[test]
 fn every_sh_degree_round_trips() {
-    let dir = scratch("degrees");
+    let dir = scratch_dir("degrees");
     for degree in 0..=3 {
         let g = synthetic(37, degree, degree as u64 + 1);
         let p = dir.join(format!("d{degree}.ply"));
@@ -370,7 +363,7 @@ fn non_finite_values_are_counted_and_located() {
     }
 
     // Writing refuses too and leaves neither the target nor a temporary file behind.
-    let dir = scratch("nonfinite");
+    let dir = scratch_dir("nonfinite");
     let mut bad = g.clone();
     bad.sh[7] = f32::NAN;
     let target = dir.join("out.ply");

@@ -1,21 +1,13 @@
 //! Each kind of bad scene input gives its own typed error naming the file at fault.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 use sfm_core::colmap::{
     self, Camera as ColmapCamera, ColmapError, Image as ColmapImage, Reconstruction,
 };
+use spaceport_io::scratch_dir;
 use splat_core::scene::{load_scene, save_png, Downscale, Image, LoadOptions, SceneError};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scene_errors")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
 
 fn opts() -> LoadOptions {
     LoadOptions::default()
@@ -23,7 +15,7 @@ fn opts() -> LoadOptions {
 
 /// A valid COLMAP scene with two 8x6 images; returns its directory.
 fn colmap_scene(name: &str) -> PathBuf {
-    let dir = tmp_dir(name);
+    let dir = scratch_dir(name);
     std::fs::create_dir_all(dir.join("images")).unwrap();
     let mut rec = Reconstruction {
         cameras: vec![ColmapCamera::pinhole(1, 8, 6, 7.0, 7.0, 4.0, 3.0)],
@@ -35,14 +27,9 @@ fn colmap_scene(name: &str) -> PathBuf {
             &Image::filled(8, 6, [0.2, 0.4, 0.6]),
         )
         .unwrap();
-        rec.images.push(ColmapImage {
-            id,
-            qvec: [1.0, 0.0, 0.0, 0.0],
-            tvec: [0.0, 0.0, id as f64],
-            camera_id: 1,
-            name: name.into(),
-            points2d: vec![],
-        });
+        let tvec = [0.0, 0.0, id as f64];
+        rec.images
+            .push(ColmapImage::new(id, 1, name, [1.0, 0.0, 0.0, 0.0], tvec));
     }
     colmap::write_text(dir.join("sparse/0"), &rec).unwrap();
     assert_eq!(
@@ -55,7 +42,7 @@ fn colmap_scene(name: &str) -> PathBuf {
 
 /// A valid nerfstudio scene with one 8x6 image, with `patch` applied to its JSON.
 fn transforms_scene(name: &str, patch: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
-    let dir = tmp_dir(name);
+    let dir = scratch_dir(name);
     save_png(dir.join("a.png"), &Image::filled(8, 6, [0.5; 3])).unwrap();
     let mut body = json!({
         "fl_x": 7.0, "fl_y": 7.0, "w": 8, "h": 6,
@@ -266,7 +253,7 @@ fn no_images_unknown_layouts_and_bad_options() {
         Err(SceneError::NoImages { .. })
     ));
 
-    let empty = tmp_dir("empty");
+    let empty = scratch_dir("empty");
     assert!(matches!(
         load_scene(&empty, &opts()),
         Err(SceneError::UnknownLayout { .. })

@@ -1,17 +1,7 @@
 //! Image helpers: area downscaling, target sizes, PNG writing and reading.
 
-use std::path::{Path, PathBuf};
-
+use spaceport_io::scratch_dir;
 use splat_core::scene::{load_image, save_png, Downscale, Image, SceneError};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scene_image")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
 
 fn gray(width: u32, height: u32, values: &[f32]) -> Image {
     Image {
@@ -79,7 +69,7 @@ fn downscale_target_sizes() {
 
 #[test]
 fn png_round_trip_quantises_to_8_bits() {
-    let dir = tmp_dir("roundtrip");
+    let dir = scratch_dir("roundtrip");
     let img = Image {
         width: 5,
         height: 3,
@@ -107,7 +97,7 @@ fn png_round_trip_quantises_to_8_bits() {
 
 #[test]
 fn saving_an_inconsistent_image_fails_without_writing() {
-    let dir = tmp_dir("inconsistent");
+    let dir = scratch_dir("inconsistent");
     let path = dir.join("bad.png");
     let bad = Image {
         width: 4,
@@ -129,7 +119,7 @@ fn saving_an_inconsistent_image_fails_without_writing() {
 
 #[test]
 fn rgba_is_composited_over_the_background() {
-    let dir = tmp_dir("rgba");
+    let dir = scratch_dir("rgba");
     let path = dir.join("rgba.png");
     let mut rgba = image::RgbaImage::new(2, 1);
     rgba.put_pixel(0, 0, image::Rgba([200, 100, 0, 255]));

@@ -1,20 +1,12 @@
 //! NeRF / nerfstudio transforms: intrinsics, axis conversion, extension-less paths,
 //! compositing, downscaling and the train/test split.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use glam::{DMat3, DQuat, DVec3};
 use serde_json::json;
+use spaceport_io::scratch_dir;
 use splat_core::scene::{load_scene, load_transforms, Downscale, LoadOptions, View};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scene_transforms")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
 
 /// A camera-to-world matrix in OpenGL axes, as rows, from a rotation and a centre.
 fn c2w(i: usize) -> [[f64; 4]; 4] {
@@ -74,7 +66,7 @@ fn assert_axes(view: &View, m: &[[f64; 4]; 4]) {
 
 #[test]
 fn nerfstudio_single_file_with_every_8th_holdout() {
-    let dir = tmp_dir("nerfstudio");
+    let dir = scratch_dir("nerfstudio");
     // 17 frames listed out of name order: the split must follow sorted names.
     let order: Vec<usize> = (0..17).map(|i| (i * 5) % 17).collect();
     let mut frames = Vec::new();
@@ -145,7 +137,7 @@ fn nerfstudio_single_file_with_every_8th_holdout() {
 
 #[test]
 fn nerf_split_files_with_fov_and_extensionless_paths() {
-    let dir = tmp_dir("nerf");
+    let dir = scratch_dir("nerf");
     let angle = 0.9f64;
     let split = |name: &str, ids: &[usize]| {
         let frames: Vec<_> = ids
@@ -205,7 +197,7 @@ fn nerf_split_files_with_fov_and_extensionless_paths() {
 
 #[test]
 fn images_dir_override_and_distortion_coefficients() {
-    let dir = tmp_dir("override");
+    let dir = scratch_dir("override");
     write_rgba(&dir.join("elsewhere/a.png"), 16, 12, [50, 60, 70, 255]);
     let body = json!({
         "fl_x": 14.0, "fl_y": 14.0, "cx": 8.0, "cy": 6.0, "w": 16, "h": 12,

@@ -1,11 +1,10 @@
 //! Distorted COLMAP cameras load as pinhole images: a synthetic distorted photo of a known
 //! pattern comes back as the pattern's pinhole image.
 
-use std::path::{Path, PathBuf};
-
 use sfm_core::colmap::{
     self, Camera as ColmapCamera, CameraModel, Distortion, Image as ColmapImage, Reconstruction,
 };
+use spaceport_io::scratch_dir;
 use splat_core::scene::{load_scene, save_png, Image, LoadOptions};
 
 const W: u32 = 96;
@@ -13,15 +12,6 @@ const H: u32 = 72;
 const F: f64 = 80.0;
 const CX: f64 = 48.0;
 const CY: f64 = 36.0;
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scene_undistort")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
 
 /// A smooth colour pattern over normalised pinhole coordinates.
 fn pattern(u: f64, v: f64) -> [f32; 3] {
@@ -87,21 +77,20 @@ fn distorted_models_are_undistorted_to_the_pinhole_image() {
     ];
     let truth = pinhole_image();
     for (model, params) in cases {
-        let dir = tmp_dir(model.name());
+        let dir = scratch_dir(model.name());
         let cam = ColmapCamera::new(1, model, W.into(), H.into(), params).unwrap();
         let distorted = distorted_image(cam.distortion());
         std::fs::create_dir_all(dir.join("images")).unwrap();
         save_png(dir.join("images/view.png"), &distorted).unwrap();
         let rec = Reconstruction {
             cameras: vec![cam],
-            images: vec![ColmapImage {
-                id: 1,
-                qvec: [1.0, 0.0, 0.0, 0.0],
-                tvec: [0.0, 0.0, 0.0],
-                camera_id: 1,
-                name: "view.png".into(),
-                points2d: vec![],
-            }],
+            images: vec![ColmapImage::new(
+                1,
+                1,
+                "view.png",
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0; 3],
+            )],
             points3d: vec![],
         };
         colmap::write_binary(dir.join("sparse/0"), &rec).unwrap();

@@ -15,33 +15,24 @@ pub struct Module {
     pub ptx: &'static str,
 }
 
+/// The module `NAME`, whose source is `kernels/NAME.cu` and whose PTX is `ptx/NAME.ptx`.
+macro_rules! module {
+    ($name:literal) => {
+        Module {
+            name: $name,
+            source: include_str!(concat!("../kernels/", $name, ".cu")),
+            ptx: include_str!(concat!("../ptx/", $name, ".ptx")),
+        }
+    };
+}
+
 /// Every kernel module, in load order.
 pub const MODULES: [Module; 5] = [
-    Module {
-        name: "project",
-        source: include_str!("../kernels/project.cu"),
-        ptx: include_str!("../ptx/project.ptx"),
-    },
-    Module {
-        name: "tiles",
-        source: include_str!("../kernels/tiles.cu"),
-        ptx: include_str!("../ptx/tiles.ptx"),
-    },
-    Module {
-        name: "sort",
-        source: include_str!("../kernels/sort.cu"),
-        ptx: include_str!("../ptx/sort.ptx"),
-    },
-    Module {
-        name: "raster",
-        source: include_str!("../kernels/raster.cu"),
-        ptx: include_str!("../ptx/raster.ptx"),
-    },
-    Module {
-        name: "train",
-        source: include_str!("../kernels/train.cu"),
-        ptx: include_str!("../ptx/train.ptx"),
-    },
+    module!("project"),
+    module!("tiles"),
+    module!("sort"),
+    module!("raster"),
+    module!("train"),
 ];
 
 /// Virtual architecture of the PTX: Ampere and newer JIT it (driver 580 included); the kernels

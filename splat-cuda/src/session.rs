@@ -83,22 +83,6 @@ struct Profile {
     steps: usize,
 }
 
-/// The number of values of a non-empty source image whose data fits its size, else the error
-/// naming the view.
-fn check_source(src: &SourceImage<'_>) -> Result<usize, BackendError> {
-    let full = 3 * src.width as usize * src.height as usize;
-    if src.data.len() != full || full == 0 {
-        return Err(BackendError::InvalidInput(format!(
-            "source image of view {} has {} values for {}x{}x3",
-            src.view,
-            src.data.len(),
-            src.width,
-            src.height
-        )));
-    }
-    Ok(full)
-}
-
 /// Loss and PSNR from the device sums of an image of `n` values.
 fn loss_from_sums(sums: &[f64], n: usize, ssim_weight: f32) -> (f64, f64, f64, f32) {
     let nf = n.max(1) as f64;
@@ -304,24 +288,12 @@ impl CudaBackend {
 
     /// Starts a device session (the concrete type, for callers that want its extra methods).
     pub fn start_cuda_session(&self, state: SessionState) -> Result<CudaSession, BackendError> {
+        let n = state.check().map_err(BackendError::InvalidInput)?;
         let SessionState {
             params,
             adam,
             stats,
         } = state;
-        let n = params.len();
-        if adam.m.len() != n
-            || adam.v.len() != n
-            || stats.len() != n
-            || stats.grad_accum.len() != n
-            || stats.max_radius.len() != n
-            || adam.m.sh_degree != params.sh_degree
-            || adam.v.sh_degree != params.sh_degree
-        {
-            return Err(BackendError::InvalidInput(
-                "parameter, optimizer and statistics counts differ".into(),
-            ));
-        }
         let be = self.share();
         let p = be.upload(&params)?;
         let m = be.upload(&adam.m)?;
@@ -608,7 +580,7 @@ impl CudaSession {
         .map_err(self.job(width, height).err("stats_accumulate"))
     }
 
-    /// A training view's full-size image of `full` values (as `check_source` returned) on the
+    /// A training view's full-size image of `full` values (as `SourceImage::check_size` returned) on the
     /// device, uploaded the first time; taken out of the cache so that it can be borrowed
     /// beside `self` (the caller puts it back).
     fn take_source(
@@ -986,14 +958,7 @@ impl TrainSession for CudaSession {
         p: &StepParams,
     ) -> Result<StepStats, BackendError> {
         self.be.bind()?;
-        let npix = 3 * camera.width as usize * camera.height as usize;
-        if target.data.len() != npix {
-            return Err(BackendError::InvalidInput(format!(
-                "target of view {} has {} values, the render has {npix}",
-                target.view,
-                target.data.len(),
-            )));
-        }
+        target.check_size(camera)?;
         let job = self.job(camera.width, camera.height);
         self.target(&target, job)?;
         // The target leaves the cache for the step (the step borrows the session mutably).
@@ -1016,7 +981,7 @@ impl TrainSession for CudaSession {
         p: &StepParams,
     ) -> Result<StepStats, BackendError> {
         self.be.bind()?;
-        let full = check_source(&src)?;
+        let full = src.check_size()?;
         if camera.width > src.width || camera.height > src.height {
             return Err(BackendError::InvalidInput(format!(
                 "working size {}x{} exceeds the source's {}x{}",
@@ -1047,7 +1012,7 @@ impl TrainSession for CudaSession {
         src: SourceImage<'_>,
     ) -> Result<f32, BackendError> {
         self.be.bind()?;
-        let n = check_source(&src)?;
+        let n = src.check_size()?;
         if (camera.width, camera.height) != (src.width, src.height) {
             return Err(BackendError::InvalidInput(format!(
                 "view {}: image {}x{} for a {}x{} camera",

@@ -2,6 +2,8 @@
 //! `cargo test` lists them as ignored, and `cargo test -p splat-cuda -- --ignored` on a GPU
 //! machine runs them (and fails them where there is no GPU).
 
+mod common;
+
 use glam::DVec3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,24 +13,7 @@ use splat_core::render::RenderOptions;
 use splat_core::{Backend, BackendError, CpuBackend};
 use splat_cuda::CudaBackend;
 
-/// Prints past the test harness's output capture, so that a skip is visible in a plain
-/// `cargo test` run.
-fn notice(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
-}
-
-/// The GPU these tests need; they are `#[ignore]`d, so reaching here without one is an
-/// explicit `--ignored` run on the wrong machine, and that fails rather than passing unchecked.
-fn backend() -> CudaBackend {
-    match CudaBackend::new() {
-        Ok(b) => b,
-        Err(BackendError::Unavailable(why)) => {
-            panic!("this test needs an NVIDIA GPU and there is none: {why}")
-        }
-        Err(e) => panic!("CUDA backend failed to start on a machine with a driver: {e}"),
-    }
-}
+use common::{backend, notice};
 
 #[test]
 fn new_reports_unavailable_instead_of_panicking() {

@@ -3,36 +3,22 @@
 //! test` lists them as ignored, and `cargo test -p splat-cuda -- --ignored` on a GPU machine
 //! runs them (and fails them where there is no GPU).
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use splat_core::backend::{SessionState, SourceImage, TrainSession};
 use splat_core::gaussians::{logit, Gaussians};
 use splat_core::loss;
-use splat_core::optim::{Adam, GroupRates};
+use splat_core::optim::Adam;
 use splat_core::render::RenderOptions;
 use splat_core::scene::Scene;
-use splat_core::train::config::DensifyConfig;
+use splat_core::train::config::{DensifyConfig, LrConfig};
 use splat_core::train::densify::{self, DensifyParams, DensifyStats};
 use splat_core::train::Trainer;
-use splat_core::{BackendError, CpuBackend};
-use splat_cuda::CudaBackend;
+use splat_core::CpuBackend;
 
-fn notice(msg: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
-}
-
-/// The GPU these tests need; they are `#[ignore]`d, so reaching here without one is an
-/// explicit `--ignored` run on the wrong machine, and that fails rather than passing unchecked.
-fn backend() -> CudaBackend {
-    match CudaBackend::new() {
-        Ok(b) => b,
-        Err(BackendError::Unavailable(why)) => {
-            panic!("this test needs an NVIDIA GPU and there is none: {why}")
-        }
-        Err(e) => panic!("CUDA backend failed to start on a machine with a driver: {e}"),
-    }
-}
+use common::{backend, notice};
 
 fn random_image(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-0.1..1.1)).collect()
@@ -113,14 +99,8 @@ fn adam_matches_optim_rs() {
     let be = backend();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let params = random_gaussians(1000, 3, &mut rng);
-    let rates = GroupRates {
-        means: 1.6e-4,
-        sh_dc: 2.5e-3,
-        sh_rest: 1.25e-4,
-        opacity: 5e-2,
-        scales: 5e-3,
-        rotations: 1e-3,
-    };
+    // The default (3DGS) rates at unit scene extent.
+    let rates = LrConfig::default().initial_rates(1.0);
     let mut cpu = state(params.clone());
     let mut gpu = be.start_cuda_session(state(params)).expect("session");
     for _ in 0..5 {
@@ -227,16 +207,11 @@ fn densify_matches_cpu_counts_and_keeps_arrays_in_step() {
             "{report:?}"
         );
         let snap = gpu.snapshot().expect("snapshot");
-        let m = snap.params.len();
+        let m = snap
+            .check()
+            .expect("one length for every per-Gaussian array");
         assert_eq!(m, cpu.params.len());
         assert_eq!(m, gpu.len());
-        snap.params.check_lengths().expect("params");
-        snap.adam.m.check_lengths().expect("m");
-        snap.adam.v.check_lengths().expect("v");
-        assert_eq!(
-            (snap.adam.m.len(), snap.adam.v.len(), snap.stats.len()),
-            (m, m, m)
-        );
         assert!(snap.stats.count.iter().all(|&c| c == 0));
         // Same order: originals, clones, children. Everything but the children's positions
         // is identical; the children sit within a few parent scales of the CPU's.
@@ -495,14 +470,7 @@ fn mcmc_regularisers_match_the_cpu() {
     let mut p = StepParams {
         render: RenderOptions::default(),
         ssim_weight: 0.2,
-        rates: GroupRates {
-            means: 1.6e-4,
-            sh_dc: 2.5e-3,
-            sh_rest: 1.25e-4,
-            opacity: 5e-2,
-            scales: 5e-3,
-            rotations: 1e-3,
-        },
+        rates: LrConfig::default().initial_rates(1.0),
         accumulate_stats: false,
         opacity_reg: 0.4,
         scale_reg: 0.3,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use spaceport_io::scratch_dir;
 use spaceport_view::{view_url, PageReport, ServeOptions, Target, Viewer};
 use splat_core::demo::{demo_camera, demo_gaussians};
 use splat_core::{render, Camera, Gaussians, RenderOptions};
@@ -19,6 +20,15 @@ use splat_core::{render, Camera, Gaussians, RenderOptions};
 /// Writes past the test harness's capture so that SKIPPED and the measured PSNR show in CI logs.
 fn note(s: &str) {
     let _ = writeln!(std::io::stderr(), "{s}");
+}
+
+/// The browser for `test`, or `None` after a SKIPPED note saying that the browser checks did not run.
+fn chromium_for(test: &str) -> Option<PathBuf> {
+    let exe = chromium();
+    if exe.is_none() {
+        note(&format!("SKIPPED {test}: no chromium on PATH (apt-get install chromium); the browser checks did not run"));
+    }
+    exe
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -37,13 +47,6 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spv-br-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// A headless Chromium on `url`; its stderr (console messages with --enable-logging) is kept.
 struct Browser {
     child: Child,
@@ -53,7 +56,7 @@ struct Browser {
 
 impl Browser {
     fn open(exe: &Path, url: &str, size: (u32, u32), tag: &str) -> Browser {
-        let profile = temp_dir(&format!("profile-{tag}"));
+        let profile = scratch_dir(&format!("profile-{tag}"));
         let mut child = Command::new(exe)
             .args([
                 "--headless=new",
@@ -155,15 +158,7 @@ fn run_page_at(
     extra: &str,
     tag: &str,
 ) -> PageResult {
-    let viewer = Viewer::start(
-        target,
-        &ServeOptions {
-            port: 0,
-            accept_reports: true,
-            live: None,
-        },
-    )
-    .unwrap();
+    let viewer = report_server(target, None);
     let (url, size) = match camera {
         Some(c) => (
             view_url(&viewer, c, &format!("report=1&{extra}")),
@@ -197,6 +192,16 @@ fn run_page_at(
             }
         }
     }
+}
+
+/// A server that takes the page's reports (and publishes `live` where given).
+fn report_server(target: Target, live: Option<std::sync::Arc<spaceport_view::LiveFeed>>) -> Viewer {
+    let opts = ServeOptions {
+        port: 0,
+        accept_reports: true,
+        live,
+    };
+    Viewer::start(target, &opts).unwrap()
 }
 
 /// PSNR in dB of an 8-bit RGBA capture against a float RGB reference clamped to [0, 1].
@@ -322,11 +327,10 @@ fn check_render_on(
 
 #[test]
 fn viewer_matches_cpu_renderer_and_reports_bad_files() {
-    let Some(exe) = chromium() else {
-        note("SKIPPED viewer_matches_cpu_renderer_and_reports_bad_files: no chromium on PATH (apt-get install chromium); the browser checks did not run");
+    let Some(exe) = chromium_for("viewer_matches_cpu_renderer_and_reports_bad_files") else {
         return;
     };
-    let dir = temp_dir("scenes");
+    let dir = scratch_dir("scenes");
     let g = demo_with_sh();
     let sog = dir.join("demo.sog");
     encode_sog(&g, &sog);
@@ -540,14 +544,9 @@ fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
             c.cx,
             c.cy,
         ));
-        rec.images.push(Image {
-            id,
-            qvec: qvec_from_rotation(&c.rotation),
-            tvec: c.translation.to_array(),
-            camera_id: id,
-            name: v.name.clone(),
-            points2d: vec![],
-        });
+        let qvec = qvec_from_rotation(&c.rotation);
+        rec.images
+            .push(Image::new(id, id, &v.name, qvec, c.translation.to_array()));
     }
     write_text(run.join("sparse/0"), &rec).unwrap();
     std::fs::create_dir_all(run.join("images")).unwrap();
@@ -568,8 +567,7 @@ fn trained_run_folder(run: &Path) -> (PathBuf, Gaussians, Camera) {
 #[test]
 #[ignore = "needs a run folder in SPACEPORT_VIEW_RUN (spaceport run --quick)"]
 fn built_in_run_folder_matches_cpu_renderer() {
-    let Some(exe) = chromium() else {
-        note("SKIPPED built_in_run_folder_matches_cpu_renderer: no chromium on PATH");
+    let Some(exe) = chromium_for("built_in_run_folder_matches_cpu_renderer") else {
         return;
     };
     let Some(run) = std::env::var_os("SPACEPORT_VIEW_RUN").map(PathBuf::from) else {
@@ -650,20 +648,11 @@ fn clear_pick_target(cams: &[spaceport_view::CameraInfo], view: &Camera) -> (usi
 /// events to the next one; each drawn snapshot matches splat_core::render of it.
 #[test]
 fn live_view_follows_training_snapshots() {
-    let Some(exe) = chromium() else {
-        note("SKIPPED live_view_follows_training_snapshots: no chromium on PATH (apt-get install chromium)");
+    let Some(exe) = chromium_for("live_view_follows_training_snapshots") else {
         return;
     };
     let feed = spaceport_view::LiveFeed::new(Duration::from_millis(1));
-    let viewer = Viewer::start(
-        Target::live(vec![]),
-        &ServeOptions {
-            port: 0,
-            accept_reports: true,
-            live: Some(feed.clone()),
-        },
-    )
-    .unwrap();
+    let viewer = report_server(Target::live(vec![]), Some(feed.clone()));
     let camera = demo_camera(256, 192, 1.1);
     let url = view_url(&viewer, &camera, "report=1&bg=0.2,0.3,0.4");
     let browser = Browser::open(&exe, &url, (256, 192), "live");
@@ -873,7 +862,7 @@ fn controls_orbit_fly_and_toggles_change_the_view() {
         note("SKIPPED controls_orbit_fly_and_toggles_change_the_view: no chromium on PATH (apt-get install chromium)");
         return;
     };
-    let dir = temp_dir("controls");
+    let dir = scratch_dir("controls");
     let g = demo_with_sh();
     let ply = dir.join("demo.ply");
     splat_core::ply::write_ply(&ply, &g).unwrap();
@@ -979,6 +968,18 @@ fn controls_orbit_fly_and_toggles_change_the_view() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The gsplat-trained lego model in ../shared/data, the size `LEGO_SIZE` asks for (else
+/// `default_size`) and the lego test camera 0 at that size.
+fn lego_scene(default_size: u32) -> (PathBuf, u32, Camera) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let size: u32 = std::env::var("LEGO_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_size);
+    let camera = lego_camera(&data, 0, size);
+    (data.join("trained/lego_gsplat_30k.ply"), size, camera)
+}
+
 /// The lego camera `frame` of transforms_test.json (NeRF: OpenGL camera-to-world) as our
 /// OpenCV world-to-camera pinhole at `size` x `size`.
 fn lego_camera(data: &Path, frame: usize, size: u32) -> Camera {
@@ -1016,17 +1017,10 @@ fn lego_camera(data: &Path, frame: usize, size: u32) -> Camera {
 #[test]
 #[ignore = "needs ../shared/data/trained/lego_gsplat_30k.ply; slow (a CPU render of 377k Gaussians)"]
 fn lego_30k_matches_cpu_renderer_and_frame_time() {
-    let Some(exe) = chromium() else {
-        note("SKIPPED lego_30k_matches_cpu_renderer_and_frame_time: no chromium on PATH");
+    let Some(exe) = chromium_for("lego_30k_matches_cpu_renderer_and_frame_time") else {
         return;
     };
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    let ply = data.join("trained/lego_gsplat_30k.ply");
-    let size: u32 = std::env::var("LEGO_SIZE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(800);
-    let camera = lego_camera(&data, 0, size);
+    let (ply, size, camera) = lego_scene(800);
     let truth = splat_core::ply::read_ply(&ply).unwrap();
     let t = Instant::now();
     let reference = render(
@@ -1039,15 +1033,7 @@ fn lego_30k_matches_cpu_renderer_and_frame_time() {
     )
     .image;
     let cpu_s = t.elapsed().as_secs_f64();
-    let viewer = Viewer::start(
-        Target::open(&ply).unwrap(),
-        &ServeOptions {
-            port: 0,
-            accept_reports: true,
-            live: None,
-        },
-    )
-    .unwrap();
+    let viewer = report_server(Target::open(&ply).unwrap(), None);
     let url = view_url(&viewer, &camera, "report=1&bg=1,1,1&bench=10");
     let browser = Browser::open(&exe, &url, (size, size), "lego");
     let mut capture = None;
@@ -1145,29 +1131,14 @@ fn lego_30k_page_vs_playcanvas() {
 #[test]
 #[ignore = "needs ../shared/data; prints frame times only"]
 fn lego_frame_time_probe() {
-    let Some(exe) = chromium() else {
-        note("SKIPPED lego_frame_time_probe: no chromium on PATH");
+    let Some(exe) = chromium_for("lego_frame_time_probe") else {
         return;
     };
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    let ply = data.join("trained/lego_gsplat_30k.ply");
-    let size: u32 = std::env::var("LEGO_SIZE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(400);
-    let camera = lego_camera(&data, 0, size);
+    let (ply, size, camera) = lego_scene(400);
     let cases =
         std::env::var("PROBE").unwrap_or("target=rgba32f;target=rgba16f;target=rgba8;sh=0".into());
     for case in cases.split(';') {
-        let viewer = Viewer::start(
-            Target::open(&ply).unwrap(),
-            &ServeOptions {
-                port: 0,
-                accept_reports: true,
-                live: None,
-            },
-        )
-        .unwrap();
+        let viewer = report_server(Target::open(&ply).unwrap(), None);
         let url = view_url(
             &viewer,
             &camera,
@@ -1196,8 +1167,7 @@ fn lego_frame_time_probe() {
 /// ../shared/data): the page decodes it like sogs-codec does and matches splat_core::render.
 #[test]
 fn sog_v1_folder_matches_cpu_renderer() {
-    let Some(exe) = chromium() else {
-        note("SKIPPED sog_v1_folder_matches_cpu_renderer: no chromium on PATH (apt-get install chromium)");
+    let Some(exe) = chromium_for("sog_v1_folder_matches_cpu_renderer") else {
         return;
     };
     let dir =

@@ -5,15 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
+use spaceport_io::scratch_dir;
 use spaceport_view::{ServeOptions, Target, Viewer};
 use splat_core::demo::demo_gaussians;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spv-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A raw HTTP/1.1 request, so that `..` and odd escapes reach the server unnormalised.
 fn raw(port: u16, method: &str, target: &str, host: &str) -> (u16, Vec<u8>) {
@@ -44,7 +38,7 @@ fn get(port: u16, target: &str) -> (u16, Vec<u8>) {
 
 /// A run-like folder: point_cloud.ply, an image, a secret beside the folder, a symlink out.
 fn run_folder(tag: &str) -> (PathBuf, PathBuf) {
-    let base = temp_dir(tag);
+    let base = scratch_dir(tag);
     let run = base.join("run");
     std::fs::create_dir_all(run.join("images")).unwrap();
     let mut g = demo_gaussians();
@@ -57,103 +51,100 @@ fn run_folder(tag: &str) -> (PathBuf, PathBuf) {
     (base, run)
 }
 
-fn start(path: &Path) -> Viewer {
-    let t = Target::open(path).unwrap();
-    Viewer::start(t, &ServeOptions::default()).unwrap()
+/// Serves a fresh [`run_folder`] (or the one `file` in it) to `check`, then removes it.
+fn serve_run_folder(tag: &str, file: Option<&str>, check: impl FnOnce(&Viewer, &Path)) {
+    let (base, run) = run_folder(tag);
+    let path = file.map_or(run.clone(), |f| run.join(f));
+    let v = Viewer::start(Target::open(&path).unwrap(), &ServeOptions::default()).unwrap();
+    check(&v, &run);
+    drop(v);
+    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
 fn serves_page_scene_and_files_of_path() {
-    let (base, run) = run_folder("files");
-    let v = start(&run);
-    let p = v.port();
-    assert!(v.url().starts_with("http://127.0.0.1:"));
-    let (c, body) = get(p, "/");
-    assert_eq!(c, 200);
-    assert!(String::from_utf8_lossy(&body).contains("viewer.js"));
-    assert_eq!(get(p, "/viewer.js").0, 200);
-    assert_eq!(get(p, "/sort-worker.js").0, 200);
-    let (c, body) = get(p, "/api/scene");
-    assert_eq!(c, 200);
-    let scene: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(scene["kind"], "ply");
-    assert_eq!(scene["url"], "/files/point_cloud.ply");
-    assert!(scene["problem"].is_null(), "{scene}");
-    let (c, body) = get(p, "/files/point_cloud.ply");
-    assert_eq!(c, 200);
-    assert_eq!(body, std::fs::read(run.join("point_cloud.ply")).unwrap());
-    assert_eq!(get(p, "/files/images/a%20b.png"), (200, b"png".to_vec()));
-    assert_eq!(get(p, "/files/missing.bin").0, 404);
-    assert_eq!(get(p, "/elsewhere").0, 404);
-    drop(v);
-    std::fs::remove_dir_all(&base).unwrap();
+    serve_run_folder("files", None, |v, run| {
+        let p = v.port();
+        assert!(v.url().starts_with("http://127.0.0.1:"));
+        let (c, body) = get(p, "/");
+        assert_eq!(c, 200);
+        assert!(String::from_utf8_lossy(&body).contains("viewer.js"));
+        assert_eq!(get(p, "/viewer.js").0, 200);
+        assert_eq!(get(p, "/sort-worker.js").0, 200);
+        let (c, body) = get(p, "/api/scene");
+        assert_eq!(c, 200);
+        let scene: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(scene["kind"], "ply");
+        assert_eq!(scene["url"], "/files/point_cloud.ply");
+        assert!(scene["problem"].is_null(), "{scene}");
+        let (c, body) = get(p, "/files/point_cloud.ply");
+        assert_eq!(c, 200);
+        assert_eq!(body, std::fs::read(run.join("point_cloud.ply")).unwrap());
+        assert_eq!(get(p, "/files/images/a%20b.png"), (200, b"png".to_vec()));
+        assert_eq!(get(p, "/files/missing.bin").0, 404);
+        assert_eq!(get(p, "/elsewhere").0, 404);
+    });
 }
 
 #[test]
 fn refuses_path_traversal() {
-    let (base, run) = run_folder("traversal");
-    let v = start(&run);
-    let p = v.port();
-    for t in [
-        "/files/../secret.txt",
-        "/files/images/../../secret.txt",
-        "/files/%2e%2e/secret.txt",
-        "/files/%2E%2E%2Fsecret.txt",
-        "/files/images%2f..%2f..%2fsecret.txt",
-        "/files/..%5csecret.txt",
-        "/files//etc/passwd",
-        "/files/%2fetc%2fpasswd",
-        "/files/%252e%252e/secret.txt",
-        "/files/link.txt",
-        "/files/%",
-    ] {
-        let (c, body) = get(p, t);
-        assert!(c == 403 || c == 404, "{t}: {c}");
-        assert_ne!(body, b"secret", "{t} leaked the file");
-    }
-    // A double-encoded dot pair decodes once to the literal name `%2e%2e`, which does not exist.
-    assert_eq!(get(p, "/files/%252e%252e/secret.txt").0, 404);
-    assert_eq!(get(p, "/files/../secret.txt").0, 403);
-    drop(v);
-    std::fs::remove_dir_all(&base).unwrap();
+    serve_run_folder("traversal", None, |v, _| {
+        let p = v.port();
+        for t in [
+            "/files/../secret.txt",
+            "/files/images/../../secret.txt",
+            "/files/%2e%2e/secret.txt",
+            "/files/%2E%2E%2Fsecret.txt",
+            "/files/images%2f..%2f..%2fsecret.txt",
+            "/files/..%5csecret.txt",
+            "/files//etc/passwd",
+            "/files/%2fetc%2fpasswd",
+            "/files/%252e%252e/secret.txt",
+            "/files/link.txt",
+            "/files/%",
+        ] {
+            let (c, body) = get(p, t);
+            assert!(c == 403 || c == 404, "{t}: {c}");
+            assert_ne!(body, b"secret", "{t} leaked the file");
+        }
+        // A double-encoded dot pair decodes once to the literal name `%2e%2e`, which does not exist.
+        assert_eq!(get(p, "/files/%252e%252e/secret.txt").0, 404);
+        assert_eq!(get(p, "/files/../secret.txt").0, 403);
+    });
 }
 
 #[test]
 fn single_file_path_serves_only_that_file() {
-    let (base, run) = run_folder("single");
-    let v = start(&run.join("point_cloud.ply"));
-    let p = v.port();
-    assert_eq!(get(p, "/files/point_cloud.ply").0, 200);
-    assert_eq!(get(p, "/files/images/a%20b.png").0, 404);
-    drop(v);
-    std::fs::remove_dir_all(&base).unwrap();
+    serve_run_folder("single", Some("point_cloud.ply"), |v, _| {
+        let p = v.port();
+        assert_eq!(get(p, "/files/point_cloud.ply").0, 200);
+        assert_eq!(get(p, "/files/images/a%20b.png").0, 404);
+    });
 }
 
 #[test]
 fn refuses_foreign_hosts_and_posts() {
-    let (base, run) = run_folder("host");
-    let v = start(&run);
-    let p = v.port();
-    // DNS rebinding: a page on another name pointed at 127.0.0.1 sends its own Host.
-    assert_eq!(raw(p, "GET", "/api/scene", "evil.example:80").0, 403);
-    assert_eq!(raw(p, "GET", "/", &format!("localhost:{p}")).0, 200);
-    // Reports are only taken when the server is started for a test.
-    assert_eq!(
-        raw(p, "POST", "/api/report", &format!("127.0.0.1:{p}")).0,
-        405
-    );
-    assert_eq!(
-        raw(
-            p,
-            "PUT",
-            "/files/point_cloud.ply",
-            &format!("127.0.0.1:{p}")
-        )
-        .0,
-        405
-    );
-    drop(v);
-    std::fs::remove_dir_all(&base).unwrap();
+    serve_run_folder("host", None, |v, _| {
+        let p = v.port();
+        // DNS rebinding: a page on another name pointed at 127.0.0.1 sends its own Host.
+        assert_eq!(raw(p, "GET", "/api/scene", "evil.example:80").0, 403);
+        assert_eq!(raw(p, "GET", "/", &format!("localhost:{p}")).0, 200);
+        // Reports are only taken when the server is started for a test.
+        assert_eq!(
+            raw(p, "POST", "/api/report", &format!("127.0.0.1:{p}")).0,
+            405
+        );
+        assert_eq!(
+            raw(
+                p,
+                "PUT",
+                "/files/point_cloud.ply",
+                &format!("127.0.0.1:{p}")
+            )
+            .0,
+            405
+        );
+    });
 }
 
 /// Every non-loopback IPv4 address of this machine (from /proc/net/fib_trie's local routes).
@@ -178,24 +169,22 @@ fn local_addresses() -> Vec<std::net::Ipv4Addr> {
 
 #[test]
 fn listens_on_loopback_only() {
-    let (base, run) = run_folder("loopback");
-    let v = start(&run);
-    let p = v.port();
-    assert!(TcpStream::connect(("127.0.0.1", p)).is_ok());
-    let addrs = local_addresses();
-    if addrs.is_empty() {
-        writeln_stderr(
-            "listens_on_loopback_only: no non-loopback address here; only 127.0.0.1 checked",
-        );
-    }
-    for ip in addrs {
-        assert!(
-            TcpStream::connect((ip, p)).is_err(),
-            "server answered on {ip}:{p}"
-        );
-    }
-    drop(v);
-    std::fs::remove_dir_all(&base).unwrap();
+    serve_run_folder("loopback", None, |v, _| {
+        let p = v.port();
+        assert!(TcpStream::connect(("127.0.0.1", p)).is_ok());
+        let addrs = local_addresses();
+        if addrs.is_empty() {
+            writeln_stderr(
+                "listens_on_loopback_only: no non-loopback address here; only 127.0.0.1 checked",
+            );
+        }
+        for ip in addrs {
+            assert!(
+                TcpStream::connect((ip, p)).is_err(),
+                "server answered on {ip}:{p}"
+            );
+        }
+    });
 }
 
 /// Writes past the test harness's capture, so that the note is seen in CI logs.
@@ -211,14 +200,13 @@ fn run_folder_cameras_and_bad_files_are_reported() {
     std::fs::create_dir_all(&sparse).unwrap();
     let rec = Reconstruction {
         cameras: vec![Camera::pinhole(1, 64, 48, 50.0, 50.0, 32.0, 24.0)],
-        images: vec![Image {
-            id: 1,
-            qvec: [1.0, 0.0, 0.0, 0.0],
-            tvec: [0.0, 0.0, 3.0],
-            camera_id: 1,
-            name: "a b.png".into(),
-            points2d: vec![],
-        }],
+        images: vec![Image::new(
+            1,
+            1,
+            "a b.png",
+            [1.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 3.0],
+        )],
         points3d: vec![],
     };
     sfm_core::colmap::write_text(&sparse, &rec).unwrap();

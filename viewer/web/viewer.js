@@ -154,6 +154,57 @@ async function decodeImage(gl, bytes, label) {
 
 function shCoeffs(deg) { return (deg + 1) * (deg + 1); }
 
+// The image readers of a SOG folder: `img` decodes a file, `perSplat` also checks that it holds a
+// texel for each of the `n` Gaussians and returns its RGBA bytes.
+function sogImages(gl, getFile, label, n) {
+  const img = async (name) => decodeImage(gl, await getFile(name), `${label}: ${name}`);
+  const perSplat = async (name) => {
+    const im = await img(name);
+    if (im.width * im.height < n) throw bad(`${label}: ${name}: ${im.width}x${im.height} texels cannot hold ${n} Gaussians`);
+    return im.data;
+  };
+  return { img, perSplat };
+}
+
+// Zeroed arrays for `n` Gaussians of SH degree `deg`.
+function newGaussians(n, deg) {
+  const nc = shCoeffs(deg);
+  return {
+    n, degree: deg,
+    means: new Float32Array(3 * n), logScales: new Float32Array(3 * n), quats: new Float32Array(4 * n),
+    opacity: new Float32Array(n), sh: new Float32Array(n * nc * 3),
+  };
+}
+
+// Gaussian i's position: 16 bits per axis split over the `lo` and `hi` images, spread over
+// mins..maxs in log space (sign(v) * (e^|v| - 1) undoes it).
+function decodeMean(g, i, lo, hi, mins, maxs) {
+  for (let a = 0; a < 3; a++) {
+    const q = lo[4 * i + a] | (hi[4 * i + a] << 8);
+    let span = maxs[a] - mins[a];
+    if (span === 0) span = 1;
+    const v = mins[a] + span * (q / 65535);
+    g.means[3 * i + a] = Math.sign(v) * Math.expm1(Math.abs(v));
+  }
+}
+
+// Gaussian i's rotation: the three smallest components in RGB, the index m of the largest as
+// 252 + m in alpha (the largest is recovered from the unit norm).
+function decodeQuat(g, i, qd, label) {
+  const tag = qd[4 * i + 3];
+  if (tag < 252) throw bad(`${label}: Gaussian ${i}: quaternion tag ${tag} is not 252..255`);
+  const m = tag - 252;
+  let j = 0, ss = 0;
+  for (let k = 0; k < 4; k++) {
+    if (k === m) continue;
+    const c = (qd[4 * i + j] / 255 * 2 - 1) / Math.SQRT2;
+    g.quats[4 * i + k] = c;
+    ss += c * c;
+    j++;
+  }
+  g.quats[4 * i + m] = Math.sqrt(Math.max(0, 1 - ss));
+}
+
 async function readSog(gl, getFile, label) {
   const metaBytes = await getFile('meta.json');
   let meta;
@@ -177,15 +228,7 @@ async function readSog(gl, getFile, label) {
     }
     return c;
   };
-  const img = async (name) => {
-    const im = await decodeImage(gl, await getFile(name), `${label}: ${name}`);
-    return im;
-  };
-  const perSplat = async (name) => {
-    const im = await img(name);
-    if (im.width * im.height < n) throw bad(`${label}: ${name}: ${im.width}x${im.height} texels cannot hold ${n} Gaussians`);
-    return im.data;
-  };
+  const { img, perSplat } = sogImages(gl, getFile, label, n);
   const mf = need(meta.means, 'means', 2);
   const mins = meta.means.mins, maxs = meta.means.maxs;
   if (![mins, maxs].every((a) => Array.isArray(a) && a.length === 3 && a.every(isFinite))) throw bad(`${label}: meta.json: means mins/maxs must be 3 finite numbers`);
@@ -199,31 +242,10 @@ async function readSog(gl, getFile, label) {
   const deg = shn ? shn.bands : 0;
   if (!(deg >= 0 && deg <= 3)) throw bad(`${label}: meta.json: shN.bands ${deg} (1..3)`);
   const nc = shCoeffs(deg);
-  const g = {
-    n, degree: deg,
-    means: new Float32Array(3 * n), logScales: new Float32Array(3 * n), quats: new Float32Array(4 * n),
-    opacity: new Float32Array(n), sh: new Float32Array(n * nc * 3),
-  };
-  const invLog = (v) => Math.sign(v) * Math.expm1(Math.abs(v));
+  const g = newGaussians(n, deg);
   for (let i = 0; i < n; i++) {
-    for (let a = 0; a < 3; a++) {
-      const q = lo[4 * i + a] | (hi[4 * i + a] << 8);
-      let span = maxs[a] - mins[a];
-      if (span === 0) span = 1;
-      g.means[3 * i + a] = invLog(mins[a] + span * (q / 65535));
-    }
-    const tag = qd[4 * i + 3];
-    if (tag < 252) throw bad(`${label}: Gaussian ${i}: quaternion tag ${tag} is not 252..255`);
-    const m = tag - 252;
-    let j = 0, ss = 0;
-    for (let k = 0; k < 4; k++) {
-      if (k === m) continue;
-      const c = (qd[4 * i + j] / 255 * 2 - 1) / Math.SQRT2;
-      g.quats[4 * i + k] = c;
-      ss += c * c;
-      j++;
-    }
-    g.quats[4 * i + m] = Math.sqrt(Math.max(0, 1 - ss));
+    decodeMean(g, i, lo, hi, mins, maxs);
+    decodeQuat(g, i, qd, label);
     for (let a = 0; a < 3; a++) {
       const si = sd[4 * i + a], ci = cd[4 * i + a];
       if (si >= scb.length || ci >= ccb.length) throw bad(`${label}: Gaussian ${i}: codebook index beyond the codebook`);
@@ -269,12 +291,7 @@ async function readSogV1(gl, getFile, label, meta) {
     }
     return obj;
   };
-  const img = async (name) => decodeImage(gl, await getFile(name), `${label}: ${name}`);
-  const perSplat = async (name) => {
-    const im = await img(name);
-    if (im.width * im.height < n) throw bad(`${label}: ${name}: ${im.width}x${im.height} texels cannot hold ${n} Gaussians`);
-    return im.data;
-  };
+  const { img, perSplat } = sogImages(gl, getFile, label, n);
   const lerp = (b, lo, hi) => lo + (hi - lo) * (b / 255);
   const mm = range(meta.means, 'means', 3), sm = range(meta.scales, 'scales', 3), cm = range(meta.sh0, 'sh0', 4);
   if (mm.files.length < 2) throw bad(`${label}: meta.json (SOG v1): means needs two files`);
@@ -292,35 +309,16 @@ async function readSogV1(gl, getFile, label, meta) {
     if (!deg) throw bad(`${label}: ${shn.files[0]}: centroid image is ${cen.width} wide; expected 192, 512 or 960`);
   }
   const nc = shCoeffs(deg);
-  const g = {
-    n, degree: deg,
-    means: new Float32Array(3 * n), logScales: new Float32Array(3 * n), quats: new Float32Array(4 * n),
-    opacity: new Float32Array(n), sh: new Float32Array(n * nc * 3),
-  };
-  const invLog = (v) => Math.sign(v) * Math.expm1(Math.abs(v));
+  const g = newGaussians(n, deg);
   for (let i = 0; i < n; i++) {
+    decodeMean(g, i, lo, hi, mm.mins, mm.maxs);
     for (let a = 0; a < 3; a++) {
-      const q = lo[4 * i + a] | (hi[4 * i + a] << 8);
-      let span = mm.maxs[a] - mm.mins[a];
-      if (span === 0) span = 1;
-      g.means[3 * i + a] = invLog(mm.mins[a] + span * (q / 65535));
       g.logScales[3 * i + a] = lerp(sd[4 * i + a], sm.mins[a], sm.maxs[a]);
       g.sh[i * nc * 3 + a] = lerp(cd[4 * i + a], cm.mins[a], cm.maxs[a]);
     }
     const logit = Math.fround(lerp(cd[4 * i + 3], cm.mins[3], cm.maxs[3]));
     g.opacity[i] = 1 / (1 + Math.exp(-logit));
-    const tag = qd[4 * i + 3];
-    if (tag < 252) throw bad(`${label}: Gaussian ${i}: quaternion tag ${tag} is not 252..255`);
-    const m = tag - 252;
-    let j = 0, ss = 0;
-    for (let k = 0; k < 4; k++) {
-      if (k === m) continue;
-      const c = (qd[4 * i + j] / 255 * 2 - 1) / Math.SQRT2;
-      g.quats[4 * i + k] = c;
-      ss += c * c;
-      j++;
-    }
-    g.quats[4 * i + m] = Math.sqrt(Math.max(0, 1 - ss));
+    decodeQuat(g, i, qd, label);
   }
   if (deg > 0) {
     const k = nc - 1, palette = 64 * cen.height;
@@ -624,10 +622,12 @@ void main() {
   v_mean = m; v_conic = conic; v_opacity = op; v_color = col;
 }`;
 
-// Pre-pass: one fragment per splat (texel i % 4096, i / 4096) writes its projection once.
-const PRE_VS = `#version 300 es
+// One triangle over the whole viewport (the pre-pass and the copy draw every pixel once).
+const FULLSCREEN_VS = `#version 300 es
 const vec2 P[3] = vec2[3](vec2(-1.0, -1.0), vec2(3.0, -1.0), vec2(-1.0, 3.0));
 void main() { gl_Position = vec4(P[gl_VertexID], 0.0, 1.0); }`;
+
+// Pre-pass: one fragment per splat (texel i % 4096, i / 4096) writes its projection once.
 const PRE_FS = `#version 300 es
 precision highp float;
 precision highp int;
@@ -689,10 +689,6 @@ void main() {
   if (alpha < 1.0 / 255.0) discard;
   o = vec4(v_color * alpha, alpha);
 }`;
-
-const COPY_VS = `#version 300 es
-const vec2 P[3] = vec2[3](vec2(-1.0, -1.0), vec2(3.0, -1.0), vec2(-1.0, 3.0));
-void main() { gl_Position = vec4(P[gl_VertexID], 0.0, 1.0); }`;
 
 const COPY_FS = `#version 300 es
 precision highp float;
@@ -886,7 +882,7 @@ async function main() {
   const splat = program(gl, SPLAT_VS, SPLAT_FS);
   // The per-splat pre-pass needs float colour targets (4 of them); else every vertex projects.
   const canPre = !!gl.getExtension('EXT_color_buffer_float') && gl.getParameter(gl.MAX_DRAW_BUFFERS) >= 4 && Q.get('prepass') !== '0';
-  const pre = canPre ? program(gl, PRE_VS, PRE_FS) : null;
+  const pre = canPre ? program(gl, FULLSCREEN_VS, PRE_FS) : null;
   const quad = canPre ? program(gl, QUAD_VS, SPLAT_FS) : null;
   let preTarget = null;
   function ensurePre(n) {
@@ -910,7 +906,7 @@ async function main() {
     preTarget = ok ? { fb, tex, rows } : null;
     return preTarget;
   }
-  const copy = program(gl, COPY_VS, COPY_FS);
+  const copy = program(gl, FULLSCREEN_VS, COPY_FS);
   const lines = program(gl, LINE_VS, LINE_FS);
 
   // Float target: 8-bit blending would round every one of the many layers of a pixel.

@@ -5,12 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A fresh empty folder for one test.
-pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("spaceport-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+#[allow(unused_imports)] // not every test file makes scratch folders
+pub use spaceport_io::scratch_dir as scratch;
 
 /// Runs the binary with `args` (and `PATH` replaced when `path_env` is set); (success,
 /// stderr + stdout).
@@ -28,6 +24,16 @@ pub fn spaceport_env(args: &[&str], path_env: Option<&str>) -> (bool, String) {
 /// Runs the binary with `args`; (success, stderr + stdout).
 pub fn spaceport(args: &[&str]) -> (bool, String) {
     spaceport_env(args, None)
+}
+
+/// Runs the binary with `args` (and `PATH` as [`spaceport_env`] takes it) and checks that it
+/// fails, saying `says`, without creating `out`; returns the log for further checks.
+pub fn assert_refused(args: &[&str], path_env: Option<&str>, says: &str, out: &Path) -> String {
+    let (ok, log) = spaceport_env(args, path_env);
+    assert!(!ok, "{args:?} accepted");
+    assert!(log.contains(says), "{args:?}: {log}");
+    assert!(!out.exists(), "{args:?} created {}", out.display());
+    log
 }
 
 /// `p` as a command-line argument.

@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use super::{
-    read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D,
-    Reconstruction,
+    read_file, Camera, CameraModel, ColmapError, Form, Image, Point2D, Point3D, Reconstruction,
 };
 
 /// Binary sentinel for "this keypoint observes no 3D point".
@@ -132,19 +131,19 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// The binary form: `cameras.bin`, `images.bin`, `points3D.bin`.
+const BINARY: Form = Form {
+    ext: "bin",
+    read_cameras,
+    read_images,
+    read_points,
+    check_names,
+    encode: [encode_cameras, encode_images, encode_points],
+};
+
 /// Reads `cameras.bin`, `images.bin` and `points3D.bin` from `dir`.
 pub fn read_binary(dir: impl AsRef<Path>) -> Result<Reconstruction, ColmapError> {
-    let dir = dir.as_ref();
-    let cameras = read_cameras(&dir.join("cameras.bin"))?;
-    let images = read_images(&dir.join("images.bin"))?;
-    let points3d = read_points(&dir.join("points3D.bin"))?;
-    let rec = Reconstruction {
-        cameras,
-        images,
-        points3d,
-    };
-    rec.validate(dir, "bin")?;
-    Ok(rec)
+    BINARY.read(dir.as_ref())
 }
 
 fn read_cameras(path: &Path) -> Result<Vec<Camera>, ColmapError> {
@@ -260,17 +259,7 @@ fn read_points(path: &Path) -> Result<Vec<Point3D>, ColmapError> {
 ///
 /// The model is validated first, so invalid data writes nothing.
 pub fn write_binary(dir: impl AsRef<Path>, rec: &Reconstruction) -> Result<(), ColmapError> {
-    let dir = dir.as_ref();
-    rec.validate(dir, "bin")?;
-    check_names(&dir.join("images.bin"), rec)?;
-    write_files_atomically(
-        dir,
-        &[
-            ("cameras.bin", encode_cameras(rec)),
-            ("images.bin", encode_images(rec)),
-            ("points3D.bin", encode_points(rec)),
-        ],
-    )
+    BINARY.write(dir.as_ref(), rec)
 }
 
 /// Binary names are NUL-terminated, so a NUL inside one would cut it short.

@@ -161,6 +161,25 @@ pub struct Image {
 }
 
 impl Image {
+    /// Image `id` of camera `camera_id` at the world-to-camera pose `qvec`, `tvec`, without
+    /// keypoints (fill `points2d` to add them).
+    pub fn new(
+        id: u32,
+        camera_id: u32,
+        name: impl Into<String>,
+        qvec: [f64; 4],
+        tvec: [f64; 3],
+    ) -> Self {
+        Image {
+            id,
+            qvec,
+            tvec,
+            camera_id,
+            name: name.into(),
+            points2d: Vec::new(),
+        }
+    }
+
     /// The world-to-camera rotation matrix of `qvec`.
     pub fn rotation(&self) -> glam::DMat3 {
         let [w, x, y, z] = self.qvec;
@@ -351,18 +370,51 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ColmapError> {
     })
 }
 
-/// Writes `files` (name, bytes) into `dir`, creating it if needed, each file atomically so
-/// that readers never see a half-written one.
-fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), ColmapError> {
-    std::fs::create_dir_all(dir).map_err(|source| ColmapError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for (name, bytes) in files {
-        spaceport_io::write_atomic(dir.join(name), bytes).map_err(|e| ColmapError::Io {
-            path: e.path,
-            source: e.source,
-        })?;
+/// One on-disk form of a model (binary or text): the extension of its three files and the
+/// codecs of their records, so that reading and writing go the same way for both forms.
+struct Form {
+    ext: &'static str,
+    read_cameras: fn(&Path) -> Result<Vec<Camera>, ColmapError>,
+    read_images: fn(&Path) -> Result<Vec<Image>, ColmapError>,
+    read_points: fn(&Path) -> Result<Vec<Point3D>, ColmapError>,
+    /// Refuses image names this form cannot store (the path named is the images file).
+    check_names: fn(&Path, &Reconstruction) -> Result<(), ColmapError>,
+    encode: [fn(&Reconstruction) -> Vec<u8>; 3],
+}
+
+impl Form {
+    fn file(&self, dir: &Path, stem: &str) -> PathBuf {
+        dir.join(format!("{stem}.{}", self.ext))
     }
-    Ok(())
+
+    /// Reads and validates the model in `dir`.
+    fn read(&self, dir: &Path) -> Result<Reconstruction, ColmapError> {
+        let rec = Reconstruction {
+            cameras: (self.read_cameras)(&self.file(dir, "cameras"))?,
+            images: (self.read_images)(&self.file(dir, "images"))?,
+            points3d: (self.read_points)(&self.file(dir, "points3D"))?,
+        };
+        rec.validate(dir, self.ext)?;
+        Ok(rec)
+    }
+
+    /// Validates `rec`, then writes its files into `dir` (created if needed), each atomically so
+    /// that readers never see a half-written one; invalid data writes nothing.
+    fn write(&self, dir: &Path, rec: &Reconstruction) -> Result<(), ColmapError> {
+        rec.validate(dir, self.ext)?;
+        (self.check_names)(&self.file(dir, "images"), rec)?;
+        std::fs::create_dir_all(dir).map_err(|source| ColmapError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        for (stem, encode) in ["cameras", "images", "points3D"].iter().zip(self.encode) {
+            spaceport_io::write_atomic(self.file(dir, stem), &encode(rec)).map_err(|e| {
+                ColmapError::Io {
+                    path: e.path,
+                    source: e.source,
+                }
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -4,8 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{
-    read_file, write_files_atomically, Camera, CameraModel, ColmapError, Image, Point2D, Point3D,
-    Reconstruction,
+    read_file, Camera, CameraModel, ColmapError, Form, Image, Point2D, Point3D, Reconstruction,
 };
 
 /// Formats a float so that parsing it back yields the same bits.
@@ -134,19 +133,19 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The text form: `cameras.txt`, `images.txt`, `points3D.txt`.
+const TEXT: Form = Form {
+    ext: "txt",
+    read_cameras,
+    read_images,
+    read_points,
+    check_names,
+    encode: [encode_cameras, encode_images, encode_points],
+};
+
 /// Reads `cameras.txt`, `images.txt` and `points3D.txt` from `dir`.
 pub fn read_text(dir: impl AsRef<Path>) -> Result<Reconstruction, ColmapError> {
-    let dir = dir.as_ref();
-    let cameras = read_cameras(&dir.join("cameras.txt"))?;
-    let images = read_images(&dir.join("images.txt"))?;
-    let points3d = read_points(&dir.join("points3D.txt"))?;
-    let rec = Reconstruction {
-        cameras,
-        images,
-        points3d,
-    };
-    rec.validate(dir, "txt")?;
-    Ok(rec)
+    TEXT.read(dir.as_ref())
 }
 
 fn read_cameras(path: &Path) -> Result<Vec<Camera>, ColmapError> {
@@ -273,17 +272,7 @@ fn read_points(path: &Path) -> Result<Vec<Point3D>, ColmapError> {
 ///
 /// The model is validated first, so invalid data writes nothing.
 pub fn write_text(dir: impl AsRef<Path>, rec: &Reconstruction) -> Result<(), ColmapError> {
-    let dir = dir.as_ref();
-    rec.validate(dir, "txt")?;
-    check_names(&dir.join("images.txt"), rec)?;
-    write_files_atomically(
-        dir,
-        &[
-            ("cameras.txt", encode_cameras(rec).into_bytes()),
-            ("images.txt", encode_images(rec).into_bytes()),
-            ("points3D.txt", encode_points(rec).into_bytes()),
-        ],
-    )
+    TEXT.write(dir.as_ref(), rec)
 }
 
 /// A text name is the rest of its line, trimmed; names that would not survive that are refused.
@@ -307,7 +296,7 @@ fn check_names(path: &Path, rec: &Reconstruction) -> Result<(), ColmapError> {
     Ok(())
 }
 
-fn encode_cameras(rec: &Reconstruction) -> String {
+fn encode_cameras(rec: &Reconstruction) -> Vec<u8> {
     let mut out = String::new();
     out.push_str("# Camera list with one line of data per camera:\n");
     out.push_str("#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]\n");
@@ -327,10 +316,10 @@ fn encode_cameras(rec: &Reconstruction) -> String {
         }
         out.push('\n');
     }
-    out
+    out.into_bytes()
 }
 
-fn encode_images(rec: &Reconstruction) -> String {
+fn encode_images(rec: &Reconstruction) -> Vec<u8> {
     let observations: usize = rec
         .images
         .iter()
@@ -374,10 +363,10 @@ fn encode_images(rec: &Reconstruction) -> String {
         }
         out.push('\n');
     }
-    out
+    out.into_bytes()
 }
 
-fn encode_points(rec: &Reconstruction) -> String {
+fn encode_points(rec: &Reconstruction) -> Vec<u8> {
     let track_total: usize = rec.points3d.iter().map(|p| p.track.len()).sum();
     let mut out = String::new();
     out.push_str("# 3D point list with one line of data per point:\n");
@@ -401,5 +390,5 @@ fn encode_points(rec: &Reconstruction) -> String {
         }
         out.push('\n');
     }
-    out
+    out.into_bytes()
 }

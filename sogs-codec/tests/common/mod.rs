@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use splat_core::Gaussians;
@@ -10,13 +8,9 @@ use splat_core::Gaussians;
 /// The shared data folder, as seen from this crate.
 pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 
-/// A fresh scratch folder per test.
-pub fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sogs_codec_{}_{}", name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
-}
+/// A fresh empty folder for one test.
+#[allow(unused_imports)] // not every test file makes scratch folders
+pub use spaceport_io::scratch_dir as scratch;
 
 /// A random scene shaped like trained Gaussians: clustered positions with a far tail, small
 /// log-scales, bimodal opacities, SH rest shrinking with band, a few exact duplicates.

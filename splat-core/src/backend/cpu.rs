@@ -69,21 +69,7 @@ pub struct CpuSession {
 impl CpuSession {
     /// A session over host state (checked: every per-Gaussian array the same length).
     pub fn new(state: SessionState) -> Result<Self, BackendError> {
-        let n = state.params.len();
-        state
-            .params
-            .check_lengths()
-            .map_err(BackendError::InvalidInput)?;
-        if state.adam.m.len() != n
-            || state.adam.v.len() != n
-            || state.stats.len() != n
-            || state.stats.grad_accum.len() != n
-            || state.stats.max_radius.len() != n
-        {
-            return Err(BackendError::InvalidInput(
-                "parameter, optimizer and statistics counts differ".into(),
-            ));
-        }
+        state.check().map_err(BackendError::InvalidInput)?;
         Ok(Self { state })
     }
 
@@ -104,16 +90,9 @@ impl TrainSession for CpuSession {
         target: Target<'_>,
         p: &StepParams,
     ) -> Result<StepStats, BackendError> {
+        target.check_size(camera)?;
         let st = &mut self.state;
         let out = render::render(&st.params, camera, &p.render);
-        if target.data.len() != out.image.len() {
-            return Err(BackendError::InvalidInput(format!(
-                "target of view {} has {} values, the render has {}",
-                target.view,
-                target.data.len(),
-                out.image.len()
-            )));
-        }
         let (w, h) = (camera.width as usize, camera.height as usize);
         let shown = p.exposure.map(|m| exposure::apply(&m, &out.image));
         let image = shown.as_deref().unwrap_or(&out.image);

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::BackendError;
+use crate::camera::Camera;
 use crate::gaussians::Gaussians;
 use crate::optim::{Adam, GroupRates};
 use crate::render::RenderOptions;
@@ -32,6 +34,40 @@ pub struct SourceImage<'d> {
     pub height: u32,
     /// RGB, `height x width x 3`.
     pub data: &'d [f32],
+}
+
+impl Target<'_> {
+    /// Checks that the target has the `height x width x 3` values of `camera`'s render; every
+    /// backend's step makes this check, so all of them refuse a wrong target alike.
+    pub fn check_size(&self, camera: &Camera) -> Result<(), BackendError> {
+        let npix = 3 * camera.width as usize * camera.height as usize;
+        if self.data.len() != npix {
+            return Err(BackendError::InvalidInput(format!(
+                "target of view {} has {} values, the render has {npix}",
+                self.view,
+                self.data.len(),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl SourceImage<'_> {
+    /// The number of values (`height x width x 3`) of a non-empty source whose data fits its
+    /// size, else the error naming the view.
+    pub fn check_size(&self) -> Result<usize, BackendError> {
+        let full = 3 * self.width as usize * self.height as usize;
+        if self.data.len() != full || full == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "source image of view {} has {} values for {}x{}x3",
+                self.view,
+                self.data.len(),
+                self.width,
+                self.height
+            )));
+        }
+        Ok(full)
+    }
 }
 
 /// What a training step reports back to the host.
@@ -85,6 +121,25 @@ pub struct SessionState {
     pub adam: Adam,
     /// Densification statistics.
     pub stats: DensifyStats,
+}
+
+impl SessionState {
+    /// The number of Gaussians, after checking that every per-Gaussian array of the parameters,
+    /// both optimizer moments and the statistics has it (and the moments the parameters' SH
+    /// degree); every backend checks a state so before starting a session on it.
+    pub fn check(&self) -> Result<usize, String> {
+        self.params.check_lengths()?;
+        let n = self.params.len();
+        let (m, v, st) = (&self.adam.m, &self.adam.v, &self.stats);
+        let moments_fit = |g: &Gaussians| {
+            g.len() == n && g.sh_degree == self.params.sh_degree && g.check_lengths().is_ok()
+        };
+        let stats_fit = st.len() == n && st.grad_accum.len() == n && st.max_radius.len() == n;
+        if !(moments_fit(m) && moments_fit(v) && stats_fit) {
+            return Err("parameter, optimizer and statistics counts differ".into());
+        }
+        Ok(n)
+    }
 }
 
 /// Per-Gaussian statistics gathered between densification steps.

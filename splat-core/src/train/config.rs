@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::optim::GroupRates;
+
 /// The full training configuration (unknown keys are an error).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,6 +85,25 @@ impl Default for LrConfig {
             scales: 5e-3,
             rotations: 1e-3,
         }
+    }
+}
+
+impl LrConfig {
+    /// A step's rates when its position rate (before scaling by the scene `extent`) is `means`.
+    pub fn rates(&self, means: f32, extent: f32) -> GroupRates {
+        GroupRates {
+            means: means * extent,
+            sh_dc: self.sh_dc,
+            sh_rest: self.sh_rest,
+            opacity: self.opacity,
+            scales: self.scales,
+            rotations: self.rotations,
+        }
+    }
+
+    /// The first step's rates for a scene of size `extent`.
+    pub fn initial_rates(&self, extent: f32) -> GroupRates {
+        self.rates(self.means, extent)
     }
 }
 

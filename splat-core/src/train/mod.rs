@@ -394,13 +394,10 @@ impl<'a> Trainer<'a> {
         extent: f32,
     ) -> Result<Self, TrainError> {
         cfg.validate()?;
-        let n = session.params.len();
-        if session.adam.m.len() != n || session.adam.v.len() != n || session.stats.len() != n {
-            return Err(TrainError::Scene {
-                scene: scene.name.clone(),
-                reason: "parameter, optimizer and statistics counts differ".into(),
-            });
-        }
+        session.check().map_err(|reason| TrainError::Scene {
+            scene: scene.name.clone(),
+            reason,
+        })?;
         let session = backend.start_session(session)?;
         let background = cfg.background.unwrap_or(scene.background);
         let monitor = evenly_spaced(scene.train.len(), cfg.plateau.monitor_views);
@@ -504,14 +501,7 @@ impl<'a> Trainer<'a> {
         } else {
             schedule::position_lr(c, self.state.iteration, decay_start, c.iterations)
         };
-        GroupRates {
-            means: means * self.extent,
-            sh_dc: c.lr.sh_dc,
-            sh_rest: c.lr.sh_rest,
-            opacity: c.lr.opacity,
-            scales: c.lr.scales,
-            rotations: c.lr.rotations,
-        }
+        c.lr.rates(means, self.extent)
     }
 
     /// The iteration the strategy stops changing the Gaussian count at.
