@@ -47,6 +47,26 @@ pub struct TrainingFlags {
     /// Show the Gaussians as they train in the browser (`spaceport view`'s page, live).
     #[arg(long)]
     pub view: bool,
+    /// Densification strategy: default (3DGS's clone/split/prune) or mcmc (needs
+    /// --max-gaussians) (`--set densify.strategy=...`).
+    #[arg(long, value_parser = ["default", "mcmc"])]
+    pub strategy: Option<String>,
+    /// Never grow more Gaussians than this (`--set densify.max_gaussians=N`).
+    #[arg(long)]
+    pub max_gaussians: Option<usize>,
+}
+
+impl TrainingFlags {
+    /// `--strategy` and `--max-gaussians` as assignments under `section` ("" or "train.").
+    fn densify(&self, section: &str) -> [Option<(String, Value)>; 2] {
+        [
+            set(&format!("{section}densify.strategy"), self.strategy.clone()),
+            set(
+                &format!("{section}densify.max_gaussians"),
+                self.max_gaussians,
+            ),
+        ]
+    }
 }
 
 /// Arguments of `spaceport run`.
@@ -90,9 +110,12 @@ pub struct RunArgs {
 impl RunArgs {
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
+        let [strategy, cap] = self.training.densify("train.");
         self.settings.with([
             set("train.iterations", self.iters),
             set("train_max_side", self.max_side),
+            strategy,
+            cap,
         ])
     }
 }
@@ -132,8 +155,13 @@ impl TrainArgs {
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
         let white = self.white_background.then_some([1.0f32; 3]);
-        self.settings
-            .with([set("iterations", self.iters), set("background", white)])
+        let [strategy, cap] = self.training.densify("");
+        self.settings.with([
+            set("iterations", self.iters),
+            set("background", white),
+            strategy,
+            cap,
+        ])
     }
 }
 

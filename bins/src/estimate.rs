@@ -244,11 +244,20 @@ mod tests {
         let gb = 1u64 << 30;
         let err = check_disk(Some(gb), dir, "training", 2 * gb, 3 * gb).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/out") && msg.contains("2.0 GiB") && msg.contains("1.0 GiB"), "{msg}");
+        assert!(
+            msg.contains("/out") && msg.contains("2.0 GiB") && msg.contains("1.0 GiB"),
+            "{msg}"
+        );
         let warn = check_disk(Some(2 * gb + 1), dir, "training", 2 * gb, 3 * gb).unwrap();
         assert!(warn.expect("a warning").contains("3.0 GiB"));
-        assert_eq!(check_disk(Some(4 * gb), dir, "training", 2 * gb, 3 * gb).unwrap(), None);
-        assert_eq!(check_disk(None, dir, "training", 2 * gb, 3 * gb).unwrap(), None);
+        assert_eq!(
+            check_disk(Some(4 * gb), dir, "training", 2 * gb, 3 * gb).unwrap(),
+            None
+        );
+        assert_eq!(
+            check_disk(None, dir, "training", 2 * gb, 3 * gb).unwrap(),
+            None
+        );
     }
 
     #[test]

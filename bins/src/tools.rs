@@ -20,8 +20,8 @@ pub fn sfm(
     out: &Path,
     events: &dyn Events,
 ) -> Result<sfm_core::SfmReport> {
-    let need = crate::estimate::dir_bytes(images) * crate::estimate::SFM_DISK_PER_INPUT_BYTE
-        + (16 << 20);
+    let need =
+        crate::estimate::dir_bytes(images) * crate::estimate::SFM_DISK_PER_INPUT_BYTE + (16 << 20);
     let free = spaceport_io::free_space(out);
     if let Some(w) = crate::estimate::check_disk(free, out, "structure from motion", need, need)? {
         events.note(&w);

@@ -49,11 +49,29 @@ fn out_of_range_settings_fail_when_loaded() {
             vec!["train", "--scene", "x", "--set", "lr.scales=.inf"],
             "lr.scales",
         ),
+        (
+            vec!["train", "--scene", "x", "--strategy", "mcmc"],
+            "max_gaussians must be positive",
+        ),
+        (vec!["run", "--set", "train.exposure.lr=-1"], "exposure.lr"),
     ] {
         let mut a = args.clone();
         a.extend(["--out", s(&out)]);
         assert_refused(&a, None, key, &out);
     }
+    // The named flags land on the same keys as --set.
+    let (ok, log) = spaceport(&[
+        "train",
+        "--strategy",
+        "mcmc",
+        "--max-gaussians",
+        "5000",
+        "--dump-config",
+    ]);
+    assert!(
+        ok && log.contains("strategy: mcmc") && log.contains("max_gaussians: 5000"),
+        "{log}"
+    );
     let ply = dir.join("g.ply");
     let (ok, _) = spaceport(&["decompress", "../../shared/data/sog/6_0", "--out", s(&ply)]);
     if ok {

@@ -82,8 +82,15 @@ fn a_darkened_photo_is_learned_as_exposure_and_never_reaches_the_model() {
     };
     let n = scene.train.len();
     let others = (1..n).map(gain).sum::<f32>() / (n - 1) as f32;
-    assert!(gain(0) < 0.8 * others, "darkened view gain {} vs {others}", gain(0));
-    assert!((others - 1.0).abs() < 0.15, "other views' mean gain {others}");
+    assert!(
+        gain(0) < 0.8 * others,
+        "darkened view gain {} vs {others}",
+        gain(0)
+    );
+    assert!(
+        (others - 1.0).abs() < 0.15,
+        "other views' mean gain {others}"
+    );
 
     // The exported model is plain 3DGS: the standard PLY properties and nothing else, and it
     // reads back as exactly the trained Gaussians.

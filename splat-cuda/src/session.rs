@@ -25,8 +25,8 @@ use splat_core::BackendError;
 
 use crate::args::{
     AdamStep, DensifyChildren, DensifyClassify, DensifyMark, DensifyScatter, In, LossBlurH,
-    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, PositionNoise, Regularise, ResizeAreaH, ResizeAreaV, SqErrSum,
-    StatsAccumulate,
+    LossBlurV, LossBwdH, LossBwdV, OpacityCap, Out, PositionNoise, Regularise, ResizeAreaH,
+    ResizeAreaV, SqErrSum, StatsAccumulate,
 };
 use crate::backend::{blocks, chunks, download, CudaBackend, DeviceSplats, THREADS};
 use crate::device::{dptr, mark, uninit, zeros, Job, Marks};
@@ -730,7 +730,12 @@ impl CudaSession {
                 g_log_scales: Out::of(&g.log_scales, &s),
                 loss: Out(dptr(&self.sums, N_REG, &s)),
             }
-            .launch(&self.be.kernels, &s, (blocks(n, THREADS as usize), 1, 1), THREADS)
+            .launch(
+                &self.be.kernels,
+                &s,
+                (blocks(n, THREADS as usize), 1, 1),
+                THREADS,
+            )
             .map_err(job.err("regularise"))?;
         }
         if p.accumulate_stats {
@@ -1124,7 +1129,12 @@ impl TrainSession for CudaSession {
             quats: In::of(&self.p.quats, &s),
             means: Out::of(&self.p.means, &s),
         }
-        .launch(&self.be.kernels, &s, (blocks(n, THREADS as usize), 1, 1), THREADS)
+        .launch(
+            &self.be.kernels,
+            &s,
+            (blocks(n, THREADS as usize), 1, 1),
+            THREADS,
+        )
         .map_err(job.err("position_noise"))
     }
 

@@ -476,8 +476,12 @@ fn mcmc_regularisers_match_the_cpu() {
         scale_reg: 0.3,
         exposure: None,
     };
-    let mut cpu = CpuBackend.start_session(state(params.clone())).expect("cpu");
-    let mut gpu = be.start_cuda_session(state(params.clone())).expect("session");
+    let mut cpu = CpuBackend
+        .start_session(state(params.clone()))
+        .expect("cpu");
+    let mut gpu = be
+        .start_cuda_session(state(params.clone()))
+        .expect("session");
     let a = cpu.step(&cam, t, &p).expect("cpu step");
     let b = gpu.step(&cam, t, &p).expect("gpu step");
     p.opacity_reg = 0.0;
@@ -500,10 +504,17 @@ fn mcmc_regularisers_match_the_cpu() {
         let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(max > 0.0, "{what}: no gradient reached the moments");
         for (i, (u, v)) in x.iter().zip(y).enumerate() {
-            assert!((u - v).abs() <= 1e-5 * max, "{what}[{i}]: cpu {u:e} gpu {v:e}");
+            assert!(
+                (u - v).abs() <= 1e-5 * max,
+                "{what}[{i}]: cpu {u:e} gpu {v:e}"
+            );
         }
     };
-    close(&c.adam.m.opacity_logits, &d.adam.m.opacity_logits, "opacity moments");
+    close(
+        &c.adam.m.opacity_logits,
+        &d.adam.m.opacity_logits,
+        "opacity moments",
+    );
     close(
         c.adam.m.log_scales.as_flattened(),
         d.adam.m.log_scales.as_flattened(),
@@ -556,7 +567,14 @@ fn position_noise_has_the_cpu_distribution() {
     for k in 0..3 {
         let sd = (gate * scale * scales[k] * scales[k]) as f64;
         let got = (var[k] / half).sqrt();
-        assert!((got / sd - 1.0).abs() < 0.02, "axis {k}: sd {got:e}, formula {sd:e}");
-        assert!((mean[k] / half).abs() < 5.0 * sd / half.sqrt(), "axis {k}: mean {}", mean[k] / half);
+        assert!(
+            (got / sd - 1.0).abs() < 0.02,
+            "axis {k}: sd {got:e}, formula {sd:e}"
+        );
+        assert!(
+            (mean[k] / half).abs() < 5.0 * sd / half.sqrt(),
+            "axis {k}: mean {}",
+            mean[k] / half
+        );
     }
 }
