@@ -359,6 +359,29 @@ __device__ __forceinline__ float unit_float(unsigned long long key) {
     return (float)(hash_u32(key) >> 8) * (1.0f / 16777216.0f);
 }
 
+// A standard normal sample for `key` (Box-Muller; u1 kept away from 0 so the log is finite).
+__device__ __forceinline__ float hash_normal(unsigned long long key) {
+    float u1 = fmaxf(unit_float(key * 2 + 1), 1.1920929e-7f);
+    float u2 = unit_float(key * 2 + 2);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+// The rotation matrix of the quaternion (w, x, y, z) at `q`, normalised first.
+__device__ __forceinline__ void quat_rotation(const float* q, float r[3][3]) {
+    float qw = q[0], qx = q[1], qy = q[2], qz = q[3];
+    float qn = fmaxf(sqrtf(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12f);
+    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
+    r[0][0] = 1.0f - 2.0f * (qy * qy + qz * qz);
+    r[0][1] = 2.0f * (qx * qy - qw * qz);
+    r[0][2] = 2.0f * (qx * qz + qw * qy);
+    r[1][0] = 2.0f * (qx * qy + qw * qz);
+    r[1][1] = 1.0f - 2.0f * (qx * qx + qz * qz);
+    r[1][2] = 2.0f * (qy * qz - qw * qx);
+    r[2][0] = 2.0f * (qx * qz - qw * qy);
+    r[2][1] = 2.0f * (qy * qz + qw * qx);
+    r[2][2] = 1.0f - 2.0f * (qx * qx + qy * qy);
+}
+
 // MCMC's position noise (splat-core's densify::add_position_noise, drawn from this file's
 // counter hash instead of the CPU's ChaCha stream, so the same distribution, not the same
 // sample): mean += R S^2 R^T z with z ~ N(0, I) * scale * sigmoid(-k (opacity - t)).
@@ -373,20 +396,13 @@ extern "C" __global__ void position_noise(int n, unsigned long long seed, float 
     float gate = scale / (1.0f + expf(k * (o - t)));
     // Opaque Gaussians (nearly all of them) stay where they are.
     if (gate == 0.0f) return;
-    float qw = quats[4 * i], qx = quats[4 * i + 1], qy = quats[4 * i + 2], qz = quats[4 * i + 3];
-    float qn = fmaxf(sqrtf(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12f);
-    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
-    float r[3][3] = {
-        {1.0f - 2.0f * (qy * qy + qz * qz), 2.0f * (qx * qy - qw * qz), 2.0f * (qx * qz + qw * qy)},
-        {2.0f * (qx * qy + qw * qz), 1.0f - 2.0f * (qx * qx + qz * qz), 2.0f * (qy * qz - qw * qx)},
-        {2.0f * (qx * qz - qw * qy), 2.0f * (qy * qz + qw * qx), 1.0f - 2.0f * (qx * qx + qy * qy)}};
+    float r[3][3];
+    quat_rotation(quats + 4 * i, r);
     float z[3], local[3];
     for (int c = 0; c < 3; c++) {
         unsigned long long key = seed * 0x9e3779b97f4a7c15ull + ((unsigned long long)i << 2) +
                                  (unsigned long long)c;
-        float u1 = fmaxf(unit_float(key * 2 + 1), 1.1920929e-7f);
-        float u2 = unit_float(key * 2 + 2);
-        z[c] = sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2) * gate;
+        z[c] = hash_normal(key) * gate;
     }
     // R^T z, scaled by S^2, rotated back.
     for (int c = 0; c < 3; c++) {
@@ -411,23 +427,15 @@ extern "C" __global__ void densify_children(int n, unsigned long long seed, floa
                                             float* __restrict__ out_log_scales) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n || !(flags[i] & D_KEEP_CHILD0)) return;
-    float qw = quats[4 * i], qx = quats[4 * i + 1], qy = quats[4 * i + 2], qz = quats[4 * i + 3];
-    float qn = fmaxf(sqrtf(qw * qw + qx * qx + qy * qy + qz * qz), 1e-12f);
-    qw /= qn; qx /= qn; qy /= qn; qz /= qn;
-    float r[3][3] = {
-        {1.0f - 2.0f * (qy * qy + qz * qz), 2.0f * (qx * qy - qw * qz), 2.0f * (qx * qz + qw * qy)},
-        {2.0f * (qx * qy + qw * qz), 1.0f - 2.0f * (qx * qx + qz * qz), 2.0f * (qy * qz - qw * qx)},
-        {2.0f * (qx * qz - qw * qy), 2.0f * (qy * qz + qw * qx), 1.0f - 2.0f * (qx * qx + qy * qy)}};
+    float r[3][3];
+    quat_rotation(quats + 4 * i, r);
     unsigned int o = offsets[2 * n + i];
     for (int c = 0; c < 2; c++) {
         float local[3];
         for (int k = 0; k < 3; k++) {
             unsigned long long key = seed * 0x9e3779b97f4a7c15ull + ((unsigned long long)i << 3) +
                                      (unsigned long long)(c * 3 + k);
-            float u1 = fmaxf(unit_float(key * 2 + 1), 1.1920929e-7f);
-            float u2 = unit_float(key * 2 + 2);
-            float z = sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
-            local[k] = z * cr_expf(log_scales[3 * i + k]);
+            local[k] = hash_normal(key) * cr_expf(log_scales[3 * i + k]);
         }
         float* m = out_means + (size_t)(o + c) * 3;
         float* ls = out_log_scales + (size_t)(o + c) * 3;
