@@ -48,8 +48,10 @@ fn reference(dir: &Path) -> Result<Vec<(String, Pose)>, Box<dyn Error>> {
         if v.len() < 24 {
             return Err(format!("{}: expected 24 numbers", p.display()).into());
         }
-        let r = DMat3::from_cols_array(&[v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20]])
-            .transpose();
+        let r = DMat3::from_cols_array(&[
+            v[12], v[13], v[14], v[15], v[16], v[17], v[18], v[19], v[20],
+        ])
+        .transpose();
         let c = DVec3::new(v[21], v[22], v[23]);
         let rotation = r.transpose();
         out.push((
@@ -103,7 +105,11 @@ fn main() -> Result<(), Box<dyn Error>> {
                 gt.push(*p);
             }
         }
-        println!("reference: {} of {} images in the model", est.len(), truth.len());
+        println!(
+            "reference: {} of {} images in the model",
+            est.len(),
+            truth.len()
+        );
         if let Some(e) = relative_pose_errors(&est, &gt) {
             println!(
                 "AUC@1/3/5/10 {:.2} {:.2} {:.2} {:.2}, rot median {:.4} deg, trans median {:.4} deg",

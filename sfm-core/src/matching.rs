@@ -277,7 +277,10 @@ const CHUNK_BLOCKS: usize = 16;
 /// compare-and-branch per score.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn best_two_avx2(a: &DescriptorSet, b: &DescriptorSet) -> (Vec<(f32, f32, u32)>, Vec<(f32, u32)>) {
+unsafe fn best_two_avx2(
+    a: &DescriptorSet,
+    b: &DescriptorSet,
+) -> (Vec<(f32, f32, u32)>, Vec<(f32, u32)>) {
     use std::arch::x86_64::*;
     const W: usize = 16;
     let na = a.n.div_ceil(TA) * TA;
@@ -320,10 +323,8 @@ unsafe fn best_two_avx2(a: &DescriptorSet, b: &DescriptorSet) -> (Vec<(f32, f32,
                 for h in 0..2 {
                     let jv = _mm256_add_epi32(lane, _mm256_set1_epi32(base + 8 * h as i32));
                     // Padding columns score as f32::MIN: never a best or second best.
-                    let valid = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
-                        _mm256_set1_epi32(b.n as i32),
-                        jv,
-                    ));
+                    let valid =
+                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(b.n as i32), jv));
                     let cs = col_s.as_mut_ptr().add(blk * W + 8 * h);
                     let ci = col_i.as_mut_ptr().add(blk * W + 8 * h) as *mut __m256i;
                     let mut bs = _mm256_loadu_ps(cs);
@@ -544,7 +545,8 @@ mod tests {
             // B shares some rows of A so that strong matches exist too.
             let mut b = set(nb, seed + 100, true);
             for j in 0..nb.min(na) / 2 {
-                b.data[j * 128..(j + 1) * 128].copy_from_slice(&a.data[2 * j * 128..(2 * j + 1) * 128]);
+                b.data[j * 128..(j + 1) * 128]
+                    .copy_from_slice(&a.data[2 * j * 128..(2 * j + 1) * 128]);
             }
             for opt in [&strict, &loose, &mutual_only] {
                 let fast = match_descriptors(&a, &b, opt);

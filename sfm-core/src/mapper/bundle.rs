@@ -282,7 +282,8 @@ fn schur_part(
                 }
                 let mut t = [0.0f64; 3];
                 for j in 0..3 {
-                    t[j] = wa[a][0] * vi[j * 3] + wa[a][1] * vi[j * 3 + 1] + wa[a][2] * vi[j * 3 + 2];
+                    t[j] =
+                        wa[a][0] * vi[j * 3] + wa[a][1] * vi[j * 3 + 1] + wa[a][2] * vi[j * 3 + 2];
                 }
                 part.rhs[l.idx[a]] += t[0] * gp[p][0] + t[1] * gp[p][1] + t[2] * gp[p][2];
                 act.push((l.idx[a], t, wa[a]));
@@ -383,8 +384,7 @@ pub fn bundle_adjust(
     for it in 0..cfg.max_iters {
         summary.iterations = it + 1;
         lins.clear();
-        used
-            .par_iter()
+        used.par_iter()
             .map(|&o| linearise(&obs[o], cams, poses, pts, &lay, cfg, c2))
             .collect_into_vec(&mut lins);
         let mut u = vec![0.0f64; nc * nc];
@@ -418,7 +418,8 @@ pub fn bundle_adjust(
                         for i in 0..3 {
                             g[i] += l.w * (l.jp[0][i] * l.r[0] + l.jp[1][i] * l.r[1]);
                             for j in 0..3 {
-                                v[i * 3 + j] += l.w * (l.jp[0][i] * l.jp[0][j] + l.jp[1][i] * l.jp[1][j]);
+                                v[i * 3 + j] +=
+                                    l.w * (l.jp[0][i] * l.jp[0][j] + l.jp[1][i] * l.jp[1][j]);
                             }
                         }
                     }
@@ -432,7 +433,16 @@ pub fn bundle_adjust(
                 .par_chunks(chunk)
                 .enumerate()
                 .map(|(ci, lists)| {
-                    schur_part(ci * chunk, lists, &lins, &vmat, &gp, &cfg.point_var, lambda, nc)
+                    schur_part(
+                        ci * chunk,
+                        lists,
+                        &lins,
+                        &vmat,
+                        &gp,
+                        &cfg.point_var,
+                        lambda,
+                        nc,
+                    )
                 })
                 .collect();
             let mut s = u.clone();
@@ -448,7 +458,9 @@ pub fn bundle_adjust(
             let mut rhs: Vec<f64> = gc.iter().map(|v| -v).collect();
             let mut vinv: Vec<Option<[f64; 9]>> = Vec::with_capacity(pts.len());
             for part in parts {
-                s.par_iter_mut().zip(part.s.par_iter()).for_each(|(x, d)| *x -= d);
+                s.par_iter_mut()
+                    .zip(part.s.par_iter())
+                    .for_each(|(x, d)| *x -= d);
                 for (x, d) in rhs.iter_mut().zip(&part.rhs) {
                     *x += d;
                 }
