@@ -251,7 +251,10 @@ fn schur_part(
         rhs: vec![0.0; nc],
         vinv: vec![None; lists.len()],
     };
-    let mut blocks: Vec<(&Lin, [[f64; 3]; NP], [[f64; 3]; NP])> = Vec::new();
+    // Active camera-side parameters of each observation of the point: (reduced-system index,
+    // row of T = W V^-1, row of W); `blocks` holds each observation's range in `act`.
+    let mut act: Vec<(usize, [f64; 3], [f64; 3])> = Vec::new();
+    let mut blocks: Vec<(usize, usize)> = Vec::new();
     for (k, list) in lists.iter().enumerate() {
         let p = first + k;
         if !point_var[p] || list.is_empty() {
@@ -267,36 +270,44 @@ fn schur_part(
         if nc == 0 {
             continue;
         }
-        // T_a = W_a V^-1.
+        act.clear();
         blocks.clear();
         for &o in list {
             let Some(l) = &lins[o] else { continue };
             let wa = l.w_block();
-            let mut t = [[0.0f64; 3]; NP];
+            let start = act.len();
             for a in 0..NP {
+                if l.idx[a] == NONE {
+                    continue;
+                }
+                let mut t = [0.0f64; 3];
                 for j in 0..3 {
-                    t[a][j] =
+                    t[j] =
                         wa[a][0] * vi[j * 3] + wa[a][1] * vi[j * 3 + 1] + wa[a][2] * vi[j * 3 + 2];
                 }
-                if l.idx[a] != NONE {
-                    part.rhs[l.idx[a]] +=
-                        t[a][0] * gp[p][0] + t[a][1] * gp[p][1] + t[a][2] * gp[p][2];
+                part.rhs[l.idx[a]] += t[0] * gp[p][0] + t[1] * gp[p][1] + t[2] * gp[p][2];
+                act.push((l.idx[a], t, wa[a]));
+            }
+            blocks.push((start, act.len()));
+        }
+        // S -= sum over observation pairs (a, b) of T_a W_b^T. V^-1 is symmetric, so the
+        // (b, a) term is the transpose of the (a, b) term: each unordered pair is computed
+        // once and written to both places, half the work of visiting ordered pairs.
+        for (bi, &(s0, e0)) in blocks.iter().enumerate() {
+            for x in s0..e0 {
+                let (r, t, _) = act[x];
+                let row = &mut part.s[r * nc..(r + 1) * nc];
+                for &(c, _, w) in &act[s0..e0] {
+                    row[c] += t[0] * w[0] + t[1] * w[1] + t[2] * w[2];
                 }
             }
-            blocks.push((l, wa, t));
-        }
-        for (la, _, ta) in &blocks {
-            for (lb, wb, _) in &blocks {
-                for a in 0..NP {
-                    if la.idx[a] == NONE {
-                        continue;
-                    }
-                    let row = &mut part.s[la.idx[a] * nc..(la.idx[a] + 1) * nc];
-                    for b in 0..NP {
-                        if lb.idx[b] != NONE {
-                            row[lb.idx[b]] +=
-                                ta[a][0] * wb[b][0] + ta[a][1] * wb[b][1] + ta[a][2] * wb[b][2];
-                        }
+            for &(s1, e1) in &blocks[bi + 1..] {
+                for x in s0..e0 {
+                    let (r, t, _) = act[x];
+                    for &(c, _, w) in &act[s1..e1] {
+                        let m = t[0] * w[0] + t[1] * w[1] + t[2] * w[2];
+                        part.s[r * nc + c] += m;
+                        part.s[c * nc + r] += m;
                     }
                 }
             }
@@ -351,7 +362,8 @@ pub fn bundle_adjust(
     let mut used = Vec::new();
     for (o, ob) in obs.iter().enumerate() {
         if cfg.point_var[ob.point] || pose_off[ob.image] != NONE || intr_off[ob.camera] != NONE {
-            by_point[ob.point].push(o);
+            // Lists index `used` (and so `lins`), not `obs`.
+            by_point[ob.point].push(used.len());
             used.push(o);
         }
     }
@@ -367,18 +379,14 @@ pub fn bundle_adjust(
     }
     let chunk = schur_chunk(pts.len(), nc);
     let mut lambda = 1e-4;
-    let mut lins: Vec<Option<Lin>> = Vec::with_capacity(obs.len());
+    // One linearisation per used observation, in the order of `used`.
+    let mut lins: Vec<Option<Lin>> = Vec::with_capacity(used.len());
     for it in 0..cfg.max_iters {
         summary.iterations = it + 1;
         lins.clear();
-        lins.resize_with(obs.len(), || None);
-        let fresh: Vec<Option<Lin>> = used
-            .par_iter()
+        used.par_iter()
             .map(|&o| linearise(&obs[o], cams, poses, pts, &lay, cfg, c2))
-            .collect();
-        for (&o, l) in used.iter().zip(fresh) {
-            lins[o] = l;
-        }
+            .collect_into_vec(&mut lins);
         let mut u = vec![0.0f64; nc * nc];
         let mut gc = vec![0.0f64; nc];
         for lin in lins.iter().flatten() {
