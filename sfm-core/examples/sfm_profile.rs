@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use glam::{DMat3, DVec3};
 use sfm_core::colmap;
 use sfm_core::eval::{relative_pose_errors, Pose};
-use sfm_core::pipeline::{run, SfmOptions};
+use sfm_core::{run, SfmOptions};
 
 /// Reference poses by image name.
 fn reference(dir: &Path) -> Result<Vec<(String, Pose)>, Box<dyn Error>> {
