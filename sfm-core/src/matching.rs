@@ -160,6 +160,24 @@ fn has_avx2() -> bool {
     }
 }
 
+/// The layouts both scoring paths read: A padded with zero rows to a multiple of `TA`, and B
+/// transposed per block of `cols` columns (zero padded); also the padded row count of A and
+/// the number of B blocks.
+fn pack(a: &DescriptorSet, b: &DescriptorSet, cols: usize) -> (Vec<f32>, Vec<f32>, usize, usize) {
+    let na = a.n.div_ceil(TA) * TA;
+    let mut ap = a.data.clone();
+    ap.resize(na * 128, 0.0);
+    let nbb = b.n.div_ceil(cols);
+    let mut bt = vec![0.0f32; nbb * 128 * cols];
+    for j in 0..b.n {
+        let (blk, jj) = (j / cols, j % cols);
+        for k in 0..128 {
+            bt[blk * 128 * cols + k * cols + jj] = b.data[j * 128 + k];
+        }
+    }
+    (ap, bt, na, nbb)
+}
+
 /// Matches descriptors of image A to image B; returns (index in A, index in B) pairs.
 pub fn match_descriptors(
     a: &DescriptorSet,
@@ -190,18 +208,7 @@ fn match_descriptors_tiled(
         return Vec::new();
     }
     let avx2 = has_avx2();
-    // A padded to a multiple of TA rows; B transposed per TB-column block (zero padded).
-    let na = a.n.div_ceil(TA) * TA;
-    let mut ap = a.data.clone();
-    ap.resize(na * 128, 0.0);
-    let nbb = b.n.div_ceil(TB);
-    let mut bt = vec![0.0f32; nbb * 128 * TB];
-    for j in 0..b.n {
-        let (blk, jj) = (j / TB, j % TB);
-        for k in 0..128 {
-            bt[blk * 128 * TB + k * TB + jj] = b.data[j * 128 + k];
-        }
-    }
+    let (ap, bt, na, nbb) = pack(a, b, TB);
     // Best and second-best similarity per row of A; best per column of B for the mutual check.
     let mut best_a = vec![(f32::MIN, f32::MIN, 0u32); a.n];
     let mut best_b = vec![(f32::MIN, 0u32); b.n];
@@ -283,17 +290,7 @@ unsafe fn best_two_avx2(
 ) -> (Vec<(f32, f32, u32)>, Vec<(f32, u32)>) {
     use std::arch::x86_64::*;
     const W: usize = 16;
-    let na = a.n.div_ceil(TA) * TA;
-    let mut ap = a.data.clone();
-    ap.resize(na * 128, 0.0);
-    let nbb = b.n.div_ceil(W);
-    let mut bt = vec![0.0f32; nbb * 128 * W];
-    for j in 0..b.n {
-        let (blk, jj) = (j / W, j % W);
-        for k in 0..128 {
-            bt[blk * 128 * W + k * W + jj] = b.data[j * 128 + k];
-        }
-    }
+    let (ap, bt, na, nbb) = pack(a, b, W);
     let mut best_a = vec![(f32::MIN, f32::MIN, 0u32); a.n];
     let mut col_s = vec![f32::MIN; nbb * W];
     let mut col_i = vec![0i32; nbb * W];
