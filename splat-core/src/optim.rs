@@ -39,6 +39,43 @@ pub struct Adam {
     pub eps: f32,
 }
 
+/// The bias-corrected Adam rule at one step count `t` (from 1): computed once per step and
+/// applied to every parameter group, and to anything else the trainer optimises (the
+/// exposure transforms).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamRule {
+    b1: f32,
+    b2: f32,
+    eps: f32,
+    bc1: f32,
+    sbc2: f32,
+}
+
+impl AdamRule {
+    /// The rule with betas `(b1, b2)` and `eps` at step `t`.
+    pub fn new((b1, b2): (f32, f32), eps: f32, t: u64) -> Self {
+        let t = t.min(i32::MAX as u64) as i32;
+        Self {
+            b1,
+            b2,
+            eps,
+            bc1: 1.0 - b1.powi(t),
+            sbc2: (1.0 - b2.powi(t)).sqrt(),
+        }
+    }
+
+    /// One update of `p` along `g` with moments `m` and `v` at learning rate `lr`.
+    pub fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32) {
+        let (b1, b2) = (self.b1, self.b2);
+        let step = lr / self.bc1;
+        for i in 0..p.len() {
+            m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+            p[i] -= step * m[i] / (v[i].sqrt() / self.sbc2 + self.eps);
+        }
+    }
+}
+
 impl Adam {
     /// Fresh state for `params` with 3DGS's constants (0.9, 0.999, 1e-15).
     pub fn new(params: &Gaussians) -> Self {
@@ -55,17 +92,9 @@ impl Adam {
     /// One update of `params` with gradients `grads`.
     pub fn step(&mut self, params: &mut Gaussians, grads: &Gaussians, lr: &GroupRates) {
         self.step += 1;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let bc1 = 1.0 - b1.powi(self.step.min(i32::MAX as u64) as i32);
-        let bc2 = 1.0 - b2.powi(self.step.min(i32::MAX as u64) as i32);
+        let rule = AdamRule::new((self.beta1, self.beta2), self.eps, self.step);
         let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], lr: f32| {
-            let step = lr / bc1;
-            let sbc2 = bc2.sqrt();
-            for i in 0..p.len() {
-                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-                p[i] -= step * m[i] / (v[i].sqrt() / sbc2 + eps);
-            }
+            rule.apply(p, g, m, v, lr)
         };
         update(
             params.means.as_flattened_mut(),

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::exposure::{Exposure, IDENTITY};
+use crate::optim::AdamRule;
 
 /// Exposure compensation settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,10 +33,12 @@ impl ExposureConfig {
     /// The learning rate at `iteration` of `iterations`.
     pub fn rate(&self, iteration: usize, iterations: usize) -> f32 {
         let t = iteration as f32 / iterations.max(1) as f32;
-        if self.lr <= 0.0 || self.lr_final <= 0.0 {
-            return self.lr * (1.0 - t);
+        if self.lr > 0.0 && self.lr_final > 0.0 {
+            super::schedule::log_lerp(self.lr, self.lr_final, t)
+        } else {
+            // A zero end has no logarithm: decay linearly instead.
+            self.lr * (1.0 - t)
         }
-        self.lr * (self.lr_final / self.lr).powf(t)
     }
 }
 
@@ -78,14 +81,13 @@ impl Exposures {
         let Some(e) = self.views.get_mut(v) else {
             return;
         };
-        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-15f32);
         e.steps += 1;
-        let bc1 = 1.0 - b1.powi(e.steps as i32);
-        let bc2 = 1.0 - b2.powi(e.steps as i32);
-        for k in 0..12 {
-            e.first[k] = b1 * e.first[k] + (1.0 - b1) * grad[k];
-            e.second[k] = b2 * e.second[k] + (1.0 - b2) * grad[k] * grad[k];
-            e.m[k] -= lr * (e.first[k] / bc1) / ((e.second[k] / bc2).sqrt() + eps);
-        }
+        AdamRule::new((0.9, 0.999), 1e-15, e.steps as u64).apply(
+            &mut e.m,
+            grad,
+            &mut e.first,
+            &mut e.second,
+            lr,
+        );
     }
 }
