@@ -87,7 +87,11 @@ pub fn ensure_writable_dir(dir: impl AsRef<Path>) -> Result<(), IoError> {
 pub fn free_space(path: impl AsRef<Path>) -> Option<u64> {
     let mut p = path.as_ref();
     while !p.exists() {
-        p = p.parent().filter(|q| !q.as_os_str().is_empty())?;
+        p = match p.parent()? {
+            // A relative path's last ancestor is the working directory.
+            q if q.as_os_str().is_empty() => Path::new("."),
+            q => q,
+        };
     }
     statvfs_free(p)
 }
@@ -480,6 +484,8 @@ mod tests {
         let again = free_space(&missing).expect("nearest existing ancestor");
         // Other processes write meanwhile: same order of magnitude, not equality.
         assert!(again > free / 2 && again < free.saturating_mul(2));
+        // A relative path whose folders do not exist yet is measured where it would be made.
+        assert!(free_space("spaceport-no-such-dir/deeper").is_some());
     }
 
     #[test]

@@ -247,7 +247,7 @@ fn schur_part(
     nc: usize,
 ) -> SchurPart {
     let mut part = SchurPart {
-        s: vec![0.0; if nc > 0 { nc * nc } else { 0 }],
+        s: vec![0.0; nc * nc],
         rhs: vec![0.0; nc],
         vinv: vec![None; lists.len()],
     };
