@@ -204,9 +204,6 @@ fn match_descriptors_tiled(
     b: &DescriptorSet,
     opt: &MatchOptions,
 ) -> Vec<(u32, u32)> {
-    if a.n == 0 || b.n < 2 {
-        return Vec::new();
-    }
     let avx2 = has_avx2();
     let (ap, bt, na, nbb) = pack(a, b, TB);
     // Best and second-best similarity per row of A; best per column of B for the mutual check.

@@ -176,14 +176,10 @@ impl<T: Float> Splats<T> {
     pub fn retain_mask(&mut self, keep: &[bool]) {
         debug_assert_eq!(keep.len(), self.len());
         let nsh = self.sh_coeffs() * 3;
-        let mut k = keep.iter();
-        self.means.retain(|_| *k.next().unwrap_or(&false));
-        let mut k = keep.iter();
-        self.log_scales.retain(|_| *k.next().unwrap_or(&false));
-        let mut k = keep.iter();
-        self.quats.retain(|_| *k.next().unwrap_or(&false));
-        let mut k = keep.iter();
-        self.opacity_logits.retain(|_| *k.next().unwrap_or(&false));
+        retain_flagged(&mut self.means, keep);
+        retain_flagged(&mut self.log_scales, keep);
+        retain_flagged(&mut self.quats, keep);
+        retain_flagged(&mut self.opacity_logits, keep);
         let mut out = Vec::with_capacity(self.means.len() * nsh);
         for (i, chunk) in self.sh.chunks(nsh).enumerate() {
             if keep[i] {
@@ -215,4 +211,11 @@ impl<T: Float> Splats<T> {
         self.opacity_logits.extend(std::iter::repeat_n(z, count));
         self.sh.extend(std::iter::repeat_n(z, count * nsh));
     }
+}
+
+/// Keeps the elements of `v` whose `keep` flag is set, in order (elements past the flags drop):
+/// the rule every per-Gaussian array follows when Gaussians are pruned.
+pub(crate) fn retain_flagged<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut k = keep.iter();
+    v.retain(|_| *k.next().unwrap_or(&false));
 }

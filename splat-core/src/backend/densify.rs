@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::types::SessionState;
-use crate::gaussians::{logit, sigmoid, Gaussians};
+use crate::gaussians::{logit, retain_flagged, sigmoid, Gaussians};
 use crate::optim::Adam;
 
 /// A split child's scales are its parent's divided by this (3DGS's 1.6).
@@ -113,12 +113,9 @@ pub fn compact(st: &mut SessionState, keep: &[bool]) {
     st.params.retain_mask(keep);
     st.adam.retain_mask(keep);
     let s = &mut st.stats;
-    let mut k = keep.iter();
-    s.grad_accum.retain(|_| *k.next().unwrap_or(&false));
-    let mut k = keep.iter();
-    s.count.retain(|_| *k.next().unwrap_or(&false));
-    let mut k = keep.iter();
-    s.max_radius.retain(|_| *k.next().unwrap_or(&false));
+    retain_flagged(&mut s.grad_accum, keep);
+    retain_flagged(&mut s.count, keep);
+    retain_flagged(&mut s.max_radius, keep);
 }
 
 /// Overwrites the Gaussians at `idx` with `g` and zeroes their moments and statistics (their
