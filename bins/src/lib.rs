@@ -4,6 +4,7 @@
 //! The `spaceport` command line is a thin layer over this crate: it parses arguments, turns
 //! [`Events`] into progress bars and messages, and prints errors. Everything else lives here:
 //!
+//! - [`args`]: the command line's grammar (clap) and how it resolves into the options below;
 //! - [`pipeline`]: the controller: [`Input`], the stage graph and its order, one function per
 //!   stage, [`pipeline::run`];
 //! - [`job`]: the job manifest `job.json` (per stage status, times, metrics, artifacts);
@@ -49,6 +50,7 @@
 //! # }
 //! ```
 
+pub mod args;
 pub mod config;
 pub mod estimate;
 pub mod eval;

@@ -1,13 +1,69 @@
-//! Arguments of the subcommands. Named flags that change a setting are shorthands for
-//! `--set KEY=VALUE` and go through the same overlay as config files (applied after them).
+//! The command line's grammar as a schema: every subcommand's arguments (clap derive) and how
+//! they resolve into this library's options, so that the binary only parses and prints and
+//! another front end (or a test) gets the same meaning from the same arguments.
+//!
+//! Named flags that change a setting are shorthands for `--set KEY=VALUE` and go through the
+//! same overlay as config files (applied after them), so the config structs stay the one schema.
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, Parser, Subcommand};
 use serde_yaml::Value;
-use spaceport::tools::SogFormat;
-use spaceport::{Device, Preset, Sort, StageName};
 use splat_core::config::{flag_assignment as set, parse_assignment};
+use splat_core::train::TrainConfig;
+
+use crate::tools::SogFormat;
+use crate::training::TrainJob;
+use crate::{Device, Input, PipelineError, Preset, Recipe, RunConfig, RunOptions, Sort, StageName};
+
+/// `spaceport`: the command line.
+#[derive(Parser)]
+#[command(
+    name = "spaceport",
+    version,
+    about = "Photos to a trained, compressed 3D Gaussian Splatting scene"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Photos in, trained splat and .sog out: sfm -> train -> compress -> report, resumable
+    /// (job.json). With no input it runs on the built-in scene.
+    Run(RunArgs),
+    /// Render Gaussians to a PNG: a PLY file, or the built-in demo scene when none is given.
+    Render(RenderArgs),
+    /// Train a 3DGS scene from posed images (COLMAP or NeRF/nerfstudio transforms).
+    Train(TrainArgs),
+    /// Structure from motion: a folder of photos to a COLMAP model and undistorted images.
+    Sfm(SfmArgs),
+    /// Compress a 3DGS PLY to PlayCanvas's SOG format.
+    Compress(CompressArgs),
+    /// Decompress a SOG (v1 or v2, bundle or folder) to a 3DGS PLY.
+    Decompress {
+        /// Input `.sog`, SOG folder or its meta.json.
+        input: PathBuf,
+        /// Output PLY.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Print the GPU, driver and memory, and run a short render self-test against the CPU.
+    GpuInfo,
+    /// Look at a .sog, a .ply or a run folder in the browser (a local page on 127.0.0.1).
+    View(ViewArgs),
+    /// Run a grid of training configurations on one scene (results.csv + chart.png).
+    Sweep {
+        /// Sweep description (YAML: scene, downscale, base, grid).
+        spec: PathBuf,
+        /// Output directory.
+        #[arg(long, default_value = "sweep-out")]
+        out: PathBuf,
+    },
+}
 
 /// `--config FILE` and `--set KEY=VALUE`: every command's settings go through the same
 /// overlay (defaults, then the file, then the assignments, then the named flags).
@@ -108,6 +164,34 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The run these arguments ask for, and the recipe its defaults came from: the input, its
+    /// kind's defaults, then `--config`, `--set` and the named flags.
+    pub fn resolve(&self) -> Result<(Recipe, RunOptions), PipelineError> {
+        let input = Input::from_args(
+            self.colmap.as_deref(),
+            self.transforms.as_deref(),
+            self.images.as_deref(),
+        )?;
+        let recipe = Recipe {
+            preset: self.preset,
+            quick: self.quick,
+            ..input.recipe()
+        };
+        let config = RunConfig::load(
+            &recipe,
+            self.settings.config.as_deref(),
+            &self.assignments(),
+        )?;
+        let options = RunOptions {
+            input,
+            out: self.out.clone(),
+            config,
+            device: self.training.device,
+            from: self.from,
+        };
+        Ok((recipe, options))
+    }
+
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
         let [strategy, cap] = self.training.densify("train.");
@@ -152,6 +236,32 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The training settings: defaults, then `--config`, `--set` and the named flags.
+    pub fn config(&self) -> Result<TrainConfig, PipelineError> {
+        Ok(
+            TrainConfig::default()
+                .overlaid(self.settings.config.as_deref(), &self.assignments())?,
+        )
+    }
+
+    /// The training job (an error without `--scene` and `--out`, which only `--dump-config`
+    /// may leave out).
+    pub fn job(&self) -> Result<TrainJob, PipelineError> {
+        let (Some(scene), Some(out)) = (&self.scene, &self.out) else {
+            return Err(PipelineError::Invalid(
+                "--scene and --out are required".into(),
+            ));
+        };
+        Ok(TrainJob {
+            scene: scene.clone(),
+            out: out.clone(),
+            downscale: self.downscale,
+            device: self.training.device,
+            checkpoint_every: self.checkpoint_every,
+            resume: self.resume,
+        })
+    }
+
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
         let white = self.white_background.then_some([1.0f32; 3]);
@@ -184,6 +294,14 @@ pub struct SfmArgs {
 }
 
 impl SfmArgs {
+    /// The SfM settings: the `sfm` section of the defaults, `--config`, `--set` and the flags.
+    pub fn options(&self) -> Result<sfm_core::SfmOptions, PipelineError> {
+        Ok(RunConfig::sfm_options(
+            self.settings.config.as_deref(),
+            &self.assignments(),
+        )?)
+    }
+
     /// `--set` and the named flags, as assignments in the order they apply.
     pub fn assignments(&self) -> Vec<(String, Value)> {
         self.settings
@@ -244,4 +362,71 @@ pub struct ViewArgs {
     /// Write PATH/report.html (report.md, pictures and the viewer in one file) instead of serving.
     #[arg(long)]
     pub html: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let argv = ["spaceport", "run"].iter().chain(argv);
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Run(a)) => a,
+            Ok(_) => panic!("not a run command"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn named_flags_apply_after_set_and_reach_the_config() {
+        let a = run_args(&[
+            "--quick",
+            "--set",
+            "train.iterations=7",
+            "--iters",
+            "9",
+            "--max-gaussians",
+            "1234",
+            "--strategy",
+            "mcmc",
+        ]);
+        let (recipe, o) = a.resolve().unwrap();
+        assert!(recipe.quick);
+        assert!(matches!(o.input, Input::Builtin));
+        assert_eq!(o.config.train.iterations, 9);
+        assert_eq!(o.config.train.densify.max_gaussians, 1234);
+        assert!(matches!(
+            o.config.train.densify.strategy,
+            splat_core::train::config::Strategy::Mcmc
+        ));
+        assert_eq!(o.out, PathBuf::from("spaceport-out"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_when_resolved() {
+        let a = run_args(&["--quick", "--set", "train.lr.opacity=-1"]);
+        assert!(a.resolve().is_err());
+        let a = run_args(&["--quick", "--set", "train.no_such_key=1"]);
+        let e = a.resolve().unwrap_err().to_string();
+        assert!(e.contains("no_such_key"), "{e}");
+    }
+
+    #[test]
+    fn train_needs_scene_and_out_unless_dumping() {
+        let parse =
+            |argv: &[&str]| match Cli::try_parse_from(["spaceport", "train"].iter().chain(argv))
+                .map(|c| c.command)
+            {
+                Ok(Command::Train(a)) => Ok(a),
+                Ok(_) => panic!("not a train command"),
+                Err(e) => Err(e),
+            };
+        assert!(parse(&[]).is_err());
+        let a = parse(&["--dump-config", "--iters", "5"]).unwrap();
+        assert_eq!(a.config().unwrap().iterations, 5);
+        assert!(a.job().is_err());
+        let a = parse(&["--scene", "s", "--out", "o", "--resume"]).unwrap();
+        let job = a.job().unwrap();
+        assert!(job.resume && job.out == PathBuf::from("o"));
+    }
 }
