@@ -288,11 +288,11 @@ def init_gaussians(args, sfm_points, rng):
         xyz, rgb = sfm_points
         sh0 = (rgb.astype(np.float64) / 255.0 - 0.5) / SH_C0
     d2 = np.maximum(knn_mean_sq_dist(xyz.astype(np.float64)), 1e-7)
-    log_scales = np.repeat(np.log(np.sqrt(d2))[:, None], 3, axis=1)
+    log_scales = np.repeat(np.log(np.sqrt(d2) * args.init_scale)[:, None], 3, axis=1)
     n = len(xyz)
     quats = np.zeros((n, 4))
     quats[:, 0] = 1.0
-    opac_logit = np.full((n,), math.log(0.1 / 0.9))
+    opac_logit = np.full((n,), math.log(args.init_opa / (1.0 - args.init_opa)))
     k_rest = (args.sh_degree + 1) ** 2 - 1
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
     return {
@@ -394,7 +394,8 @@ def train(args):
 
     if args.strategy == "mcmc":
         # gsplat's MCMC recipe (simple_trainer's MCMC defaults): its strategy, L1 opacity and
-        # scale regularisers in the loss, the means' learning rate for the position noise.
+        # scale regularisers in the loss, the means' learning rate for the position noise
+        # (simple_trainer also starts MCMC at --init-opa 0.5 --init-scale 0.1: pass them).
         from gsplat.strategy import MCMCStrategy
 
         strategy = MCMCStrategy(cap_max=args.cap_max)
@@ -595,6 +596,10 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategy", choices=["default", "mcmc"], default="default")
     ap.add_argument("--cap-max", type=int, default=1_000_000, help="MCMC: Gaussian cap")
+    # simple_trainer.py's MCMC config uses --init-opa 0.5 --init-scale 0.1; the defaults are
+    # 3DGS's (and were used for the MCMC runs recorded before 2026-12-04).
+    ap.add_argument("--init-opa", type=float, default=0.1, help="initial opacity")
+    ap.add_argument("--init-scale", type=float, default=1.0, help="factor on the kNN initial scale")
     ap.add_argument("--log-every", type=int, default=1000)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--note", default="")

@@ -163,19 +163,15 @@ pub fn ensure_output_dir(dir: &Path) -> Result<()> {
     })
 }
 
-/// Moves `from` over `to`, removing what was at `to` first (both in the output folder, so the
-/// rename is atomic for files and quick for folders).
+/// Moves the finished `from` over `to` (both in the output folder): the old `to` stays in place
+/// until the new one is, so a failure or Ctrl-C never leaves `to` missing.
 pub fn replace_path(from: &Path, to: &Path) -> Result<()> {
-    if to.is_dir() {
-        std::fs::remove_dir_all(to).map_err(|e| PipelineError::io(to, e))?;
-    } else if to.exists() {
-        std::fs::remove_file(to).map_err(|e| PipelineError::io(to, e))?;
-    }
-    std::fs::rename(from, to).map_err(|e| {
+    spaceport_io::replace_dir(from, to).map_err(|e| {
         PipelineError::Invalid(format!(
-            "cannot move {} to {}: {e}",
+            "cannot move {} to {}: {}",
             from.display(),
-            to.display()
+            to.display(),
+            e.source
         ))
     })
 }

@@ -224,9 +224,10 @@ fn create_temp_dir(dir: &Path) -> Result<PathBuf, IoError> {
     }
 }
 
-/// Renames the finished `tmp` to `dir`, moving an existing `dir` aside first (a rename cannot
-/// replace a non-empty directory) and restoring it if the second rename fails.
-fn replace_dir(tmp: &Path, dir: &Path) -> Result<(), IoError> {
+/// Puts the finished file or folder `tmp` at `dir` (a sibling, so the move is a rename), moving
+/// whatever is at `dir` aside first (a rename cannot replace a non-empty directory) and
+/// restoring it if the second rename fails, so `dir` is never left missing or half-written.
+pub fn replace_dir(tmp: &Path, dir: &Path) -> Result<(), IoError> {
     let existing = fs::symlink_metadata(dir).is_ok();
     if !existing {
         return fs::rename(tmp, dir).map_err(|e| IoError::new(dir, e));

@@ -49,6 +49,8 @@ pub struct InitOptions {
     pub seed: u64,
     /// Opacity every Gaussian starts with (3DGS: 0.1).
     pub initial_opacity: f32,
+    /// Factor on the neighbour-distance scale (3DGS: 1; gsplat's MCMC recipe: 0.1).
+    pub scale_factor: f32,
     /// Lower bound on the neighbour distance, so duplicate points do not get a zero (−∞ log) scale.
     pub min_distance: f32,
 }
@@ -60,6 +62,7 @@ impl Default for InitOptions {
             max_points: None,
             seed: 0,
             initial_opacity: 0.1,
+            scale_factor: 1.0,
             min_distance: 1e-7,
         }
     }
@@ -77,6 +80,12 @@ impl InitOptions {
             return Err(InitError::BadOptions(format!(
                 "initial opacity {} not in (0, 1)",
                 self.initial_opacity
+            )));
+        }
+        if !(self.scale_factor > 0.0 && self.scale_factor.is_finite()) {
+            return Err(InitError::BadOptions(format!(
+                "scale factor {} not positive",
+                self.scale_factor
             )));
         }
         if !(self.min_distance > 0.0 && self.min_distance.is_finite()) {
@@ -240,9 +249,10 @@ fn build(points: &[[f32; 3]], colors: &[[f32; 3]], opts: &InitOptions) -> Gaussi
     let per = g.sh_coeffs() * 3;
     let mut sh = vec![0.0f32; per];
     let op = logit(opts.initial_opacity);
+    let ln_factor = opts.scale_factor.ln();
     for (i, p) in points.iter().enumerate() {
         // A lone point has no neighbours; give it the clamped minimum like a duplicate.
-        let s = 0.5 * d2[i].max(min_d2).ln();
+        let s = 0.5 * d2[i].max(min_d2).ln() + ln_factor;
         for c in 0..3 {
             sh[c] = rgb_to_sh_dc(colors[i][c]);
         }
@@ -306,6 +316,33 @@ mod tests {
             assert!(sh[3..].iter().all(|&v| v == 0.0));
         }
         assert!((sigmoid(g.opacity_logits[0]) - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn scale_factor_and_opacity_options_apply() {
+        let pts = grid(4, 0.5);
+        let cols = vec![[0.5f32; 3]; pts.len()];
+        let plain = from_points(&pts, &cols, &InitOptions::default()).unwrap();
+        let opts = InitOptions {
+            scale_factor: 0.1,
+            initial_opacity: 0.5,
+            ..Default::default()
+        };
+        let g = from_points(&pts, &cols, &opts).unwrap();
+        for i in 0..g.len() {
+            for a in 0..3 {
+                let d = g.log_scales[i][a] - plain.log_scales[i][a];
+                assert!((d - 0.1f32.ln()).abs() < 1e-5, "{d}");
+            }
+            assert!((g.opacity(i) - 0.5).abs() < 1e-6);
+        }
+        for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            let opts = InitOptions {
+                scale_factor: bad,
+                ..Default::default()
+            };
+            assert!(from_points(&pts, &cols, &opts).is_err(), "{bad}");
+        }
     }
 
     #[test]

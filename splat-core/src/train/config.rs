@@ -132,8 +132,11 @@ pub struct InitConfig {
     /// Half-side of the random box centred at the origin, in scene units (3DGS's synthetic
     /// scenes: 1.3); `null` uses 0.25 x the camera extent.
     pub random_box: Option<f32>,
-    /// Initial opacity.
+    /// Initial opacity (3DGS: 0.1; gsplat's MCMC recipe: 0.5).
     pub opacity: f32,
+    /// Factor on the initial scales from the neighbour distance (3DGS: 1; gsplat's MCMC
+    /// recipe: 0.1).
+    pub scale: f32,
 }
 
 impl Default for InitConfig {
@@ -144,6 +147,7 @@ impl Default for InitConfig {
             random_count: 100_000,
             random_box: None,
             opacity: 0.1,
+            scale: 1.0,
         }
     }
 }
@@ -366,6 +370,12 @@ impl TrainConfig {
         }
         if !(self.init.opacity > 0.0 && self.init.opacity < 1.0) {
             return bad(format!("init.opacity {} not in (0, 1)", self.init.opacity));
+        }
+        if !(self.init.scale > 0.0 && self.init.scale.is_finite()) {
+            return bad(format!(
+                "init.scale {} is not a positive number",
+                self.init.scale
+            ));
         }
         // A NaN or negative rate is accepted by Adam and silently ruins the run, so it is
         // refused when the config is loaded.

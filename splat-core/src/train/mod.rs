@@ -253,6 +253,7 @@ pub fn initial_gaussians(
         max_points: cfg.init.max_points,
         seed: cfg.seed,
         initial_opacity: cfg.init.opacity,
+        scale_factor: cfg.init.scale,
         ..Default::default()
     };
     let use_sfm = match cfg.init.mode {
