@@ -190,7 +190,7 @@ fn interrupted(message: &str) -> CmdResult {
 fn cmd_sfm(a: cli::SfmArgs, con: &Console) -> CmdResult {
     let opts = RunConfig::sfm_options(a.settings.config.as_deref(), &a.assignments())?;
     spaceport::ensure_output_dir(&a.out)?;
-    let r = tools::sfm(&opts, &a.images, &a.out, con)?;
+    let r = tools::sfm(&opts, a.device, &a.images, &a.out, con)?;
     println!("{} -> {}", tools::sfm_summary(&r), a.out.display());
     Ok(ExitCode::SUCCESS)
 }
