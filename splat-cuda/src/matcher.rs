@@ -34,7 +34,10 @@ const BATCH_PAIRS: usize = 256;
 /// 8 per column of B).
 const BATCH_ROWS: usize = 1 << 20;
 
-/// Descriptor matching on an NVIDIA GPU, SIFT extraction on the CPU.
+/// Descriptor matching on an NVIDIA GPU, SIFT extraction on the CPU. All descriptor sets of a
+/// `match_pairs` call are on the device at once (512 bytes a descriptor: 4 MiB for an image of
+/// 8192 features); a set that does not fit in 90% of the free memory is refused with the
+/// numbers rather than matched in parts.
 pub struct CudaMatcher {
     be: CudaBackend,
 }

@@ -90,6 +90,9 @@ fn cpu_scores_fused() -> bool {
     }
 }
 
+/// One pair's matches as the device reported them.
+type Reported = std::sync::Mutex<Option<Vec<(u32, u32)>>>;
+
 /// GPU and CPU on every pair: the same neighbours and, for each option set, the same matches.
 fn assert_parity(m: &CudaMatcher, descs: &[DescriptorSet], pairs: &[(usize, usize)]) -> usize {
     let got = m.nearest_two(descs, pairs).expect("device nearest two");
@@ -128,8 +131,7 @@ fn assert_parity(m: &CudaMatcher, descs: &[DescriptorSet], pairs: &[(usize, usiz
             cross_check: true,
         },
     ] {
-        let slots: Vec<std::sync::Mutex<Option<Vec<(u32, u32)>>>> =
-            pairs.iter().map(|_| Default::default()).collect();
+        let slots: Vec<Reported> = pairs.iter().map(|_| Default::default()).collect();
         m.match_pairs(descs, pairs, &opt, &|k, v| {
             let mut s = slots[k].lock().unwrap();
             assert!(s.is_none(), "pair {k} reported twice");
