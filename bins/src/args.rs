@@ -94,7 +94,8 @@ impl Settings {
 /// The flags of the commands that train (`run` and `train`).
 #[derive(Args, Debug)]
 pub struct TrainingFlags {
-    /// Compute device for training.
+    /// Compute device for training (auto: the GPU when there is one), and with `run` for
+    /// SfM's descriptor matching (auto: the CPU for now; cuda: the GPU).
     #[arg(long, value_enum, default_value = "auto")]
     pub device: Device,
     /// Print the effective configuration as YAML and exit.
@@ -287,6 +288,10 @@ pub struct SfmArgs {
     /// Longest image side used for features (`--set sfm.max_image_size=N`).
     #[arg(long)]
     pub max_image_size: Option<u32>,
+    /// Device for descriptor matching: auto (the CPU for now), cpu, or cuda (the GPU; an error
+    /// without one).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: Device,
     /// Settings: a `spaceport run` config file, of which the `sfm` section is used, and keys
     /// as `sfm.sift.max_features`.
     #[command(flatten)]

@@ -116,7 +116,7 @@ fn interrupted(message: &str) -> CmdResult {
 fn cmd_sfm(a: args::SfmArgs, con: &Console) -> CmdResult {
     let opts = a.options()?;
     spaceport::ensure_output_dir(&a.out)?;
-    let r = tools::sfm(&opts, &a.images, &a.out, con)?;
+    let r = tools::sfm(&opts, a.device, &a.images, &a.out, con)?;
     Ok(done(format!(
         "{} -> {}",
         tools::sfm_summary(&r),

@@ -145,7 +145,7 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// The settings.
     pub config: RunConfig,
-    /// Compute device for training.
+    /// Compute device for training and SfM's descriptor matching.
     pub device: Device,
     /// Rerun from this stage even if it finished before.
     pub from: Option<StageName>,
@@ -358,7 +358,13 @@ impl Ctx<'_> {
         };
         let tmp = out.join(".tmp-sfm");
         let _ = std::fs::remove_dir_all(&tmp);
-        let report = crate::tools::sfm(&self.cfg().sfm, &images, &tmp, self.events)?;
+        let report = crate::tools::sfm(
+            &self.cfg().sfm,
+            self.opts.device,
+            &images,
+            &tmp,
+            self.events,
+        )?;
         let mut artifacts = Vec::new();
         for name in ["sparse", "images", "distorted", "sfm_report.json"] {
             if tmp.join(name).exists() {

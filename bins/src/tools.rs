@@ -13,9 +13,34 @@ use crate::config::{CompressConfig, Sort};
 use crate::events::{Events, Task};
 use crate::{PipelineError, Result};
 
-/// Runs SfM on the photos in `images`, writing the COLMAP scene into `out`.
+/// The feature backend of SfM on `device`: `cuda` matches descriptors on the GPU (SIFT stays
+/// on the CPU) and is an error without one; `auto` and `cpu` are the CPU.
+pub fn sfm_backend(
+    device: crate::Device,
+    events: &dyn Events,
+) -> Result<Box<dyn sfm_core::FeatureBackend>> {
+    match device {
+        // `auto` keeps SfM on the CPU, GPU or not: the CUDA matcher was written without a GPU
+        // at hand and stays opt-in until its parity tests (`cargo test --release -p
+        // splat-cuda --test gpu_match -- --ignored`) have passed on one.
+        crate::Device::Auto | crate::Device::Cpu => Ok(Box::new(sfm_core::CpuFeatures)),
+        crate::Device::Cuda => {
+            let m = splat_cuda::CudaMatcher::new()
+                .map_err(|e| PipelineError::Invalid(format!("--device cuda (SfM): {e}")))?;
+            events.note(&format!(
+                "SfM descriptor matching on {} (SIFT extraction on the CPU)",
+                sfm_core::FeatureBackend::name(&m)
+            ));
+            Ok(Box::new(m))
+        }
+    }
+}
+
+/// Runs SfM on the photos in `images` with feature matching on `device`, writing the COLMAP
+/// scene into `out`.
 pub fn sfm(
     opts: &sfm_core::SfmOptions,
+    device: crate::Device,
     images: &Path,
     out: &Path,
     events: &dyn Events,
@@ -26,9 +51,16 @@ pub fn sfm(
     if let Some(w) = crate::estimate::check_disk(free, out, "structure from motion", need, need)? {
         events.note(&w);
     }
-    let report = sfm_core::run(opts, images, out, &|stage, done, total| {
-        events.progress(Task::Sfm, &format!("{stage:?}"), done as u64, total as u64);
-    });
+    let backend = sfm_backend(device, events)?;
+    let report = sfm_core::run_with(
+        opts,
+        backend.as_ref(),
+        images,
+        out,
+        &|stage, done, total| {
+            events.progress(Task::Sfm, &format!("{stage:?}"), done as u64, total as u64);
+        },
+    );
     events.progress_end(Task::Sfm);
     let report = report?;
     announce_sfm_losses(&report, events);

@@ -213,3 +213,41 @@ fn a_failed_checkpoint_write_does_not_lose_the_run_and_divergence_is_named() {
     let _ = std::fs::remove_dir_all(&out);
     let _ = std::fs::remove_dir_all(&out2);
 }
+
+#[test]
+fn sfm_on_cuda_without_a_gpu_is_a_clear_error() {
+    if splat_cuda::driver_present() {
+        eprintln!("SKIPPED: a CUDA driver is present (splat-cuda's gpu_match tests cover the GPU)");
+        return;
+    }
+    let dir = scratch("sfm-cuda");
+    let out = dir.join("out");
+    let (ok, log) = spaceport(&[
+        "sfm",
+        "--images",
+        s(&dir),
+        "--out",
+        s(&out),
+        "--device",
+        "cuda",
+    ]);
+    assert!(!ok, "accepted: {log}");
+    assert!(
+        log.contains("--device cuda (SfM)") && log.contains("no CUDA driver"),
+        "{log}"
+    );
+    // `cpu` and `auto` are accepted (and then find no photos in the empty folder).
+    for device in ["cpu", "auto"] {
+        let (ok, log) = spaceport(&[
+            "sfm",
+            "--images",
+            s(&dir),
+            "--out",
+            s(&out),
+            "--device",
+            device,
+        ]);
+        assert!(!ok && log.contains("at least 2"), "{device}: {log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

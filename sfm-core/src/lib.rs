@@ -6,6 +6,9 @@
 //!   mapping, COLMAP output and `sfm_report.json`), set by [`SfmOptions`] and its sections
 //!   ([`SiftOptions`], [`MatchOptions`], [`PairSelection`], [`VerifyOptions`],
 //!   [`MapperOptions`]), reported by [`SfmReport`], failing with [`SfmError`].
+//! - [`run_with`]: the same on another [`FeatureBackend`] (the device seam, module
+//!   [`backend`]: feature extraction and descriptor matching; [`CpuFeatures`] is what
+//!   [`run`] uses, and splat-cuda implements matching on a GPU).
 //! - [`colmap`]: COLMAP sparse models, read and written in binary and text form.
 //! - [`eval`]: pose accuracy against known cameras (relative-pose errors and their AUC).
 //! - [`photo`]: photos as cameras write them (EXIF orientation, truncation, focal length).
@@ -21,6 +24,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod backend;
 pub mod colmap;
 pub mod estimators;
 pub mod eval;
@@ -34,10 +38,13 @@ mod matching;
 mod pipeline;
 mod twoview;
 
+pub use backend::{CpuFeatures, FeatureBackend, FeatureBackendError};
 pub use features::SiftOptions;
 pub use mapper::{MapperError, MapperOptions};
 pub use matching::{MatchOptions, PairSelection};
-pub use pipeline::{run, CameraMode, SfmError, SfmOptions, SfmReport, Stage, StageReport};
+pub use pipeline::{
+    run, run_with, CameraMode, SfmError, SfmOptions, SfmReport, Stage, StageReport,
+};
 pub use twoview::VerifyOptions;
 
 /// Stages below the pipeline that tests and benchmarks drive directly (SIFT extraction,

@@ -178,6 +178,32 @@ fn pack(a: &DescriptorSet, b: &DescriptorSet, cols: usize) -> (Vec<f32>, Vec<f32
     (ap, bt, na, nbb)
 }
 
+/// The nearest neighbours that matching decides on, for one image pair (A, B): per row of A
+/// the best and second-best similarity (dot product of unit descriptors) and the column of the
+/// best; per column of B the best similarity and its row. Ties go to the lowest index, and the
+/// second best is the second largest of all scores (equal to the best when the best occurs
+/// twice). A device that computes these can hand them to [`select_matches`] and so give the
+/// CPU's matches exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NearestTwo {
+    /// Per row of A: (best similarity, second-best similarity, column of the best).
+    pub rows: Vec<(f32, f32, u32)>,
+    /// Per column of B: (best similarity, row of the best).
+    pub cols: Vec<(f32, u32)>,
+}
+
+/// The nearest two of every row of A in B and the nearest row of every column of B, on the
+/// CPU (AVX2 where the processor has it, else the portable tiled path).
+pub fn nearest_two(a: &DescriptorSet, b: &DescriptorSet) -> NearestTwo {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU reports AVX2 and FMA.
+        let (rows, cols) = unsafe { best_two_avx2(a, b) };
+        return NearestTwo { rows, cols };
+    }
+    nearest_two_tiled(a, b)
+}
+
 /// Matches descriptors of image A to image B; returns (index in A, index in B) pairs.
 pub fn match_descriptors(
     a: &DescriptorSet,
@@ -187,23 +213,26 @@ pub fn match_descriptors(
     if a.n == 0 || b.n < 2 {
         return Vec::new();
     }
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU reports AVX2 and FMA.
-        let (best_a, best_b) = unsafe { best_two_avx2(a, b) };
-        return select_matches(&best_a, &best_b, opt);
-    }
-    match_descriptors_tiled(a, b, opt)
+    select_matches(&nearest_two(a, b), opt)
 }
 
-/// The 4 x 8 tile path with scalar bookkeeping: the portable fallback, and the reference the
-/// AVX2 path is tested against (both compute every score with the same sequence of fused
-/// multiply-adds, so they agree bit for bit).
+/// [`match_descriptors`] through the tiled path only (the reference of the AVX2 path's test).
+#[cfg(test)]
 fn match_descriptors_tiled(
     a: &DescriptorSet,
     b: &DescriptorSet,
     opt: &MatchOptions,
 ) -> Vec<(u32, u32)> {
+    if a.n == 0 || b.n < 2 {
+        return Vec::new();
+    }
+    select_matches(&nearest_two_tiled(a, b), opt)
+}
+
+/// The 4 x 8 tile path with scalar bookkeeping: the portable fallback, and the reference the
+/// AVX2 path is tested against (both compute every score with the same sequence of fused
+/// multiply-adds, so they agree bit for bit).
+fn nearest_two_tiled(a: &DescriptorSet, b: &DescriptorSet) -> NearestTwo {
     let avx2 = has_avx2();
     let (ap, bt, na, nbb) = pack(a, b, TB);
     // Best and second-best similarity per row of A; best per column of B for the mutual check.
@@ -245,24 +274,31 @@ fn match_descriptors_tiled(
             }
         }
     }
-    select_matches(&best_a, &best_b, opt)
+    NearestTwo {
+        rows: best_a,
+        cols: best_b,
+    }
 }
 
-/// Ratio, distance and mutual checks on the best two similarities of each row of A
-/// (`(best, second, column)`) and the best row of each column of B.
-fn select_matches(
-    best_a: &[(f32, f32, u32)],
-    best_b: &[(f32, u32)],
-    opt: &MatchOptions,
-) -> Vec<(u32, u32)> {
+/// Ratio, distance and mutual checks on the nearest neighbours of one pair: the matches
+/// (index in A, index in B). Empty when A has no descriptors or B fewer than two (no ratio
+/// can be formed), as [`match_descriptors`] returns.
+pub fn select_matches(nearest: &NearestTwo, opt: &MatchOptions) -> Vec<(u32, u32)> {
+    if nearest.rows.is_empty() || nearest.cols.len() < 2 {
+        return Vec::new();
+    }
     let dist = |s: f32| (2.0 - 2.0 * s).max(0.0).sqrt();
     let mut out = Vec::new();
-    for (i, &(s1, s2, j)) in best_a.iter().enumerate() {
+    for (i, &(s1, s2, j)) in nearest.rows.iter().enumerate() {
         let (d1, d2) = (dist(s1), dist(s2));
         if d1 > opt.max_distance || d1 >= opt.max_ratio * d2 {
             continue;
         }
-        if opt.cross_check && best_b[j as usize].1 != i as u32 {
+        // A column outside B (only a faulty device could report one) is never a match.
+        let Some(&(_, back)) = nearest.cols.get(j as usize) else {
+            continue;
+        };
+        if opt.cross_check && back != i as u32 {
             continue;
         }
         out.push((i as u32, j));

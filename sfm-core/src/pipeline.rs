@@ -2,21 +2,21 @@
 //! COLMAP output (undistorted PINHOLE model + images, and the distorted SIMPLE_RADIAL model)
 //! and `sfm_report.json`. It owns the order of the stages and the report.
 
+use crate::backend::{CpuFeatures, FeatureBackend, FeatureBackendError};
 use crate::colmap::{self, Camera, CameraModel, Reconstruction};
-use crate::features::{extract, Features, Gray, SiftOptions};
+use crate::features::{Features, Gray, SiftOptions};
 use crate::geometry::Pose;
 use crate::mapper::{
     reconstruct, ImagePair, MapperError, MapperImage, MapperOptions, RadialCamera, SparseModel,
 };
-use crate::matching::{
-    match_descriptors, select_pairs, DescriptorSet, MatchOptions, PairSelection,
-};
+use crate::matching::{select_pairs, DescriptorSet, MatchOptions, PairSelection};
 use crate::twoview::{verify_pair, PairConfig, PinholePrior, TwoViewGeometry, VerifyOptions};
 use glam::DVec2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Settings of the whole pipeline.
@@ -174,7 +174,11 @@ pub struct SfmReport {
     pub radial_k: Vec<f64>,
     /// Per-stage time and memory.
     pub stages: Vec<StageReport>,
-    /// Thread-seconds spent in descriptor matching (part of the matching stage).
+    /// The feature backend that extracted and matched (`cpu`, or the GPU's name).
+    #[serde(default)]
+    pub feature_backend: String,
+    /// Thread-seconds spent in descriptor matching (part of the matching stage); device wall
+    /// time when a GPU matched.
     pub descriptor_matching_cpu_seconds: f64,
     /// Thread-seconds spent in geometric verification (part of the matching stage).
     pub verification_cpu_seconds: f64,
@@ -209,6 +213,14 @@ pub enum SfmError {
     /// No pair of images shares enough verified matches.
     #[error("no two images share a view: no image pair passed geometric verification")]
     NoOverlap,
+    /// The feature backend (a GPU) failed.
+    #[error("feature backend {backend}: {source}")]
+    Backend {
+        /// The backend's name.
+        backend: String,
+        /// What went wrong.
+        source: FeatureBackendError,
+    },
     /// Mapping failed.
     #[error(transparent)]
     Mapper(#[from] MapperError),
@@ -265,12 +277,24 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>, SfmError> {
     Ok(out)
 }
 
-fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> {
-    let photo = crate::photo::read_photo(path).map_err(|e| e.to_string())?;
+/// One photo decoded and described: `Ok(Err(why))` for a photo that cannot be used (its
+/// name is in the message), `Err` when the backend itself failed.
+fn decode_and_extract(
+    path: &Path,
+    opt: &SfmOptions,
+    backend: &dyn FeatureBackend,
+) -> Result<Result<Decoded, String>, FeatureBackendError> {
+    let photo = match crate::photo::read_photo(path) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
     let img = photo.image;
     let (w, h) = (img.width(), img.height());
     if w < 32 || h < 32 {
-        return Err(format!("{}: image too small ({w}x{h})", path.display()));
+        return Ok(Err(format!(
+            "{}: image too small ({w}x{h})",
+            path.display()
+        )));
     }
     let luma = img.into_luma8();
     let max_side = w.max(h);
@@ -287,7 +311,7 @@ fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> 
     let gray = Gray::from_luma8(luma.width() as usize, luma.height() as usize, luma.as_raw());
     let mut sift = opt.sift.clone();
     sift.upsample = luma.width().max(luma.height()) <= opt.upsample_below;
-    let features = extract(&gray, &sift);
+    let features = backend.extract(&gray, &sift)?;
     // Back to full-resolution pixel coordinates (COLMAP convention, centre of pixel 0 at 0.5).
     let sx = w as f64 / luma.width() as f64;
     let sy = h as f64 / luma.height() as f64;
@@ -296,7 +320,7 @@ fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> 
         .iter()
         .map(|k| DVec2::new(k.x as f64 * sx, k.y as f64 * sy))
         .collect();
-    Ok(Decoded {
+    Ok(Ok(Decoded {
         name: path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -307,7 +331,7 @@ fn decode_and_extract(path: &Path, opt: &SfmOptions) -> Result<Decoded, String> 
         camera_key: camera_key(&photo.meta),
         features,
         keypoints,
-    })
+    }))
 }
 
 struct StageTimer {
@@ -455,18 +479,23 @@ fn camera_groups(opt: &SfmOptions, images: &[ImageInfo]) -> (Vec<RadialCamera>, 
 /// Feature extraction and matching with geometric verification.
 fn front_end(
     opt: &SfmOptions,
+    backend: &dyn FeatureBackend,
     images_dir: &Path,
     paths: &[PathBuf],
     timer: &mut StageTimer,
     progress: &(dyn Fn(Stage, usize, usize) + Sync),
 ) -> Result<FrontEnd, SfmError> {
+    let backend_err = |source| SfmError::Backend {
+        backend: backend.name(),
+        source,
+    };
     timer.begin(Stage::Features);
     let done = AtomicUsize::new(0);
     let total = paths.len();
     let results: Vec<Result<Decoded, String>> = paths
         .par_iter()
         .map(|p| {
-            let r = decode_and_extract(p, opt);
+            let r = decode_and_extract(p, opt, backend);
             progress(
                 Stage::Features,
                 done.fetch_add(1, Ordering::Relaxed) + 1,
@@ -474,7 +503,8 @@ fn front_end(
             );
             r
         })
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(backend_err)?;
     let mut decoded = Vec::new();
     let mut unreadable = Vec::new();
     for r in results {
@@ -513,54 +543,74 @@ fn front_end(
         .collect();
     let pairs = select_pairs(&opt.pairs, &descs, opt.seed);
     let done = AtomicUsize::new(0);
-    let match_us = AtomicUsize::new(0);
     let verify_us = AtomicUsize::new(0);
-    let verified: Vec<CachedPair> = pairs
-        .par_iter()
-        .filter_map(|&(i, j)| {
-            let t0 = Instant::now();
-            let m = match_descriptors(&descs[i], &descs[j], &opt.matching);
-            match_us.fetch_add(t0.elapsed().as_micros() as usize, Ordering::Relaxed);
-            let t0 = Instant::now();
-            let ci = cameras[cam_of(i)];
-            let cj = cameras[cam_of(j)];
-            let pi = PinholePrior {
-                f: ci.f,
-                cx: ci.cx,
-                cy: ci.cy,
-            };
-            let pj = PinholePrior {
-                f: cj.f,
-                cx: cj.cx,
-                cy: cj.cy,
-            };
-            let seed = opt.seed ^ ((i as u64) << 32 | j as u64);
-            let g = verify_pair(
-                &decoded[i].keypoints,
-                &decoded[j].keypoints,
-                &m,
-                &pi,
-                &pj,
-                &opt.verify,
-                seed,
-            );
-            verify_us.fetch_add(t0.elapsed().as_micros() as usize, Ordering::Relaxed);
-            progress(
-                Stage::Matching,
-                done.fetch_add(1, Ordering::Relaxed) + 1,
-                pairs.len(),
-            );
-            g.map(|g| CachedPair {
-                i,
-                j,
-                config: g.config,
-                inliers: g.inliers,
-                relative_pose: g
-                    .relative_pose
-                    .map(|p| (p.r.to_cols_array(), p.t.to_array())),
-                num_h_inliers: g.num_h_inliers,
-            })
-        })
+    // One slot per pair, filled by the backend's callback (on whichever thread it runs), so
+    // the verified pairs keep the order of `pairs` whatever order they finish in.
+    let slots: Vec<OnceLock<Option<CachedPair>>> = pairs.iter().map(|_| OnceLock::new()).collect();
+    let twice = AtomicUsize::new(usize::MAX);
+    let verify = |k: usize, m: Vec<(u32, u32)>| {
+        let Some(&(i, j)) = pairs.get(k) else {
+            twice.store(k, Ordering::Relaxed);
+            return;
+        };
+        let t0 = Instant::now();
+        let ci = cameras[cam_of(i)];
+        let cj = cameras[cam_of(j)];
+        let pi = PinholePrior {
+            f: ci.f,
+            cx: ci.cx,
+            cy: ci.cy,
+        };
+        let pj = PinholePrior {
+            f: cj.f,
+            cx: cj.cx,
+            cy: cj.cy,
+        };
+        let seed = opt.seed ^ ((i as u64) << 32 | j as u64);
+        let g = verify_pair(
+            &decoded[i].keypoints,
+            &decoded[j].keypoints,
+            &m,
+            &pi,
+            &pj,
+            &opt.verify,
+            seed,
+        );
+        verify_us.fetch_add(t0.elapsed().as_micros() as usize, Ordering::Relaxed);
+        progress(
+            Stage::Matching,
+            done.fetch_add(1, Ordering::Relaxed) + 1,
+            pairs.len(),
+        );
+        let pair = g.map(|g| CachedPair {
+            i,
+            j,
+            config: g.config,
+            inliers: g.inliers,
+            relative_pose: g
+                .relative_pose
+                .map(|p| (p.r.to_cols_array(), p.t.to_array())),
+            num_h_inliers: g.num_h_inliers,
+        });
+        if slots[k].set(pair).is_err() {
+            twice.store(k, Ordering::Relaxed);
+        }
+    };
+    let match_seconds = backend
+        .match_pairs(&descs, &pairs, &opt.matching, &verify)
+        .map_err(backend_err)?;
+    // A backend that skips or repeats a pair is a bug in it; say so rather than map a subset.
+    let missing = slots.iter().position(|s| s.get().is_none());
+    let bad = twice.load(Ordering::Relaxed);
+    if let Some(k) = missing.or((bad != usize::MAX).then_some(bad)) {
+        return Err(backend_err(FeatureBackendError::Device(format!(
+            "pair {k} of {} was not reported exactly once",
+            pairs.len()
+        ))));
+    }
+    let verified: Vec<CachedPair> = slots
+        .into_iter()
+        .filter_map(|s| s.into_inner().flatten())
         .collect();
     drop(descs);
     let images = decoded
@@ -576,7 +626,7 @@ fn front_end(
         unreadable,
         matched_pairs: pairs.len(),
         pairs: verified,
-        match_cpu_seconds: match_us.load(Ordering::Relaxed) as f64 * 1e-6,
+        match_cpu_seconds: match_seconds,
         verify_cpu_seconds: verify_us.load(Ordering::Relaxed) as f64 * 1e-6,
     })
 }
@@ -587,6 +637,19 @@ fn front_end(
 /// `progress(stage, done, total)` is called as work advances.
 pub fn run(
     opt: &SfmOptions,
+    images_dir: &Path,
+    out_dir: &Path,
+    progress: &(dyn Fn(Stage, usize, usize) + Sync),
+) -> Result<SfmReport, SfmError> {
+    run_with(opt, &CpuFeatures, images_dir, out_dir, progress)
+}
+
+/// [`run`] with feature extraction and descriptor matching on `backend` (a GPU); the rest of
+/// the pipeline is the same, and so are the results when the backend computes what
+/// [`CpuFeatures`] does.
+pub fn run_with(
+    opt: &SfmOptions,
+    backend: &dyn FeatureBackend,
     images_dir: &Path,
     out_dir: &Path,
     progress: &(dyn Fn(Stage, usize, usize) + Sync),
@@ -604,7 +667,7 @@ pub fn run(
             read_cache(c)?
         }
         _ => {
-            let fe = front_end(opt, images_dir, &paths, &mut timer, progress)?;
+            let fe = front_end(opt, backend, images_dir, &paths, &mut timer, progress)?;
             if let Some(c) = &opt.match_cache {
                 write_cache(c, &fe)?;
             }
@@ -671,6 +734,7 @@ pub fn run(
         focal_lengths: model.cameras.iter().map(|c| c.f).collect(),
         radial_k: model.cameras.iter().map(|c| c.k).collect(),
         stages: timer.stages,
+        feature_backend: backend.name(),
         descriptor_matching_cpu_seconds: fe.match_cpu_seconds,
         verification_cpu_seconds: fe.verify_cpu_seconds,
         total_seconds: timer.start.elapsed().as_secs_f64(),

@@ -207,6 +207,9 @@ kernels! {
     "train" opacity_cap => OpacityCap { n: i32, cap: f32, opacity: Out }
     "train" resize_area_h => ResizeAreaH { sw: i32, sh: i32, ow: i32, src: In, rows: Out }
     "train" resize_area_v => ResizeAreaV { sh: i32, ow: i32, oh: i32, rows: In, out: Out }
+    "match" match_nearest => MatchNearest {
+        num_pairs: i32, pairs: In, desc: In, row_best: Out, col_best: Out,
+    }
 }
 
 #[cfg(test)]

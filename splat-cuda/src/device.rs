@@ -117,6 +117,7 @@ pub(crate) struct Kernels {
     pub sq_err_sum: sys::CUfunction,
     pub resize_area_h: sys::CUfunction,
     pub resize_area_v: sys::CUfunction,
+    pub match_nearest: sys::CUfunction,
 }
 
 // SAFETY: module and function handles are plain driver handles valid in the context they were
@@ -213,6 +214,7 @@ impl Kernels {
             sq_err_sum: get(4, "sq_err_sum")?,
             resize_area_h: get(4, "resize_area_h")?,
             resize_area_v: get(4, "resize_area_v")?,
+            match_nearest: get(5, "match_nearest")?,
             modules,
         })
     }

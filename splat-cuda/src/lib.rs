@@ -1,4 +1,5 @@
-//! CUDA backend for splat-core. Kernels are CUDA C in `kernels/`, compiled to PTX with NVRTC,
+//! CUDA backend for splat-core, and descriptor matching for sfm-core ([`CudaMatcher`], an
+//! `sfm_core::FeatureBackend`). Kernels are CUDA C in `kernels/`, compiled to PTX with NVRTC,
 //! committed, embedded and loaded through cudarc's driver API at run time.
 
 mod args;
@@ -6,6 +7,7 @@ mod backend;
 #[cfg(test)]
 mod cu_text;
 mod device;
+mod matcher;
 pub mod ptx;
 mod session;
 #[cfg(test)]
@@ -13,6 +15,7 @@ mod shared_constants;
 
 pub use backend::{CudaBackend, CudaFrame, DeviceFrame, DeviceGrads, DeviceSplats};
 pub use device::CamParams;
+pub use matcher::CudaMatcher;
 pub use session::CudaSession;
 #[cfg(feature = "testing")]
 pub use session::DeviceLoss;

@@ -27,12 +27,13 @@ macro_rules! module {
 }
 
 /// Every kernel module, in load order.
-pub const MODULES: [Module; 5] = [
+pub const MODULES: [Module; 6] = [
     module!("project"),
     module!("tiles"),
     module!("sort"),
     module!("raster"),
     module!("train"),
+    module!("match"),
 ];
 
 /// Virtual architecture of the PTX: Ampere and newer JIT it (driver 580 included); the kernels

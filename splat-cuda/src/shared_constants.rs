@@ -164,3 +164,18 @@ fn host_launch_constants_match_the_kernels() {
     }
     assert!(define(sort, "NO_SUCH_DEFINE").is_none());
 }
+
+#[test]
+fn matcher_launch_constants_match_the_kernel() {
+    use crate::matcher::{DESC_DIM, MATCH_ROWS, MATCH_THREADS, PAIR_FIELDS};
+    let src = source("match");
+    assert_eq!(eval_define(src, "DESC_DIM") as usize, DESC_DIM);
+    assert_eq!(eval_define(src, "MATCH_ROWS") as usize, MATCH_ROWS);
+    assert_eq!(eval_define(src, "MATCH_THREADS") as u32, MATCH_THREADS);
+    assert_eq!(eval_define(src, "PAIR_FIELDS") as usize, PAIR_FIELDS);
+    // The kernel's thread layout: 16 x 16 threads, 4 x 4 scores each, over 64 x 64 tiles.
+    assert_eq!(MATCH_THREADS, 256);
+    assert_eq!(MATCH_ROWS, 64);
+    assert_eq!(eval_define(src, "MATCH_COLS") as usize, 64);
+    assert_eq!(DESC_DIM % eval_define(src, "MATCH_K") as usize, 0);
+}

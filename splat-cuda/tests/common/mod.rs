@@ -1,7 +1,9 @@
-//! Helpers shared by the GPU tests.
+//! Helpers shared by the GPU tests (each test file uses a part of them).
+#![allow(dead_code)]
 
+use sfm_core::FeatureBackendError;
 use splat_core::BackendError;
-use splat_cuda::CudaBackend;
+use splat_cuda::{CudaBackend, CudaMatcher};
 
 /// Prints past the test harness's output capture, so that a skip is visible in a plain
 /// `cargo test` run.
@@ -19,5 +21,16 @@ pub fn backend() -> CudaBackend {
             panic!("this test needs an NVIDIA GPU and there is none: {why}")
         }
         Err(e) => panic!("CUDA backend failed to start on a machine with a driver: {e}"),
+    }
+}
+
+/// The GPU matcher, on the same terms as [`backend`].
+pub fn matcher() -> CudaMatcher {
+    match CudaMatcher::new() {
+        Ok(m) => m,
+        Err(FeatureBackendError::Unavailable(why)) => {
+            panic!("this test needs an NVIDIA GPU and there is none: {why}")
+        }
+        Err(e) => panic!("CUDA matcher failed to start on a machine with a driver: {e}"),
     }
 }
