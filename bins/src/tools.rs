@@ -28,7 +28,7 @@ pub fn sfm_backend(
             let m = splat_cuda::CudaMatcher::new()
                 .map_err(|e| PipelineError::Invalid(format!("--device cuda (SfM): {e}")))?;
             events.note(&format!(
-                "SfM descriptor matching on {} (SIFT extraction on the CPU)",
+                "SfM descriptor matching on {} (SIFT extraction on the CPU; this matcher has not yet been checked against the CPU's on a GPU)",
                 sfm_core::FeatureBackend::name(&m)
             ));
             Ok(Box::new(m))
