@@ -132,11 +132,36 @@ pub struct InitConfig {
     /// Half-side of the random box centred at the origin, in scene units (3DGS's synthetic
     /// scenes: 1.3); `null` uses 0.25 x the camera extent.
     pub random_box: Option<f32>,
-    /// Initial opacity (3DGS: 0.1; gsplat's MCMC recipe: 0.5).
-    pub opacity: f32,
-    /// Factor on the initial scales from the neighbour distance (3DGS: 1; gsplat's MCMC
-    /// recipe: 0.1).
-    pub scale: f32,
+    /// Initial opacity; `null`: the strategy's ([`InitConfig::DEFAULT_OPACITY`] for `default`,
+    /// [`InitConfig::MCMC_OPACITY`] for `mcmc`).
+    pub opacity: Option<f32>,
+    /// Factor on the initial scales from the neighbour distance; `null`: the strategy's (1 for
+    /// `default`, [`InitConfig::MCMC_SCALE`] for `mcmc`).
+    pub scale: Option<f32>,
+}
+
+impl InitConfig {
+    /// 3DGS's initial opacity.
+    pub const DEFAULT_OPACITY: f32 = 0.1;
+    /// MCMC's initial opacity (gsplat's MCMC recipe; measured better for MCMC, BENCHMARKS.md).
+    pub const MCMC_OPACITY: f32 = 0.5;
+    /// MCMC's factor on the initial scales (gsplat's MCMC recipe): small Gaussians that
+    /// relocation and growth spread, instead of 3DGS's neighbour-sized ones.
+    pub const MCMC_SCALE: f32 = 0.1;
+
+    /// The initial opacity and scale factor under `strategy`.
+    pub fn resolved(&self, strategy: Strategy) -> (f32, f32) {
+        let mcmc = strategy == Strategy::Mcmc;
+        (
+            self.opacity.unwrap_or(if mcmc {
+                Self::MCMC_OPACITY
+            } else {
+                Self::DEFAULT_OPACITY
+            }),
+            self.scale
+                .unwrap_or(if mcmc { Self::MCMC_SCALE } else { 1.0 }),
+        )
+    }
 }
 
 impl Default for InitConfig {
@@ -146,8 +171,8 @@ impl Default for InitConfig {
             max_points: None,
             random_count: 100_000,
             random_box: None,
-            opacity: 0.1,
-            scale: 1.0,
+            opacity: None,
+            scale: None,
         }
     }
 }
@@ -368,14 +393,11 @@ impl TrainConfig {
                 self.progressive.start_scale
             ));
         }
-        if !(self.init.opacity > 0.0 && self.init.opacity < 1.0) {
-            return bad(format!("init.opacity {} not in (0, 1)", self.init.opacity));
+        if let Some(o) = self.init.opacity.filter(|o| !(*o > 0.0 && *o < 1.0)) {
+            return bad(format!("init.opacity {o} not in (0, 1)"));
         }
-        if !(self.init.scale > 0.0 && self.init.scale.is_finite()) {
-            return bad(format!(
-                "init.scale {} is not a positive number",
-                self.init.scale
-            ));
+        if let Some(f) = self.init.scale.filter(|f| !(*f > 0.0 && f.is_finite())) {
+            return bad(format!("init.scale {f} is not a positive number"));
         }
         // A NaN or negative rate is accepted by Adam and silently ruins the run, so it is
         // refused when the config is loaded.
@@ -481,6 +503,9 @@ mod tests {
                 "densify: {mcmc: {scale_reg: .nan}}",
                 "densify.mcmc.scale_reg",
             ),
+            ("init: {opacity: 1}", "init.opacity"),
+            ("init: {scale: 0}", "init.scale"),
+            ("init: {scale: .nan}", "init.scale"),
         ] {
             let err = TrainConfig::from_yaml_str(yaml).expect_err(yaml);
             assert!(err.to_string().contains(key), "{yaml}: {err}");
@@ -491,5 +516,18 @@ mod tests {
         assert_eq!(c.densify.strategy, Strategy::Mcmc);
         assert_eq!(c.densify.mcmc, McmcConfig::default());
         assert_eq!(TrainConfig::default().densify.strategy, Strategy::Default);
+    }
+
+    #[test]
+    fn initial_opacity_and_scale_follow_the_strategy_unless_set() {
+        let d = TrainConfig::default();
+        assert_eq!(d.init.resolved(d.densify.strategy), (0.1, 1.0));
+        let m = TrainConfig::from_yaml_str("densify: {strategy: mcmc, max_gaussians: 10}").unwrap();
+        assert_eq!(m.init.resolved(m.densify.strategy), (0.5, 0.1));
+        let set = TrainConfig::from_yaml_str(
+            "densify: {strategy: mcmc, max_gaussians: 10}\ninit: {opacity: 0.2, scale: 2}",
+        )
+        .unwrap();
+        assert_eq!(set.init.resolved(set.densify.strategy), (0.2, 2.0));
     }
 }

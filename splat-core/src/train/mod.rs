@@ -248,12 +248,13 @@ pub fn initial_gaussians(
     cfg: &TrainConfig,
     extent: f32,
 ) -> Result<Gaussians, TrainError> {
+    let (initial_opacity, scale_factor) = cfg.init.resolved(cfg.densify.strategy);
     let opts = InitOptions {
         sh_degree: cfg.sh_degree,
         max_points: cfg.init.max_points,
         seed: cfg.seed,
-        initial_opacity: cfg.init.opacity,
-        scale_factor: cfg.init.scale,
+        initial_opacity,
+        scale_factor,
         ..Default::default()
     };
     let use_sfm = match cfg.init.mode {
