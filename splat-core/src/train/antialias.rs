@@ -19,7 +19,7 @@ pub struct AntialiasConfig {
     /// `filter3d_scale / nu²` added to its covariance, nu the highest sampling rate
     /// (focal / depth) of the training cameras that see its centre; its opacity is scaled to
     /// keep its energy. Exported files have it baked into scales and opacities; checkpoints
-    /// keep the raw Gaussians, and a resumed run recomputes the filter from their centres.
+    /// keep the raw Gaussians and the filter.
     pub filter3d: bool,
     /// s of the 3D filter, in squared pixels of the training images (Mip-Splatting's 0.2).
     pub filter3d_scale: f32,
