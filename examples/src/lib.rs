@@ -67,6 +67,7 @@ mod tests {
             ("sog_psnr", include_str!("../sog_psnr.rs")),
             ("sog_ablate", include_str!("../sog_ablate.rs")),
             ("ply_diff", include_str!("../ply_diff.rs")),
+            ("antialias_scales", include_str!("../antialias_scales.rs")),
         ];
         for (name, src) in sources {
             assert!(

@@ -2,6 +2,8 @@
 //! small scenes: overlapping Gaussians, Gaussians on tile borders and near the near plane,
 //! every SH degree, odd image sizes.
 
+use std::sync::Arc;
+
 use glam::DVec3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -73,6 +75,8 @@ fn random_scene(seed: u64) -> (Splats<f64>, Camera, RenderOptions, Vec<f64>) {
         sh_degree: None,
         near: 0.01,
         record_signature: true,
+        mip2d: false,
+        filter3d: None,
     };
     let weights: Vec<f64> = (0..(w * h * 3) as usize)
         .map(|_| rng.random_range(-1.0..1.0))
@@ -149,20 +153,29 @@ fn check_one(
     true
 }
 
-#[test]
-fn every_parameter_gradient_matches_finite_differences() {
+/// Checks every parameter's derivative on the scenes of `seeds`, with `aa` setting the
+/// anti-aliasing filters of each scene's options; asserts that nearly all were smooth and that
+/// each group of `groups_needed` had more than `min_nonzero` non-zero checks.
+fn check_seeds(
+    seeds: std::ops::Range<u64>,
+    aa: &dyn Fn(u64, &Splats<f64>, &mut RenderOptions),
+    min_nonzero: usize,
+) {
     let mut tally = Tally::default();
-    for seed in 0..40u64 {
-        let (s, cam, opts, w) = random_scene(seed);
+    for seed in seeds {
+        let (s, cam, mut opts, w) = random_scene(seed);
+        aa(seed, &s, &mut opts);
         let out = render(&s, &cam, &opts);
         assert!(out.n_visible() > 0, "seed {seed}: nothing visible");
         let grads = render_backward(&s, &out, &w);
         let ctx = format!(
-            "seed {seed} ({}x{}, SH degree {}, {} Gaussians)",
+            "seed {seed} ({}x{}, SH degree {}, {} Gaussians, mip2d {}, 3D filter {})",
             cam.width,
             cam.height,
             s.sh_degree,
-            s.len()
+            s.len(),
+            opts.mip2d,
+            opts.filter3d.is_some()
         );
         for i in 0..s.len() {
             let nsh = s.sh_coeffs() * 3;
@@ -204,10 +217,101 @@ fn every_parameter_gradient_matches_finite_differences() {
     );
     for (gi, n) in tally.nonzero.iter().enumerate() {
         assert!(
-            *n > 20,
+            *n > min_nonzero,
             "group {gi} had only {n} non-zero checked gradients"
         );
     }
+}
+
+#[test]
+fn every_parameter_gradient_matches_finite_differences() {
+    check_seeds(0..40, &|_, _, _| {}, 20);
+}
+
+/// A 3D filter variance per Gaussian from 0 to about twice its mean squared scale, so that
+/// the filter changes both its footprint and its opacity markedly; every fifth has none.
+fn random_filter(seed: u64, s: &Splats<f64>) -> Arc<[f32]> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xf117);
+    (0..s.len())
+        .map(|i| {
+            if i % 5 == 4 {
+                return 0.0;
+            }
+            let ls = s.log_scales[i];
+            let mean_sq = (2.0 * (ls[0] + ls[1] + ls[2]) / 3.0).exp();
+            (mean_sq * rng.random_range(0.05..2.0)) as f32
+        })
+        .collect()
+}
+
+/// The anti-aliasing filters' backward (gsplat's 2D compensation, Mip-Splatting's 3D filter,
+/// and both) against finite differences on the same kind of scenes.
+#[test]
+fn antialiased_gradients_match_finite_differences() {
+    check_seeds(
+        200..212,
+        &|_, _, o| {
+            o.mip2d = true;
+        },
+        5,
+    );
+    check_seeds(
+        212..224,
+        &|seed, s, o| {
+            o.filter3d = Some(random_filter(seed, s));
+        },
+        5,
+    );
+    check_seeds(
+        224..236,
+        &|seed, s, o| {
+            o.mip2d = true;
+            o.filter3d = Some(random_filter(seed, s));
+        },
+        5,
+    );
+}
+
+/// The filters do something: the 2D compensation dims a sub-pixel Gaussian by about its
+/// expected factor, and the 3D filter widens and dims a small Gaussian while a large one
+/// barely changes.
+#[test]
+fn antialias_filters_change_the_image_as_expected() {
+    use splat_core::render::project::{filter3d, mip2d_compensation};
+    // A 0.5 px std Gaussian: compensation sqrt(0.25² / 0.55²) = 0.4545...
+    let c = mip2d_compensation([0.25f64, 0.0, 0.25]);
+    assert!((c - 0.25 / 0.55).abs() < 1e-12, "{c}");
+    assert_eq!(mip2d_compensation([0.0f64, 0.0, 1.0]), 0.0);
+    let (f, k) = filter3d([0.01f64.ln(), 0.0, 0.0], 1e-4);
+    assert!((f[0] - (1e-4f64 + 1e-4).sqrt()).abs() < 1e-12);
+    assert!((f[1] - (1.0f64 + 1e-4).sqrt()).abs() < 1e-12);
+    assert!(
+        (k - 0.01 / 2e-4f64.sqrt() / (1.0 + 1e-4)).abs() < 1e-9,
+        "{k}"
+    );
+    // In a render: the compensation dims every pixel, never brightens one.
+    let (s, cam, opts, _) = random_scene(3);
+    let plain = render(&s, &cam, &opts);
+    let aa = render(
+        &s,
+        &cam,
+        &RenderOptions {
+            mip2d: true,
+            background: [0.0; 3],
+            ..opts.clone()
+        },
+    );
+    let plain_black = render(
+        &s,
+        &cam,
+        &RenderOptions {
+            background: [0.0; 3],
+            ..opts.clone()
+        },
+    );
+    assert!(plain.image != aa.image);
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    assert!(sum(&aa.alpha) < sum(&plain_black.alpha));
 }
 
 #[test]

@@ -490,6 +490,7 @@ impl CudaBackend {
         cap: Option<usize>,
         marks: Option<&Marks>,
     ) -> Result<DeviceFrame, BackendError> {
+        refuse_antialias(opts)?;
         if camera.width == 0 || camera.height == 0 {
             return Err(BackendError::InvalidInput("empty image".into()));
         }
@@ -919,5 +920,46 @@ impl Backend for CudaBackend {
                 .map(|c| [c[0], c[1]])
                 .collect(),
         })
+    }
+}
+
+/// The kernels implement the original 3DGS image formation only: render options that ask for
+/// the anti-aliasing filters are refused (every forward goes through here), never ignored.
+pub(crate) fn refuse_antialias(opts: &RenderOptions) -> Result<(), BackendError> {
+    if opts.antialiased() {
+        return Err(BackendError::Unsupported(
+            "anti-aliasing (antialias.mip2d, antialias.filter3d) is not yet implemented on the \
+             CUDA backend; use --device cpu or set both to false"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn antialiasing_is_refused_with_a_clear_error() {
+        assert!(refuse_antialias(&RenderOptions::default()).is_ok());
+        for opts in [
+            RenderOptions {
+                mip2d: true,
+                ..Default::default()
+            },
+            RenderOptions {
+                filter3d: Some(vec![0.0f32; 3].into()),
+                ..Default::default()
+            },
+        ] {
+            let err = refuse_antialias(&opts).expect_err("refused");
+            assert!(
+                matches!(&err, BackendError::Unsupported(m)
+                    if m.contains("not yet implemented on the CUDA backend")
+                        && m.contains("--device cpu")),
+                "{err}"
+            );
+        }
     }
 }

@@ -913,6 +913,7 @@ impl CudaSession {
                     .into(),
             ));
         }
+        crate::backend::refuse_antialias(&p.render)?;
         let npix = 3 * camera.width as usize * camera.height as usize;
         if tdev.len() < npix {
             return Err(BackendError::InvalidInput(format!(

@@ -271,6 +271,29 @@ fn tiny_scene() -> Scene {
     splat_core::demo::synthetic_ring_scene(64, 48)
 }
 
+/// Anti-aliased training is refused on the device with the typed error, at the first step and
+/// in evaluation renders, never run without the filters.
+#[test]
+#[ignore = "needs an NVIDIA GPU: run with --ignored on a GPU machine"]
+fn antialiasing_is_refused_not_ignored() {
+    let mut be = backend();
+    let scene = tiny_scene();
+    for (mip2d, filter3d) in [(true, false), (false, true)] {
+        let mut cfg = splat_core::demo::synthetic_ring_config(10);
+        cfg.antialias.mip2d = mip2d;
+        cfg.antialias.filter3d = filter3d;
+        let mut t = Trainer::new(&scene, cfg, &mut be).expect("trainer");
+        let err = t.step().err().expect("refused");
+        assert!(
+            err.to_string()
+                .contains("not yet implemented on the CUDA backend"),
+            "{err}"
+        );
+        let eval = t.evaluate(&scene.test, &mut |_, _, _| Ok(()));
+        assert!(eval.is_err(), "evaluation renders are refused too");
+    }
+}
+
 #[test]
 #[ignore = "needs an NVIDIA GPU: run with --ignored on a GPU machine"]
 fn short_training_reaches_the_cpu_psnr() {

@@ -42,6 +42,8 @@ impl Backend for CpuBackend {
         opts: &RenderOptions,
     ) -> Result<RenderOutput<f32>, BackendError> {
         check_input(gaussians, None)?;
+        opts.check_filter3d(gaussians.len())
+            .map_err(BackendError::InvalidInput)?;
         Ok(render::render(gaussians, camera, opts))
     }
 
@@ -91,6 +93,9 @@ impl TrainSession for CpuSession {
         p: &StepParams,
     ) -> Result<StepStats, BackendError> {
         target.check_size(camera)?;
+        p.render
+            .check_filter3d(self.state.params.len())
+            .map_err(BackendError::InvalidInput)?;
         let st = &mut self.state;
         let out = render::render(&st.params, camera, &p.render);
         let (w, h) = (camera.width as usize, camera.height as usize);
@@ -184,6 +189,8 @@ impl TrainSession for CpuSession {
     }
 
     fn render(&mut self, camera: &Camera, opts: &RenderOptions) -> Result<Vec<f32>, BackendError> {
+        opts.check_filter3d(self.state.params.len())
+            .map_err(BackendError::InvalidInput)?;
         Ok(render::render(&self.state.params, camera, opts).image)
     }
 

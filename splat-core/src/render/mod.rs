@@ -7,6 +7,8 @@
 pub mod project;
 pub mod raster;
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::camera::Camera;
@@ -32,6 +34,46 @@ pub struct RenderOptions {
     /// Record a hash of every discrete decision (culling, tiles, blended set, clamps), which
     /// tests use to tell where finite differences are valid.
     pub record_signature: bool,
+    /// gsplat's `antialiased` mode: each opacity is multiplied by
+    /// sqrt(det Σ2 / det(Σ2 + [`project::LOW_PASS`] I)) ([`project::mip2d_compensation`]), so the
+    /// low-pass does not inflate the energy of a Gaussian smaller than a pixel.
+    pub mip2d: bool,
+    /// Mip-Splatting's 3D smoothing filter: one world-space variance per Gaussian (in order),
+    /// added to the covariance, with the opacity scaled to keep the energy
+    /// ([`project::filter3d`]); `None`: off. A list of another length than the Gaussians is an
+    /// input error for the backends ([`RenderOptions::check_filter3d`]); the bare renderer
+    /// treats a missing entry as 0.
+    pub filter3d: Option<Arc<[f32]>>,
+}
+
+impl RenderOptions {
+    /// Whether either anti-aliasing filter is on.
+    pub fn antialiased(&self) -> bool {
+        self.mip2d || self.filter3d.is_some()
+    }
+
+    /// Checks that a 3D filter, if any, has one finite, non-negative variance per Gaussian.
+    pub fn check_filter3d(&self, gaussians: usize) -> Result<(), String> {
+        let Some(f) = &self.filter3d else {
+            return Ok(());
+        };
+        if f.len() != gaussians {
+            return Err(format!(
+                "3D filter has {} variances for {gaussians} Gaussians",
+                f.len()
+            ));
+        }
+        if let Some((i, v)) = f
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+        {
+            return Err(format!(
+                "3D filter variance {v} of Gaussian {i}: must be finite and >= 0"
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for RenderOptions {
@@ -41,6 +83,8 @@ impl Default for RenderOptions {
             sh_degree: None,
             near: 0.01,
             record_signature: false,
+            mip2d: false,
+            filter3d: None,
         }
     }
 }
@@ -53,6 +97,7 @@ pub struct ForwardState<T> {
     pub(crate) pixels: raster::PixelState<T>,
     pub(crate) sh_degree: usize,
     pub(crate) bg: [T; 3],
+    pub(crate) aa: project::AaMode,
 }
 
 /// A rendered view and the per-Gaussian screen data densification needs; `S` is what the
@@ -97,6 +142,25 @@ pub struct RenderGrads<T> {
     pub means2d: Vec<[T; 2]>,
 }
 
+/// `splats` with the 3D filter `var` (one variance per Gaussian, as in
+/// [`RenderOptions::filter3d`]) baked into their scales and opacities, so that a renderer without
+/// the filter (any standard viewer) draws the filtered Gaussians: rendered without a filter, the
+/// result equals `splats` rendered with it (under the same `mip2d` mode). A missing entry is 0.
+pub fn bake_filter3d<T: Real>(splats: &Splats<T>, var: &[f32]) -> Splats<T> {
+    let mut out = splats.clone();
+    for i in 0..out.len() {
+        let v = var.get(i).copied().unwrap_or(0.0);
+        if v == 0.0 {
+            continue;
+        }
+        let (scales, factor) = project::filter3d(out.log_scales[i], to_t::<T>(v));
+        out.log_scales[i] = scales.map(|s| s.ln());
+        let o = crate::gaussians::sigmoid(out.opacity_logits[i]) * factor;
+        out.opacity_logits[i] = crate::gaussians::logit(o);
+    }
+    out
+}
+
 fn to_t<T: Real>(v: f32) -> T {
     T::from(v).unwrap_or_else(T::nan)
 }
@@ -113,9 +177,10 @@ pub fn render<T: Real>(
         .unwrap_or(splats.sh_degree)
         .min(splats.sh_degree);
     let near = to_t::<T>(opts.near);
+    let aa = project::AaMode::of(opts);
     let proj: Vec<Projected<T>> = (0..splats.len())
         .into_par_iter()
-        .map(|i| project::project_one(splats, i, &cam, near, sh_degree))
+        .map(|i| project::project_one(splats, i, &cam, near, sh_degree, &aa))
         .collect();
     let (tiles_x, tiles_y) = cam.tiles();
     let bins = raster::bin(&proj, tiles_x, tiles_y);
@@ -163,6 +228,7 @@ pub fn render<T: Real>(
             pixels,
             sh_degree,
             bg,
+            aa,
         },
     }
 }
@@ -215,6 +281,7 @@ pub fn render_backward<T: Real>(
                 p,
                 sg,
                 st.sh_degree,
+                &st.aa,
                 d_sh,
             ))
         })

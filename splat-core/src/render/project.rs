@@ -1,7 +1,10 @@
 //! Per-Gaussian preprocessing: camera transform, EWA projection with the 0.3 px low-pass,
-//! screen extent, tile rectangle and SH colour; and the backward of all of it.
+//! screen extent, tile rectangle and SH colour; the optional anti-aliasing filters (gsplat's
+//! 2D compensation, Mip-Splatting's 3D smoothing); and the backward of all of it.
 
-use super::{Real, TILE_SIZE};
+use std::sync::Arc;
+
+use super::{Real, RenderOptions, TILE_SIZE};
 use crate::camera::Camera;
 use crate::gaussians::{sigmoid, Splats};
 use crate::sh;
@@ -25,6 +28,58 @@ pub fn jacobian_limits(c: &Camera) -> [f64; 4] {
         -(c.cy / c.fy + GUARD_BAND * ty),
         (c.height as f64 - c.cy) / c.fy + GUARD_BAND * ty,
     ]
+}
+
+/// The anti-aliasing filters of one render, as the projection reads them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AaMode {
+    pub mip2d: bool,
+    pub filter3d: Option<Arc<[f32]>>,
+}
+
+impl AaMode {
+    pub fn of(opts: &RenderOptions) -> Self {
+        Self {
+            mip2d: opts.mip2d,
+            filter3d: opts.filter3d.clone(),
+        }
+    }
+
+    /// Gaussian `i`'s 3D filter variance (0 without a filter or an entry).
+    fn var<T: Real>(&self, i: usize) -> T {
+        let v = self
+            .filter3d
+            .as_ref()
+            .and_then(|f| f.get(i).copied())
+            .unwrap_or(0.0);
+        c(v as f64)
+    }
+}
+
+/// Mip-Splatting's 3D smoothing filter on one Gaussian: Σ + var I = R (S² + var I) Rᵀ, so the
+/// filtered Gaussian keeps its rotation, has scales sqrt(s_k² + var), and its opacity is
+/// multiplied by sqrt(det Σ / det(Σ + var I)) = Π_k s_k / sqrt(s_k² + var) so that its
+/// integral is unchanged. Returns (filtered scales, opacity factor); `var = 0` is the identity.
+pub fn filter3d<T: Real>(log_scale: [T; 3], var: T) -> ([T; 3], T) {
+    let s = log_scale.map(|v| v.exp());
+    if var == T::zero() {
+        return (s, T::one());
+    }
+    let f = s.map(|v| (v * v + var).sqrt());
+    (f, s[0] / f[0] * (s[1] / f[1]) * (s[2] / f[2]))
+}
+
+/// gsplat's anti-aliasing compensation for a projected covariance `cov` = (a, b, c) before the
+/// low-pass: sqrt(det Σ2 / det(Σ2 + [`LOW_PASS`] I)), 0 for a degenerate Σ2.
+pub fn mip2d_compensation<T: Real>(cov: [T; 3]) -> T {
+    let lp: T = c(LOW_PASS);
+    let det0 = cov[0] * cov[2] - cov[1] * cov[1];
+    let det1 = (cov[0] + lp) * (cov[2] + lp) - cov[1] * cov[1];
+    if det0 > T::zero() && det1 > T::zero() {
+        (det0 / det1).sqrt()
+    } else {
+        T::zero()
+    }
 }
 
 /// Camera constants converted once to the render precision.
@@ -95,6 +150,10 @@ fn c<T: Real>(v: f64) -> T {
     T::from(v).unwrap_or_else(T::nan)
 }
 
+fn two_t<T: Real>() -> T {
+    c(2.0)
+}
+
 fn matvec<T: Real>(m: &[[T; 3]; 3], v: [T; 3]) -> [T; 3] {
     [0, 1, 2].map(|i| m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2])
 }
@@ -160,7 +219,11 @@ struct Geometry<T> {
     qn: [T; 4],
     qnorm: T,
     rot: [[T; 3]; 3],
+    /// Scales after the 3D filter (the Gaussian's own without one).
     scale: [T; 3],
+    /// The 3D filter's variance and opacity factor.
+    var3d: T,
+    comp3d: T,
     /// Camera-space covariance W Σ Wᵀ.
     cov_cam: [[T; 3]; 3],
     /// Camera-space centre.
@@ -171,14 +234,17 @@ struct Geometry<T> {
     jac: [[T; 3]; 2],
     /// 2D covariance after the low-pass, (a, b, c).
     cov2d: [T; 3],
+    /// The 2D compensation (1 with `mip2d` off).
+    comp2d: T,
 }
 
-fn geometry<T: Real>(s: &Splats<T>, i: usize, cam: &Cam<T>) -> Geometry<T> {
+fn geometry<T: Real>(s: &Splats<T>, i: usize, cam: &Cam<T>, aa: &AaMode) -> Geometry<T> {
     let q = s.quats[i];
     let qnorm = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt();
     let qn = q.map(|v| v / qnorm);
     let rot = quat_to_mat(qn);
-    let scale = s.log_scales[i].map(|v| v.exp());
+    let var3d: T = aa.var(i);
+    let (scale, comp3d) = filter3d(s.log_scales[i], var3d);
     // M = R S, Σ = M Mᵀ.
     let m = [0, 1, 2].map(|r| [0, 1, 2].map(|k| rot[r][k] * scale[k]));
     let sigma = matmul(&m, &transpose(&m));
@@ -206,12 +272,21 @@ fn geometry<T: Real>(s: &Splats<T>, i: usize, cam: &Cam<T>) -> Geometry<T> {
         }
         acc
     };
-    let cov2d = [js(0, 0) + lp, js(0, 1), js(1, 1) + lp];
+    let raw = [js(0, 0), js(0, 1), js(1, 1)];
+    let comp2d = if aa.mip2d {
+        mip2d_compensation(raw)
+    } else {
+        T::one()
+    };
+    let cov2d = [raw[0] + lp, raw[1], raw[2] + lp];
     Geometry {
         qn,
         qnorm,
         rot,
         scale,
+        var3d,
+        comp3d,
+        comp2d,
         cov_cam,
         t,
         t_clamped,
@@ -229,6 +304,7 @@ pub(crate) fn project_one<T: Real>(
     cam: &Cam<T>,
     near: T,
     sh_degree: usize,
+    aa: &AaMode,
 ) -> Projected<T> {
     let mut p = Projected::<T>::default();
     let mu = s.means[i];
@@ -237,7 +313,7 @@ pub(crate) fn project_one<T: Real>(
     if !(tz > near) {
         return p;
     }
-    let g = geometry(s, i, cam);
+    let g = geometry(s, i, cam, aa);
     let [a, b, cc] = g.cov2d;
     let det = a * cc - b * b;
     if !(det > T::zero()) || !det.is_finite() {
@@ -270,7 +346,7 @@ pub(crate) fn project_one<T: Real>(
     p.visible = true;
     p.mean2d = mean2d;
     p.conic = conic;
-    p.opacity = sigmoid(s.opacity_logits[i]);
+    p.opacity = sigmoid(s.opacity_logits[i]) * g.comp2d * g.comp3d;
     p.color = color;
     p.depth = g.t[2];
     p.radius = r.to_u32().unwrap_or(0);
@@ -406,15 +482,18 @@ pub(crate) fn project_one_backward<T: Real>(
     p: &Projected<T>,
     sg: &ScreenGrad<T>,
     sh_degree: usize,
+    aa: &AaMode,
     d_sh: &mut [T],
 ) -> ParamGrad<T> {
     let zero = T::zero();
-    let g = geometry(s, i, cam);
+    let g = geometry(s, i, cam, aa);
     let mu = s.means[i];
 
-    // Opacity through the sigmoid.
-    let o = p.opacity;
-    let d_logit = sg.opacity * o * (T::one() - o);
+    // Opacity o' = sigmoid(logit) c2 c3: through the sigmoid and both compensations.
+    let o = sigmoid(s.opacity_logits[i]);
+    let d_logit = sg.opacity * g.comp2d * g.comp3d * o * (T::one() - o);
+    let d_comp2d = sg.opacity * o * g.comp3d;
+    let d_comp3d = sg.opacity * o * g.comp2d;
 
     // Colour through SH, and the view direction back to the mean.
     let (dir, dist) = view_dir(mu, cam);
@@ -442,6 +521,21 @@ pub(crate) fn project_one_backward<T: Real>(
             }
             g2[r][k] = -acc;
         }
+    }
+    // c2 = sqrt(det M / det(M + εI)) with M the covariance before the low-pass: with the conic
+    // Q = (M + εI)⁻¹, dc2/dM = ((1 - c2²) Q - ε det(Q) I) / (2 c2) (det M = det(M + εI) - ε tr
+    // adj, as adj(M) = adj(M + εI) - εI for 2x2). The low-pass shifts M by a constant, so the
+    // gradient adds to that of the low-passed covariance.
+    if aa.mip2d && g.comp2d > zero {
+        let c2 = g.comp2d;
+        let lp: T = c(LOW_PASS);
+        let det_q = ca * cc - cb * cb;
+        let k = d_comp2d / (two_t::<T>() * c2);
+        let one_m = T::one() - c2 * c2;
+        g2[0][0] = g2[0][0] + k * (one_m * ca - lp * det_q);
+        g2[1][1] = g2[1][1] + k * (one_m * cc - lp * det_q);
+        g2[0][1] = g2[0][1] + k * one_m * cb;
+        g2[1][0] = g2[1][0] + k * one_m * cb;
     }
 
     // Σ2 = J Σc Jᵀ: dΣc = Jᵀ G J, dJ = 2 G J Σc.
@@ -511,7 +605,17 @@ pub(crate) fn project_one_backward<T: Real>(
     // M = R S: dS_k = (Rᵀ dM)_kk, dR = dM S.
     let d_scale = [0, 1, 2]
         .map(|k| g.rot[0][k] * g_m[0][k] + g.rot[1][k] * g_m[1][k] + g.rot[2][k] * g_m[2][k]);
-    let d_log_scale = [0, 1, 2].map(|k| d_scale[k] * g.scale[k]);
+    // Filtered scales f_k = sqrt(s_k² + v): df_k/d ln s_k = s_k² / f_k; the opacity factor
+    // c3 = Π s_k / f_k: d c3 / d ln s_k = c3 v / f_k².
+    let d_log_scale = if g.var3d == zero {
+        [0, 1, 2].map(|k| d_scale[k] * g.scale[k])
+    } else {
+        let s_own = s.log_scales[i].map(|v| v.exp());
+        [0, 1, 2].map(|k| {
+            let f = g.scale[k];
+            d_scale[k] * s_own[k] * s_own[k] / f + d_comp3d * g.comp3d * g.var3d / (f * f)
+        })
+    };
     let g_rot = [0, 1, 2].map(|r| [0, 1, 2].map(|k| g_m[r][k] * g.scale[k]));
     let d_qn = quat_to_mat_backward(g.qn, &g_rot);
     let dot = g.qn[0] * d_qn[0] + g.qn[1] * d_qn[1] + g.qn[2] * d_qn[2] + g.qn[3] * d_qn[3];

@@ -2,7 +2,8 @@
 //! position in every schedule, written atomically.
 //!
 //! Layout: the magic `SPCKPT01`, a little-endian u64 header length, a JSON header, then the
-//! raw little-endian f32/u32 arrays (parameters, first moments, second moments, statistics).
+//! raw little-endian f32/u32 arrays (parameters, first moments, second moments, statistics, and
+//! the 3D anti-aliasing filter when the header says there is one).
 
 use std::path::Path;
 
@@ -42,6 +43,10 @@ struct Header {
     /// Absent in checkpoints written before exposure compensation.
     #[serde(default)]
     exposures: super::exposure::Exposures,
+    /// Whether the 3D filter's variances follow the statistics (absent: no filter saved; a
+    /// resumed run then recomputes it).
+    #[serde(default)]
+    filter3d: bool,
     stop: Option<StopReason>,
     times: PhaseTimes,
     seconds: f64,
@@ -82,6 +87,7 @@ pub fn save(trainer: &mut Trainer, path: &Path) -> Result<(), TrainError> {
         checks: st.checks.clone(),
         loss_curve: st.loss_curve.clone(),
         exposures: st.exposures.clone(),
+        filter3d: trainer.filter3d.is_some(),
         stop: st.stop,
         times: st.times.clone(),
         seconds: trainer.elapsed_seconds(),
@@ -101,6 +107,9 @@ pub fn save(trainer: &mut Trainer, path: &Path) -> Result<(), TrainError> {
         out.extend_from_slice(&v.to_le_bytes());
     }
     for v in snap.stats.count.iter().chain(&snap.stats.max_radius) {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in trainer.filter3d.iter().flat_map(|f| f.iter()) {
         out.extend_from_slice(&v.to_le_bytes());
     }
     super::write_atomic(path, &out)
@@ -199,6 +208,11 @@ pub fn load<'a>(
     let grad_accum = r.f32s(n, "statistics")?;
     let count = r.u32s(n, "statistics")?;
     let max_radius = r.u32s(n, "statistics")?;
+    let filter3d = if h.filter3d {
+        Some(r.f32s(n, "the 3D filter")?)
+    } else {
+        None
+    };
     if r.pos != data.len() {
         return Err(io(format!(
             "{} unexpected bytes after the checkpoint data",
@@ -233,6 +247,11 @@ pub fn load<'a>(
         },
     };
     let mut t = Trainer::from_session_state(scene, h.config, backend, session, h.extent)?;
+    // The filter as it was (recomputing it from the centres would differ from an uninterrupted
+    // run, which last computed it at a densification or interval).
+    if let (Some(f), true) = (filter3d, t.cfg.antialias.filter3d) {
+        t.filter3d = Some(f.into());
+    }
     t.state = TrainState {
         iteration: h.iteration,
         rng,

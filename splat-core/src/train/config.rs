@@ -33,6 +33,8 @@ pub struct TrainConfig {
     pub plateau: PlateauConfig,
     /// Per-image exposure compensation (off by default).
     pub exposure: super::exposure::ExposureConfig,
+    /// Anti-aliasing filters (off by default).
+    pub antialias: super::antialias::AntialiasConfig,
 }
 
 impl Default for TrainConfig {
@@ -50,6 +52,7 @@ impl Default for TrainConfig {
             progressive: ProgressiveConfig::default(),
             plateau: PlateauConfig::default(),
             exposure: Default::default(),
+            antialias: Default::default(),
         }
     }
 }
@@ -471,6 +474,7 @@ impl TrainConfig {
         if self.iterations == 0 {
             return bad("iterations must be positive".into());
         }
+        self.antialias.validate().map_err(ConfigError::Value)?;
         Ok(())
     }
 }
@@ -506,6 +510,12 @@ mod tests {
             ("init: {opacity: 1}", "init.opacity"),
             ("init: {scale: 0}", "init.scale"),
             ("init: {scale: .nan}", "init.scale"),
+            ("antialias: {filter3d_scale: 0}", "antialias.filter3d_scale"),
+            (
+                "antialias: {filter3d_interval: 0}",
+                "antialias.filter3d_interval",
+            ),
+            ("antialias: {mip_2d: true}", "mip_2d"),
         ] {
             let err = TrainConfig::from_yaml_str(yaml).expect_err(yaml);
             assert!(err.to_string().contains(key), "{yaml}: {err}");
@@ -516,6 +526,11 @@ mod tests {
         assert_eq!(c.densify.strategy, Strategy::Mcmc);
         assert_eq!(c.densify.mcmc, McmcConfig::default());
         assert_eq!(TrainConfig::default().densify.strategy, Strategy::Default);
+        assert!(!TrainConfig::default().antialias.any());
+        let c = TrainConfig::from_yaml_str("antialias: {mip2d: true, filter3d_scale: 0.1}")
+            .expect("anti-aliasing on");
+        assert!(c.antialias.mip2d && !c.antialias.filter3d);
+        assert_eq!(c.antialias.filter3d_scale, 0.1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 // the trainer's imports go unused.
 #![cfg_attr(not(feature = "scene"), allow(unused_imports))]
 
+pub mod antialias;
 #[cfg(feature = "scene")]
 pub mod checkpoint;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod sweep;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -219,6 +221,10 @@ pub struct Trainer<'a> {
     started: Instant,
     /// Per-stage device times every 1000 iterations, where the backend measures them.
     pub stage_times: Vec<StageWindow>,
+    /// Mip-Splatting's 3D filter of the current Gaussians, when `antialias.filter3d` is on.
+    filter3d: Option<Arc<[f32]>>,
+    /// The training cameras at full size (what the 3D filter is computed from).
+    train_cameras: Vec<crate::camera::Camera>,
 }
 
 #[cfg(feature = "scene")]
@@ -422,7 +428,7 @@ impl<'a> Trainer<'a> {
             times: PhaseTimes::default(),
             prior_seconds: 0.0,
         };
-        Ok(Self {
+        let mut t = Self {
             cfg,
             state,
             scene,
@@ -434,7 +440,55 @@ impl<'a> Trainer<'a> {
             gt_cache: HashMap::new(),
             started: Instant::now(),
             stage_times: Vec::new(),
+            filter3d: None,
+            train_cameras: scene.train.iter().map(|v| v.camera.clone()).collect(),
+        };
+        t.update_filter3d()?;
+        Ok(t)
+    }
+
+    /// Recomputes the 3D filter from the session's current centres (when it is on).
+    fn update_filter3d(&mut self) -> Result<(), TrainError> {
+        if !self.cfg.antialias.filter3d {
+            return Ok(());
+        }
+        let all: Vec<usize> = (0..self.session.len()).collect();
+        let means = self.session.gather(&all)?.means;
+        let var = antialias::filter3d_variances(
+            &means,
+            &self.train_cameras,
+            self.cfg.antialias.filter3d_scale,
+        );
+        self.filter3d = Some(var.into());
+        Ok(())
+    }
+
+    /// The current 3D filter (one variance per Gaussian), when `antialias.filter3d` is on.
+    pub fn filter3d(&self) -> Option<&[f32]> {
+        self.filter3d.as_deref()
+    }
+
+    /// The Gaussians as exported: the session's parameters with the 3D filter, if on, baked
+    /// into scales and opacities ([`crate::render::bake_filter3d`]), so that viewers without
+    /// the filter draw what training rendered.
+    pub fn export_gaussians(&mut self) -> Result<Gaussians, TrainError> {
+        let params = self.session.snapshot()?.params;
+        Ok(match &self.filter3d {
+            Some(f) => crate::render::bake_filter3d(&params, f),
+            None => params,
         })
+    }
+
+    /// Render settings shared by training steps and evaluation: background, SH degree, and
+    /// the anti-aliasing filters.
+    fn render_options(&self, sh_degree: usize) -> RenderOptions {
+        RenderOptions {
+            background: self.background,
+            sh_degree: Some(sh_degree),
+            mip2d: self.cfg.antialias.mip2d,
+            filter3d: self.filter3d.clone(),
+            ..Default::default()
+        }
     }
 
     /// The backend's name.
@@ -547,11 +601,7 @@ impl<'a> Trainer<'a> {
             (0.0, 0.0)
         };
         let params = StepParams {
-            render: RenderOptions {
-                background: self.background,
-                sh_degree: Some(schedule::sh_degree(&self.cfg, it)),
-                ..Default::default()
-            },
+            render: self.render_options(schedule::sh_degree(&self.cfg, it)),
             ssim_weight: self.cfg.ssim_weight,
             rates: self.rates(),
             // MCMC decides from opacities alone.
@@ -636,6 +686,14 @@ impl<'a> Trainer<'a> {
                 }
             }
         }
+        // Mip-Splatting's cadence: after every change of the set, then every interval while
+        // the positions still move (not in the last interval).
+        let ai = self.cfg.antialias.filter3d_interval;
+        if densified.is_some()
+            || (it > self.refine_until() && it % ai == 0 && it + ai < self.cfg.iterations)
+        {
+            self.update_filter3d()?;
+        }
         let t3 = Instant::now();
         self.state.iteration += 1;
         self.state
@@ -715,11 +773,7 @@ impl<'a> Trainer<'a> {
     fn eval_options(&self) -> RenderOptions {
         // The degree of the last step taken: higher bands have not been trained yet.
         let deg = schedule::sh_degree(&self.cfg, self.state.iteration.saturating_sub(1));
-        RenderOptions {
-            background: self.background,
-            sh_degree: Some(deg),
-            ..Default::default()
-        }
+        self.render_options(deg)
     }
 
     /// Trains until done, the stop flag is raised, or an error; `on_step` sees every step.
@@ -838,8 +892,8 @@ impl Trainer<'_> {
         let renders = out.join("renders");
         std::fs::create_dir_all(&renders).map_err(|e| io(&renders, e.to_string()))?;
         let ply = out.join("point_cloud.ply");
-        let snap = self.snapshot()?;
-        crate::ply::write_ply(&ply, &snap.params).map_err(|e| io(&ply, e.to_string()))?;
+        let exported = self.export_gaussians()?;
+        crate::ply::write_ply(&ply, &exported).map_err(|e| io(&ply, e.to_string()))?;
         let test = self.scene.test.clone();
         let test = self.evaluate(&test, &mut |i, v, img| {
             let stem = Path::new(&v.name)
@@ -857,7 +911,7 @@ impl Trainer<'_> {
             iterations: self.state.iteration,
             stop_reason: reason,
             train_seconds,
-            gaussians: snap.params.len(),
+            gaussians: exported.len(),
             phases: self.state.times.clone(),
             monitor: self.state.checks.clone(),
             loss_curve: self.state.loss_curve.finished(self.state.iteration),

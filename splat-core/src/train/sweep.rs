@@ -363,6 +363,21 @@ mod tests {
         );
         let msg = bad.expect_err("misspelt key").to_string();
         assert!(msg.contains("unknown key densify.grad_treshold"), "{msg}");
+        // The anti-aliasing switches sweep like any other key.
+        let aa = config_for(
+            &spec.base,
+            &[
+                ("antialias.mip2d".into(), serde_yaml::Value::from(true)),
+                ("antialias.filter3d".into(), serde_yaml::Value::from(true)),
+                (
+                    "antialias.filter3d_scale".into(),
+                    serde_yaml::Value::from(0.1),
+                ),
+            ],
+        )
+        .expect("anti-aliasing keys");
+        assert!(aa.antialias.mip2d && aa.antialias.filter3d);
+        assert_eq!(aa.antialias.filter3d_scale, 0.1);
     }
 
     #[test]
