@@ -431,8 +431,8 @@ impl Ctx<'_> {
             scene.train.len(),
             scene.test.len()
         ));
-        let mut compute = training::make_backend(opts.device, events)?;
         let cfg = opts.config.train.clone();
+        let mut compute = training::make_backend(opts.device, &cfg, events)?;
         training::preflight(scene, &cfg, &compute, &opts.out, events)?;
         let backend = compute.backend.as_mut();
         let m = match training::train(scene, cfg, backend, &topts, stop, events)? {

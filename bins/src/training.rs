@@ -35,9 +35,23 @@ pub struct Compute {
     pub free_memory: Option<u64>,
 }
 
-/// The backend for `device`: `auto` takes CUDA when a driver and a device work, else the CPU
-/// with a note; `cuda` without one is an error.
-pub fn make_backend(device: Device, events: &dyn Events) -> Result<Compute> {
+/// The settings of `cfg` that only the CPU backend implements so far (the CUDA backend refuses
+/// them at the first step; asking here lets `auto` choose the CPU and `cuda` fail up front).
+pub fn cpu_only_settings(cfg: &TrainConfig) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if cfg.antialias.any() {
+        v.push("anti-aliasing (antialias.mip2d / antialias.filter3d)");
+    }
+    if cfg.exposure.enabled {
+        v.push("exposure compensation (exposure.enabled)");
+    }
+    v
+}
+
+/// The backend for `device` and the settings `cfg`: `auto` takes CUDA when a driver and a
+/// device work and `cfg` needs nothing CPU-only, else the CPU with a note; `cuda` without a
+/// GPU, or with CPU-only settings, is an error.
+pub fn make_backend(device: Device, cfg: &TrainConfig, events: &dyn Events) -> Result<Compute> {
     let cuda = |b: splat_cuda::CudaBackend| Compute {
         free_memory: b.memory_info().ok().map(|(free, _)| free),
         backend: Box::new(b),
@@ -48,12 +62,22 @@ pub fn make_backend(device: Device, events: &dyn Events) -> Result<Compute> {
         gpu: false,
         free_memory: crate::estimate::host_available_bytes(),
     };
+    let cpu_only = cpu_only_settings(cfg).join(" and ");
     match device {
         Device::Cpu => Ok(cpu()),
+        Device::Cuda if !cpu_only.is_empty() => Err(PipelineError::Invalid(format!(
+            "--device cuda: {cpu_only} is not implemented on the CUDA backend yet; use --device cpu or turn it off"
+        ))),
         Device::Cuda => {
             Ok(cuda(splat_cuda::CudaBackend::new().map_err(|e| {
                 PipelineError::Invalid(format!("--device cuda: {e}"))
             })?))
+        }
+        Device::Auto if !cpu_only.is_empty() => {
+            events.note(&format!(
+                "{cpu_only}: only the CPU backend implements it so far; training on the CPU"
+            ));
+            Ok(cpu())
         }
         Device::Auto => match splat_cuda::CudaBackend::new() {
             Ok(b) => Ok(cuda(b)),
@@ -143,7 +167,7 @@ pub fn train_job(
     events: &dyn Events,
 ) -> Result<Trained> {
     crate::ensure_output_dir(&job.out)?;
-    let mut compute = make_backend(job.device, events)?;
+    let mut compute = make_backend(job.device, &cfg, events)?;
     let load = splat_core::scene::LoadOptions {
         downscale: job
             .downscale
