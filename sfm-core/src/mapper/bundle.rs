@@ -270,9 +270,10 @@ type WBlock = [[f64; 3]; 6];
 struct Structure {
     /// Observations (indices into `used`) of each point.
     by_point: Vec<Vec<usize>>,
-    /// Observations (indices into `used`) of each (image, camera) pair that has any, in
-    /// that order.
-    views: Vec<(usize, usize, Vec<usize>)>,
+    /// The (image, camera) pairs that have observations, in that order.
+    views: Vec<(usize, usize)>,
+    /// View of each observation.
+    obs_view: Vec<usize>,
     /// Views of image i: `img_views[i]..img_views[i + 1]`.
     img_views: Vec<usize>,
     /// Entries of point p: `pt_start[p]..pt_start[p + 1]` (variable points only).
@@ -296,22 +297,24 @@ impl Structure {
         nimg: usize,
     ) -> Self {
         let mut by_point: Vec<Vec<usize>> = vec![Vec::new(); npts];
-        let mut keyed: Vec<(usize, usize, usize)> = Vec::with_capacity(used.len());
+        let mut views: Vec<(usize, usize)> = Vec::new();
         for (u, &o) in used.iter().enumerate() {
             by_point[obs[o].point].push(u);
-            keyed.push((obs[o].image, obs[o].camera, u));
+            views.push((obs[o].image, obs[o].camera));
         }
-        keyed.sort_unstable();
-        let mut views: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+        views.sort_unstable();
+        views.dedup();
+        let obs_view: Vec<usize> = used
+            .iter()
+            .map(|&o| {
+                views
+                    .binary_search(&(obs[o].image, obs[o].camera))
+                    .unwrap_or_default()
+            })
+            .collect();
         let mut img_views = vec![0usize; nimg + 1];
-        for (i, c, u) in keyed {
-            match views.last_mut() {
-                Some(v) if v.0 == i && v.1 == c => v.2.push(u),
-                _ => {
-                    views.push((i, c, vec![u]));
-                    img_views[i + 1] += 1;
-                }
-            }
+        for &(i, _) in &views {
+            img_views[i + 1] += 1;
         }
         for i in 0..nimg {
             img_views[i + 1] += img_views[i];
@@ -370,6 +373,7 @@ impl Structure {
         Structure {
             by_point,
             views,
+            obs_view,
             img_views,
             pt_start,
             ent_group,
@@ -396,6 +400,26 @@ impl Default for ImageBlock {
         }
     }
 }
+
+/// Asks the cache for the lines holding `x`: the per-view and per-group passes visit
+/// linearisations and W blocks out of storage order, and without it each visit waits on memory.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = (x as *const T).cast::<i8>();
+        for off in (0..std::mem::size_of::<T>()).step_by(64) {
+            // SAFETY: prefetching has no architectural effect, and `p + off` lies inside `*x`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// How many items ahead the out-of-order passes prefetch.
+const AHEAD: usize = 4;
 
 /// Splits `buf` into consecutive pieces of the given lengths.
 fn split_lengths<'a, T>(
@@ -450,7 +474,35 @@ pub fn bundle_adjust(
     let mut lambda = 1e-4;
     // Buffers reused by every iteration and damping trial.
     let mut lins: Vec<Option<Lin>> = Vec::with_capacity(used.len());
-    let mut view_blocks = vec![ImageBlock::default(); st.views.len()];
+    let nviews = st.views.len();
+    let mut view_blocks = vec![ImageBlock::default(); nviews];
+    // At most 64 chunks, so the per-chunk blocks stay small; the size depends on the problem
+    // only, never on the thread count.
+    let vchunk = used.len().div_ceil(64).max(4096);
+    let nvc = used.len().div_ceil(vchunk);
+    let mut view_parts = vec![ImageBlock::default(); nvc * nviews];
+    // Local columns of the blocks that vary, per view.
+    let view_cols: Vec<([usize; NP], usize)> = st
+        .views
+        .iter()
+        .map(|&(image, camera)| {
+            let mut cols = [0usize; NP];
+            let mut n = 0;
+            if pose_off[image] != NONE {
+                for k in 0..6 {
+                    cols[n] = k;
+                    n += 1;
+                }
+            }
+            if intr_off[camera] != NONE {
+                for k in 6..6 + isz {
+                    cols[n] = k;
+                    n += 1;
+                }
+            }
+            (cols, n)
+        })
+        .collect();
     let mut cam_h = vec![[[0.0f64; 4]; 4]; cams.len()];
     let mut cam_g = vec![[0.0f64; 4]; cams.len()];
     let mut vmat = vec![[0.0f64; 9]; npts];
@@ -468,32 +520,52 @@ pub fn bundle_adjust(
         used.par_iter()
             .map(|&o| linearise(&obs[o], cams, poses, pts, &lay, cfg, c2))
             .collect_into_vec(&mut lins);
-        // Camera side, per view (each view's observations summed in order).
-        view_blocks
-            .par_iter_mut()
-            .zip(st.views.par_iter())
-            .for_each(|(blk, (_, _, list))| {
-                *blk = ImageBlock::default();
-                for &u in list {
+        // Camera side per view: fixed chunks of observations (in storage order, so the
+        // linearisations stream from memory) each sum into their own per-view blocks, and
+        // each view then adds its chunks' blocks in chunk order.
+        view_parts
+            .par_chunks_mut(nviews)
+            .enumerate()
+            .for_each(|(c, parts)| {
+                parts.fill(ImageBlock::default());
+                for u in c * vchunk..((c + 1) * vchunk).min(used.len()) {
                     let Some(l) = &lins[u] else { continue };
-                    for p in 0..NP {
+                    let v = st.obs_view[u];
+                    let blk = &mut parts[v];
+                    let cols = &view_cols[v].0[..view_cols[v].1];
+                    for (ia, &p) in cols.iter().enumerate() {
                         let (a0, a1) = (l.w * l.jc[0][p], l.w * l.jc[1][p]);
-                        if a0 == 0.0 && a1 == 0.0 {
-                            continue;
-                        }
                         blk.g[p] += a0 * l.r[0] + a1 * l.r[1];
-                        for q in 0..NP {
+                        for &q in &cols[..=ia] {
                             blk.h[p][q] += a0 * l.jc[0][q] + a1 * l.jc[1][q];
                         }
                     }
                 }
             });
+        view_blocks.par_iter_mut().enumerate().for_each(|(v, blk)| {
+            *blk = ImageBlock::default();
+            let cols = &view_cols[v].0[..view_cols[v].1];
+            for c in 0..nvc {
+                let part = &view_parts[c * nviews + v];
+                for (ia, &p) in cols.iter().enumerate() {
+                    blk.g[p] += part.g[p];
+                    for &q in &cols[..=ia] {
+                        blk.h[p][q] += part.h[p][q];
+                    }
+                }
+            }
+            for (ia, &p) in cols.iter().enumerate() {
+                for &q in &cols[..ia] {
+                    blk.h[q][p] = blk.h[p][q];
+                }
+            }
+        });
         // A camera's intrinsic block gathers its views' in image order.
         for c in 0..cams.len() {
             cam_h[c] = [[0.0; 4]; 4];
             cam_g[c] = [0.0; 4];
         }
-        for (blk, &(_, c, _)) in view_blocks.iter().zip(&st.views) {
+        for (blk, &(_, c)) in view_blocks.iter().zip(&st.views) {
             for a in 0..isz {
                 cam_g[c][a] += blk.g[6 + a];
                 for b in 0..isz {
@@ -618,7 +690,17 @@ pub fn bundle_adjust(
                         }
                     }
                     // S -= W V^-1 W^T, rhs += W V^-1 g_p, over this group's points.
-                    for &(p, e) in &st.grp_items[st.grp_start[gi]..st.grp_start[gi + 1]] {
+                    let items = &st.grp_items[st.grp_start[gi]..st.grp_start[gi + 1]];
+                    for (k, &(p, e)) in items.iter().enumerate() {
+                        if let Some(&(pa, _)) = items.get(k + AHEAD) {
+                            prefetch(&vinv[pa]);
+                            prefetch(&gp[pa]);
+                            let (e0, e1) = (st.pt_start[pa], st.pt_start[pa + 1]);
+                            for ea in e0..e1 {
+                                prefetch(&wblocks[ea]);
+                                prefetch(&st.ent_group[ea]);
+                            }
+                        }
                         let Some(vi) = vinv[p] else { continue };
                         let wa = &wblocks[e];
                         let mut t = [[0.0f64; 3]; 6];
