@@ -688,17 +688,40 @@ impl<'a> Mapper<'a> {
                 v
             }
         };
-        for pid in candidates {
-            let Some(pt) = &self.points[pid] else {
+        // Each point's verdict depends on that point alone, so the verdicts are found on
+        // every core and applied in point order: the same result as one pass.
+        let verdicts: Vec<(usize, Vec<(u32, u32)>, bool)> = candidates
+            .par_iter()
+            .filter_map(|&pid| {
+                let pt = self.points[pid].as_ref()?;
+                let x = pt.xyz;
+                let keep: Vec<(u32, u32)> = pt
+                    .track
+                    .iter()
+                    .copied()
+                    .filter(|&(i, k)| self.reproj_error(i as usize, k as usize, x) <= maxe)
+                    .collect();
+                let centers: Vec<DVec3> = keep
+                    .iter()
+                    .map(|&(i, _)| self.poses[i as usize].expect("registered").center())
+                    .collect();
+                let mut max_ang: f64 = 0.0;
+                'outer: for a in 0..centers.len() {
+                    for b in a + 1..centers.len() {
+                        max_ang = max_ang.max(triangulation_angle(centers[a], centers[b], x));
+                        if max_ang >= min_angle {
+                            break 'outer;
+                        }
+                    }
+                }
+                let delete = keep.len() < 2 || max_ang < min_angle;
+                Some((pid, keep, delete))
+            })
+            .collect();
+        for (pid, keep, delete) in verdicts {
+            let Some(pt) = self.points[pid].as_mut() else {
                 continue;
             };
-            let x = pt.xyz;
-            let keep: Vec<(u32, u32)> = pt
-                .track
-                .iter()
-                .copied()
-                .filter(|&(i, k)| self.reproj_error(i as usize, k as usize, x) <= maxe)
-                .collect();
             let drop = pt.track.len() - keep.len();
             if drop > 0 {
                 removed += drop;
@@ -708,24 +731,9 @@ impl<'a> Mapper<'a> {
                     }
                 }
             }
-            let centers: Vec<DVec3> = keep
-                .iter()
-                .map(|&(i, _)| self.poses[i as usize].expect("registered").center())
-                .collect();
-            let mut max_ang: f64 = 0.0;
-            'outer: for a in 0..centers.len() {
-                for b in a + 1..centers.len() {
-                    max_ang = max_ang.max(triangulation_angle(centers[a], centers[b], x));
-                    if max_ang >= min_angle {
-                        break 'outer;
-                    }
-                }
-            }
-            if let Some(p) = self.points[pid].as_mut() {
-                p.track = keep;
-            }
-            if self.points[pid].as_ref().is_some_and(|p| p.track.len() < 2) || max_ang < min_angle {
-                removed += self.points[pid].as_ref().map_or(0, |p| p.track.len());
+            pt.track = keep;
+            if delete {
+                removed += pt.track.len();
                 self.delete_point(pid);
             }
         }
