@@ -422,10 +422,7 @@ fn prefetch<T>(x: &T) {
 const AHEAD: usize = 4;
 
 /// Splits `buf` into consecutive pieces of the given lengths.
-fn split_lengths<'a, T>(
-    mut buf: &'a mut [T],
-    lengths: impl Iterator<Item = usize>,
-) -> Vec<&'a mut [T]> {
+fn split_lengths<T>(mut buf: &mut [T], lengths: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for n in lengths {
         let (a, b) = buf.split_at_mut(n);

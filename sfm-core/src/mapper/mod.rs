@@ -177,6 +177,8 @@ pub enum MapperError {
 }
 
 const NO_POINT: u32 = u32::MAX;
+/// The filter's decision on one point: its id, the observations it keeps, whether it goes.
+type Verdict = (usize, Vec<(u32, u32)>, bool);
 /// Initial-pair candidates evaluated together.
 const INIT_BATCH: usize = 8;
 
@@ -690,7 +692,7 @@ impl<'a> Mapper<'a> {
         };
         // Each point's verdict depends on that point alone, so the verdicts are found on
         // every core and applied in point order: the same result as one pass.
-        let verdicts: Vec<(usize, Vec<(u32, u32)>, bool)> = candidates
+        let verdicts: Vec<Verdict> = candidates
             .par_iter()
             .filter_map(|&pid| {
                 let pt = self.points[pid].as_ref()?;
