@@ -16,6 +16,7 @@ use crate::twoview::{PairConfig, TwoViewGeometry};
 use bundle::{bundle_adjust, BaConfig, Observation};
 pub use camera::RadialCamera;
 use glam::{DVec2, DVec3};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -176,6 +177,17 @@ pub enum MapperError {
 }
 
 const NO_POINT: u32 = u32::MAX;
+/// The filter's decision on one point: its id, the observations it keeps, whether it goes.
+type Verdict = (usize, Vec<(u32, u32)>, bool);
+/// Initial-pair candidates evaluated together.
+const INIT_BATCH: usize = 8;
+
+/// A qualifying initial pair: the second image's pose (the first is the identity) and the
+/// triangulated inliers as (keypoints, point, triangulation angle in degrees).
+struct InitPair {
+    pose: Pose,
+    points: Vec<((u32, u32), DVec3, f64)>,
+}
 
 struct Correspondences {
     offsets: Vec<u32>,
@@ -259,10 +271,15 @@ impl<'a> Mapper<'a> {
     }
 
     fn update_normalized(&mut self) {
-        for (i, im) in self.images.iter().enumerate() {
-            let cam = self.cams[im.camera];
-            self.norm[i] = im.keypoints.iter().map(|&p| cam.normalize(p)).collect();
-        }
+        let cams = &self.cams;
+        self.norm
+            .par_iter_mut()
+            .zip(self.images.par_iter())
+            .for_each(|(norm, im)| {
+                let cam = cams[im.camera];
+                norm.clear();
+                norm.extend(im.keypoints.iter().map(|&p| cam.normalize(p)));
+            });
     }
 
     fn corr_of(&self, img: usize, kp: usize) -> &[(u32, u32)] {
@@ -318,12 +335,25 @@ impl<'a> Mapper<'a> {
         let mut min_inliers = self.opt.init_min_inliers;
         let mut min_angle = self.opt.init_min_tri_angle;
         for _round in 0..5 {
-            for &pi in order.iter().take(100) {
-                let pair = &self.pairs[pi];
-                if pair.geometry.inliers.len() < min_inliers {
-                    break;
-                }
-                if self.try_init_pair(pair, min_inliers, min_angle) {
+            let eligible: Vec<usize> = order
+                .iter()
+                .take(100)
+                .copied()
+                .take_while(|&pi| self.pairs[pi].geometry.inliers.len() >= min_inliers)
+                .collect();
+            // Candidates are tried a batch at a time on every core; the first that succeeds
+            // in order wins, so the choice is the sequential one whatever the thread count.
+            for batch in eligible.chunks(INIT_BATCH) {
+                let tried: Vec<Option<InitPair>> = batch
+                    .par_iter()
+                    .map(|&pi| self.init_candidate(&self.pairs[pi], min_inliers, min_angle))
+                    .collect();
+                if let Some((k, init)) = tried
+                    .into_iter()
+                    .enumerate()
+                    .find_map(|(k, t)| t.map(|t| (k, t)))
+                {
+                    self.apply_init(&self.pairs[batch[k]], init);
                     return Ok(());
                 }
             }
@@ -333,7 +363,14 @@ impl<'a> Mapper<'a> {
         Err(MapperError::NoInitialPair)
     }
 
-    fn try_init_pair(&mut self, pair: &ImagePair, min_inliers: usize, min_angle: f64) -> bool {
+    /// The relative pose and points of a candidate initial pair, or None if it does not
+    /// qualify.
+    fn init_candidate(
+        &self,
+        pair: &ImagePair,
+        min_inliers: usize,
+        min_angle: f64,
+    ) -> Option<InitPair> {
         let (i, j) = (pair.i, pair.j);
         let x1: Vec<DVec2> = pair
             .geometry
@@ -354,25 +391,21 @@ impl<'a> Mapper<'a> {
             seed: self.opt.seed,
             ..Default::default()
         };
-        let Some(res) = ransac(&EssentialEstimator { x1: &x1, x2: &x2 }, &ro) else {
-            return false;
-        };
+        let res = ransac(&EssentialEstimator { x1: &x1, x2: &x2 }, &ro)?;
         if res.num_inliers < min_inliers {
-            return false;
+            return None;
         }
         let idx: Vec<usize> = (0..x1.len()).filter(|&k| res.inliers[k]).collect();
         let a: Vec<DVec2> = idx.iter().map(|&k| x1[k]).collect();
         let b: Vec<DVec2> = idx.iter().map(|&k| x2[k]).collect();
-        let Some((pose, _)) = pose_from_essential(&res.model, &a, &b) else {
-            return false;
-        };
+        let (pose, _) = pose_from_essential(&res.model, &a, &b)?;
         let pose = crate::geometry::pose::refine_relative_pose(&pose, &a, &b, 20);
         if pose.t.normalize().z.abs() > 0.95 {
-            return false;
+            return None;
         }
         let c2 = pose.center();
         let mut angles = Vec::new();
-        let mut new_pts = Vec::new();
+        let mut points = Vec::new();
         for (n, &k) in idx.iter().enumerate() {
             let Some(x) = triangulate_multi(&[Pose::IDENTITY, pose], &[a[n], b[n]]) else {
                 continue;
@@ -382,18 +415,24 @@ impl<'a> Mapper<'a> {
             }
             let ang = triangulation_angle(DVec3::ZERO, c2, x).to_degrees();
             angles.push(ang);
-            new_pts.push((pair.geometry.inliers[k], x, ang));
+            points.push((pair.geometry.inliers[k], x, ang));
         }
         if angles.len() < min_inliers {
-            return false;
+            return None;
         }
         angles.sort_by(f64::total_cmp);
         if angles[angles.len() / 2] < min_angle {
-            return false;
+            return None;
         }
+        Some(InitPair { pose, points })
+    }
+
+    /// Starts the model from an accepted initial pair.
+    fn apply_init(&mut self, pair: &ImagePair, init: InitPair) {
+        let (i, j) = (pair.i, pair.j);
         self.poses[i] = Some(Pose::IDENTITY);
-        self.poses[j] = Some(pose);
-        for ((ka, kb), x, ang) in new_pts {
+        self.poses[j] = Some(init.pose);
+        for ((ka, kb), x, ang) in init.points {
             if ang >= self.opt.tri_min_angle
                 && self.reproj_error(i, ka as usize, x) < self.opt.max_reproj_error
                 && self.reproj_error(j, kb as usize, x) < self.opt.max_reproj_error
@@ -402,7 +441,6 @@ impl<'a> Mapper<'a> {
             }
         }
         self.init_images = (i, j);
-        true
     }
 
     /// Unregistered images ranked by how many triangulated points they see.
@@ -652,17 +690,40 @@ impl<'a> Mapper<'a> {
                 v
             }
         };
-        for pid in candidates {
-            let Some(pt) = &self.points[pid] else {
+        // Each point's verdict depends on that point alone, so the verdicts are found on
+        // every core and applied in point order: the same result as one pass.
+        let verdicts: Vec<Verdict> = candidates
+            .par_iter()
+            .filter_map(|&pid| {
+                let pt = self.points[pid].as_ref()?;
+                let x = pt.xyz;
+                let keep: Vec<(u32, u32)> = pt
+                    .track
+                    .iter()
+                    .copied()
+                    .filter(|&(i, k)| self.reproj_error(i as usize, k as usize, x) <= maxe)
+                    .collect();
+                let centers: Vec<DVec3> = keep
+                    .iter()
+                    .map(|&(i, _)| self.poses[i as usize].expect("registered").center())
+                    .collect();
+                let mut max_ang: f64 = 0.0;
+                'outer: for a in 0..centers.len() {
+                    for b in a + 1..centers.len() {
+                        max_ang = max_ang.max(triangulation_angle(centers[a], centers[b], x));
+                        if max_ang >= min_angle {
+                            break 'outer;
+                        }
+                    }
+                }
+                let delete = keep.len() < 2 || max_ang < min_angle;
+                Some((pid, keep, delete))
+            })
+            .collect();
+        for (pid, keep, delete) in verdicts {
+            let Some(pt) = self.points[pid].as_mut() else {
                 continue;
             };
-            let x = pt.xyz;
-            let keep: Vec<(u32, u32)> = pt
-                .track
-                .iter()
-                .copied()
-                .filter(|&(i, k)| self.reproj_error(i as usize, k as usize, x) <= maxe)
-                .collect();
             let drop = pt.track.len() - keep.len();
             if drop > 0 {
                 removed += drop;
@@ -672,24 +733,9 @@ impl<'a> Mapper<'a> {
                     }
                 }
             }
-            let centers: Vec<DVec3> = keep
-                .iter()
-                .map(|&(i, _)| self.poses[i as usize].expect("registered").center())
-                .collect();
-            let mut max_ang: f64 = 0.0;
-            'outer: for a in 0..centers.len() {
-                for b in a + 1..centers.len() {
-                    max_ang = max_ang.max(triangulation_angle(centers[a], centers[b], x));
-                    if max_ang >= min_angle {
-                        break 'outer;
-                    }
-                }
-            }
-            if let Some(p) = self.points[pid].as_mut() {
-                p.track = keep;
-            }
-            if self.points[pid].as_ref().is_some_and(|p| p.track.len() < 2) || max_ang < min_angle {
-                removed += self.points[pid].as_ref().map_or(0, |p| p.track.len());
+            pt.track = keep;
+            if delete {
+                removed += pt.track.len();
                 self.delete_point(pid);
             }
         }
