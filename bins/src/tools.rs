@@ -423,12 +423,7 @@ pub fn gpu_self_test() -> Result<(String, f32, usize)> {
     };
     let a = gpu.render(&g, &cam, &opts)?;
     let b = CpuBackend.render(&g, &cam, &opts)?;
-    let max = a
-        .image
-        .iter()
-        .zip(&b.image)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let max = splat_core::loss::max_abs_diff(&a.image, &b.image);
     if max > 1e-4 {
         return Err(PipelineError::Invalid(format!(
             "{description}\nself-test FAILED: GPU and CPU renders differ by up to {max:.2e}"

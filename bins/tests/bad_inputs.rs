@@ -222,23 +222,8 @@ fn sfm_on_cuda_without_a_gpu_is_a_clear_error() {
     }
     let dir = scratch("sfm-cuda");
     let out = dir.join("out");
-    let (ok, log) = spaceport(&[
-        "sfm",
-        "--images",
-        s(&dir),
-        "--out",
-        s(&out),
-        "--device",
-        "cuda",
-    ]);
-    assert!(!ok, "accepted: {log}");
-    assert!(
-        log.contains("--device cuda (SfM)") && log.contains("no CUDA driver"),
-        "{log}"
-    );
-    // `cpu` and `auto` are accepted (and then find no photos in the empty folder).
-    for device in ["cpu", "auto"] {
-        let (ok, log) = spaceport(&[
+    let sfm_on = |device: &str| {
+        spaceport(&[
             "sfm",
             "--images",
             s(&dir),
@@ -246,7 +231,17 @@ fn sfm_on_cuda_without_a_gpu_is_a_clear_error() {
             s(&out),
             "--device",
             device,
-        ]);
+        ])
+    };
+    let (ok, log) = sfm_on("cuda");
+    assert!(!ok, "accepted: {log}");
+    assert!(
+        log.contains("--device cuda (SfM)") && log.contains("no CUDA driver"),
+        "{log}"
+    );
+    // `cpu` and `auto` are accepted (and then find no photos in the empty folder).
+    for device in ["cpu", "auto"] {
+        let (ok, log) = sfm_on(device);
         assert!(!ok && log.contains("at least 2"), "{device}: {log}");
     }
     let _ = std::fs::remove_dir_all(&dir);

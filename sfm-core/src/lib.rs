@@ -56,4 +56,17 @@ pub mod internals {
     pub use crate::mapper::bundle::{bundle_adjust, BaConfig, Observation};
     pub use crate::mapper::RadialCamera;
     pub use crate::matching::{match_descriptors, DescriptorSet};
+
+    /// The files directly in `dir` (a model folder), by name, with their bytes: what the tests
+    /// compare when two runs must write the same model byte for byte.
+    pub fn model_files(dir: &std::path::Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            v.push((name.unwrap_or_default(), std::fs::read(&p)?));
+        }
+        v.sort();
+        Ok(v)
+    }
 }

@@ -23,12 +23,24 @@ fn out_dir(name: &str) -> PathBuf {
     d
 }
 
-/// Matches on one thread, last pair first, through the neighbours-then-selection path.
-struct Reversed;
+/// Test backends, each breaking one habit of the CPU one.
+enum Scripted {
+    /// Matches on one thread, last pair first, through the neighbours-then-selection path.
+    Reversed,
+    /// A device that fails at the first match.
+    Broken,
+    /// Forgets every other pair.
+    Forgetful,
+}
 
-impl FeatureBackend for Reversed {
+impl FeatureBackend for Scripted {
     fn name(&self) -> String {
-        "reversed".into()
+        match self {
+            Scripted::Reversed => "reversed",
+            Scripted::Broken => "broken-gpu",
+            Scripted::Forgetful => "forgetful",
+        }
+        .into()
     }
 
     fn match_pairs(
@@ -39,68 +51,23 @@ impl FeatureBackend for Reversed {
         done: &PairSink<'_>,
     ) -> Result<f64, FeatureBackendError> {
         check_pairs(descs, pairs)?;
-        for (k, &(i, j)) in pairs.iter().enumerate().rev() {
-            done(k, select_matches(&nearest_two(&descs[i], &descs[j]), opt));
-        }
-        Ok(0.0)
-    }
-}
-
-/// A device that fails at the first match.
-struct Broken;
-
-impl FeatureBackend for Broken {
-    fn name(&self) -> String {
-        "broken-gpu".into()
-    }
-
-    fn match_pairs(
-        &self,
-        _: &[DescriptorSet],
-        _: &[(usize, usize)],
-        _: &MatchOptions,
-        _: &PairSink<'_>,
-    ) -> Result<f64, FeatureBackendError> {
-        Err(FeatureBackendError::Device("launch failed".into()))
-    }
-}
-
-/// A backend that forgets every other pair.
-struct Forgetful;
-
-impl FeatureBackend for Forgetful {
-    fn name(&self) -> String {
-        "forgetful".into()
-    }
-
-    fn match_pairs(
-        &self,
-        descs: &[DescriptorSet],
-        pairs: &[(usize, usize)],
-        opt: &MatchOptions,
-        done: &PairSink<'_>,
-    ) -> Result<f64, FeatureBackendError> {
-        for (k, &(i, j)) in pairs.iter().enumerate().step_by(2) {
-            done(
-                k,
-                sfm_core::backend::match_descriptors(&descs[i], &descs[j], opt),
-            );
+        let matches = |k: usize| {
+            let (i, j) = pairs[k];
+            select_matches(&nearest_two(&descs[i], &descs[j]), opt)
+        };
+        match self {
+            Scripted::Reversed => (0..pairs.len()).rev().for_each(|k| done(k, matches(k))),
+            Scripted::Broken => return Err(FeatureBackendError::Device("launch failed".into())),
+            Scripted::Forgetful => (0..pairs.len())
+                .step_by(2)
+                .for_each(|k| done(k, matches(k))),
         }
         Ok(0.0)
     }
 }
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
+    sfm_core::internals::model_files(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 #[test]
@@ -125,8 +92,8 @@ fn another_backend_with_the_cpu_semantics_gives_the_same_model_and_failures_are_
         ..Default::default()
     };
     let cpu = run(&opt, &small, &out.join("cpu"), &|_, _, _| {}).expect("cpu run");
-    let other =
-        run_with(&opt, &Reversed, &small, &out.join("rev"), &|_, _, _| {}).expect("reversed run");
+    let run_on = |b: Scripted, dir: &str| run_with(&opt, &b, &small, &out.join(dir), &|_, _, _| {});
+    let other = run_on(Scripted::Reversed, "rev").expect("reversed run");
     assert_eq!(cpu.feature_backend, "cpu");
     assert_eq!(other.feature_backend, "reversed");
     assert!(cpu.registered_images >= 3, "{cpu:?}");
@@ -140,8 +107,7 @@ fn another_backend_with_the_cpu_semantics_gives_the_same_model_and_failures_are_
         );
     }
 
-    let err = run_with(&opt, &Broken, &small, &out.join("broken"), &|_, _, _| {})
-        .expect_err("a failing backend fails the run");
+    let err = run_on(Scripted::Broken, "broken").expect_err("a failing backend fails the run");
     assert!(matches!(err, SfmError::Backend { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -149,7 +115,7 @@ fn another_backend_with_the_cpu_semantics_gives_the_same_model_and_failures_are_
         "{msg}"
     );
 
-    let err = run_with(&opt, &Forgetful, &small, &out.join("forgot"), &|_, _, _| {})
+    let err = run_on(Scripted::Forgetful, "forgot")
         .expect_err("a backend that skips pairs fails the run");
     let msg = err.to_string();
     assert!(

@@ -110,6 +110,14 @@ pub fn ssim(x: &[f32], y: &[f32], width: usize, height: usize) -> f32 {
     (total / x.len().max(1) as f64) as f32
 }
 
+/// The largest absolute difference between two images (backend parity checks and tests).
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 /// PSNR in dB of an image against its reference, with the render clamped to [0, 1].
 pub fn psnr(render: &[f32], reference: &[f32]) -> f32 {
     let mse: f64 = render

@@ -2,15 +2,22 @@
 //! through densification, and the exported PLY (filter baked in) renders the image the filtered
 //! model renders.
 
+use splat_core::loss::max_abs_diff;
 use splat_core::train::{StopReason, Trainer};
 use splat_core::{render, Backend, BackendError, CpuBackend, RenderOptions};
 
-#[test]
-fn filtered_training_exports_a_ply_that_renders_the_filtered_model() {
+/// The toy ring scene with both filters on.
+fn filtered_ring() -> (splat_core::scene::Scene, splat_core::train::TrainConfig) {
     let scene = splat_core::demo::synthetic_ring_scene(40, 32);
     let mut cfg = splat_core::demo::synthetic_ring_config(300);
     cfg.antialias.mip2d = true;
     cfg.antialias.filter3d = true;
+    (scene, cfg)
+}
+
+#[test]
+fn filtered_training_exports_a_ply_that_renders_the_filtered_model() {
+    let (scene, cfg) = filtered_ring();
     let mut t = Trainer::new(&scene, cfg, &mut CpuBackend).expect("trainer");
     assert_eq!(t.filter3d().map(|f| f.len()), Some(t.gaussians_len()));
     let mut densified = 0;
@@ -50,21 +57,11 @@ fn filtered_training_exports_a_ply_that_renders_the_filtered_model() {
         },
     );
     let from_ply = render(&baked, cam, &base);
-    let max_diff = filtered
-        .image
-        .iter()
-        .zip(&from_ply.image)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let max_diff = max_abs_diff(&filtered.image, &from_ply.image);
     assert!(max_diff < 1e-3, "baked PLY differs by {max_diff}");
     // The filter matters: the raw Gaussians without it render another image.
     let unfiltered = render(&raw, cam, &base);
-    let diff_raw = filtered
-        .image
-        .iter()
-        .zip(&unfiltered.image)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff_raw = max_abs_diff(&filtered.image, &unfiltered.image);
     assert!(
         diff_raw > 10.0 * max_diff.max(1e-5),
         "unfiltered differs by {diff_raw}"
@@ -99,10 +96,7 @@ fn a_filter_of_the_wrong_length_is_refused() {
 #[test]
 fn resume_keeps_the_filter() {
     use splat_core::train::checkpoint;
-    let scene = splat_core::demo::synthetic_ring_scene(40, 32);
-    let mut cfg = splat_core::demo::synthetic_ring_config(300);
-    cfg.antialias.mip2d = true;
-    cfg.antialias.filter3d = true;
+    let (scene, cfg) = filtered_ring();
     let dir = spaceport_io::scratch_dir("antialias-resume");
     let ckpt = dir.join("checkpoint.bin");
     let mut a = Trainer::new(&scene, cfg, &mut CpuBackend).expect("trainer");

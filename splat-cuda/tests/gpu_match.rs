@@ -246,16 +246,7 @@ fn match_gpu_equals_cpu_on_sift_descriptors_of_photos() {
 }
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
+    sfm_core::internals::model_files(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 #[test]
