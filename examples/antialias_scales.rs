@@ -4,8 +4,8 @@
 //!
 //! `cargo run --release -p spaceport-examples --example antialias_scales -- [MODE] [ITERS] [SCENE] [DOWNSCALE] [VIEWS]`
 //!
-//! MODE is `off`, `mip2d` (gsplat's antialiased mode), `filter3d` (Mip-Splatting's 3D filter)
-//! or `both`. Defaults: `both`, 3000 iterations, `../shared/data/nerf_synthetic_lego`, images
+//! MODE is `off`, `mip2d` (gsplat's antialiased mode), `filter3d` (Mip-Splatting's 3D filter),
+//! `both`, or `mip` (both over a 0.1 px² low-pass, Mip-Splatting's pairing). Defaults: `both`, 3000 iterations, `../shared/data/nerf_synthetic_lego`, images
 //! downscaled 4x (200 px), every test view. The ground truth at each size is the scene loaded at
 //! half the downscale (twice the training size) and area-resized (`Image::resize_area`); renders
 //! are on white, clamped to [0, 1]. Prints one `RESULT` line.
@@ -26,12 +26,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let scene_dir = arg(2, "SCENE", shared_data("nerf_synthetic_lego"))?;
     let downscale: f64 = arg(3, "DOWNSCALE", 4.0)?;
     let max_views: usize = arg(4, "VIEWS", usize::MAX)?;
-    let (mip2d, filter3d) = match mode.as_str() {
-        "off" => (false, false),
-        "mip2d" => (true, false),
-        "filter3d" => (false, true),
-        "both" => (true, true),
-        m => return Err(format!("MODE {m:?}: one of off, mip2d, filter3d, both").into()),
+    let (mip2d, filter3d, low_pass) = match mode.as_str() {
+        "off" => (false, false, 0.3),
+        "mip2d" => (true, false, 0.3),
+        "filter3d" => (false, true, 0.3),
+        "both" => (true, true, 0.3),
+        "mip" => (true, true, 0.1),
+        m => return Err(format!("MODE {m:?}: one of off, mip2d, filter3d, both, mip").into()),
     };
     let load = |d: f64| {
         load_scene(
@@ -56,6 +57,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     cfg.plateau.enabled = false;
     cfg.antialias.mip2d = mip2d;
     cfg.antialias.filter3d = filter3d;
+    cfg.antialias.low_pass = low_pass;
     let started = Instant::now();
     let mut t = Trainer::new(&scene, cfg, &mut CpuBackend)?;
     let stop = AtomicBool::new(false);
@@ -82,6 +84,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let opts = RenderOptions {
         background: [1.0; 3],
         mip2d,
+        low_pass: Some(low_pass),
         ..Default::default()
     };
     let views = scene.test.len().min(truth.test.len()).min(max_views);

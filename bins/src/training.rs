@@ -40,7 +40,7 @@ pub struct Compute {
 pub fn cpu_only_settings(cfg: &TrainConfig) -> Vec<&'static str> {
     let mut v = Vec::new();
     if cfg.antialias.any() {
-        v.push("anti-aliasing (antialias.mip2d / antialias.filter3d)");
+        v.push("anti-aliasing (antialias.mip2d / filter3d / low_pass)");
     }
     if cfg.exposure.enabled {
         v.push("exposure compensation (exposure.enabled)");

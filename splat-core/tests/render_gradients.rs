@@ -77,6 +77,7 @@ fn random_scene(seed: u64) -> (Splats<f64>, Camera, RenderOptions, Vec<f64>) {
         record_signature: true,
         mip2d: false,
         filter3d: None,
+        low_pass: None,
     };
     let weights: Vec<f64> = (0..(w * h * 3) as usize)
         .map(|_| rng.random_range(-1.0..1.0))
@@ -270,6 +271,16 @@ fn antialiased_gradients_match_finite_differences() {
         },
         5,
     );
+    // Mip-Splatting's pairing: both filters over a 0.1 px² low-pass.
+    check_seeds(
+        236..242,
+        &|seed, s, o| {
+            o.mip2d = true;
+            o.filter3d = Some(random_filter(seed, s));
+            o.low_pass = Some(0.1);
+        },
+        5,
+    );
 }
 
 /// The filters do something: the 2D compensation dims a sub-pixel Gaussian by about its
@@ -279,9 +290,11 @@ fn antialiased_gradients_match_finite_differences() {
 fn antialias_filters_change_the_image_as_expected() {
     use splat_core::render::project::{filter3d, mip2d_compensation};
     // A 0.5 px std Gaussian: compensation sqrt(0.25² / 0.55²) = 0.4545...
-    let c = mip2d_compensation([0.25f64, 0.0, 0.25]);
+    let c = mip2d_compensation([0.25f64, 0.0, 0.25], 0.3);
+    let c01 = mip2d_compensation([0.25f64, 0.0, 0.25], 0.1);
+    assert!((c01 - 0.25 / 0.35).abs() < 1e-12, "{c01}");
     assert!((c - 0.25 / 0.55).abs() < 1e-12, "{c}");
-    assert_eq!(mip2d_compensation([0.0f64, 0.0, 1.0]), 0.0);
+    assert_eq!(mip2d_compensation([0.0f64, 0.0, 1.0], 0.3), 0.0);
     let (f, k) = filter3d([0.01f64.ln(), 0.0, 0.0], 1e-4);
     assert!((f[0] - (1e-4f64 + 1e-4).sqrt()).abs() < 1e-12);
     assert!((f[1] - (1.0f64 + 1e-4).sqrt()).abs() < 1e-12);

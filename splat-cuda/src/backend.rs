@@ -928,8 +928,8 @@ impl Backend for CudaBackend {
 pub(crate) fn refuse_antialias(opts: &RenderOptions) -> Result<(), BackendError> {
     if opts.antialiased() {
         return Err(BackendError::Unsupported(
-            "anti-aliasing (antialias.mip2d, antialias.filter3d) is not yet implemented on the \
-             CUDA backend; use --device cpu or set both to false"
+            "anti-aliasing (antialias.mip2d, antialias.filter3d, antialias.low_pass other than \
+             0.3) is not yet implemented on the CUDA backend; use --device cpu or turn it off"
                 .into(),
         ));
     }
@@ -943,7 +943,16 @@ mod tests {
     #[test]
     fn antialiasing_is_refused_with_a_clear_error() {
         assert!(refuse_antialias(&RenderOptions::default()).is_ok());
+        let same = RenderOptions {
+            low_pass: Some(0.3),
+            ..Default::default()
+        };
+        assert!(refuse_antialias(&same).is_ok(), "3DGS's own low-pass");
         for opts in [
+            RenderOptions {
+                low_pass: Some(0.1),
+                ..Default::default()
+            },
             RenderOptions {
                 mip2d: true,
                 ..Default::default()

@@ -35,7 +35,7 @@ pub struct RenderOptions {
     /// tests use to tell where finite differences are valid.
     pub record_signature: bool,
     /// gsplat's `antialiased` mode: each opacity is multiplied by
-    /// sqrt(det Σ2 / det(Σ2 + [`project::LOW_PASS`] I)) ([`project::mip2d_compensation`]), so the
+    /// sqrt(det Σ2 / det(Σ2 + ε I)), ε the low-pass variance ([`RenderOptions::low_pass`]) ([`project::mip2d_compensation`]), so the
     /// low-pass does not inflate the energy of a Gaussian smaller than a pixel.
     pub mip2d: bool,
     /// Mip-Splatting's 3D smoothing filter: one world-space variance per Gaussian (in order),
@@ -44,12 +44,26 @@ pub struct RenderOptions {
     /// input error for the backends ([`RenderOptions::check_filter3d`]); the bare renderer
     /// treats a missing entry as 0.
     pub filter3d: Option<Arc<[f32]>>,
+    /// The screen-space low-pass variance in px² (`None`: 3DGS's [`project::LOW_PASS`]);
+    /// Mip-Splatting pairs its 3D filter with 0.1 and the 2D compensation.
+    pub low_pass: Option<f32>,
 }
 
 impl RenderOptions {
-    /// Whether either anti-aliasing filter is on.
+    /// Whether the image formation differs from 3DGS's: either anti-aliasing filter, or
+    /// another low-pass variance.
     pub fn antialiased(&self) -> bool {
-        self.mip2d || self.filter3d.is_some()
+        self.mip2d
+            || self.filter3d.is_some()
+            || self.low_pass.is_some_and(|v| v != project::LOW_PASS as f32)
+    }
+
+    /// The low-pass variance this render uses (3DGS's exact f64 value unless another is set).
+    pub fn low_pass_variance(&self) -> f64 {
+        match self.low_pass {
+            Some(v) if v != project::LOW_PASS as f32 => v as f64,
+            _ => project::LOW_PASS,
+        }
     }
 
     /// Checks that a 3D filter, if any, has one finite, non-negative variance per Gaussian.
@@ -85,6 +99,7 @@ impl Default for RenderOptions {
             record_signature: false,
             mip2d: false,
             filter3d: None,
+            low_pass: None,
         }
     }
 }

@@ -35,6 +35,8 @@ pub fn jacobian_limits(c: &Camera) -> [f64; 4] {
 pub(crate) struct AaMode {
     pub mip2d: bool,
     pub filter3d: Option<Arc<[f32]>>,
+    /// The low-pass variance (px²).
+    pub low_pass: f64,
 }
 
 impl AaMode {
@@ -42,6 +44,7 @@ impl AaMode {
         Self {
             mip2d: opts.mip2d,
             filter3d: opts.filter3d.clone(),
+            low_pass: opts.low_pass_variance(),
         }
     }
 
@@ -70,9 +73,9 @@ pub fn filter3d<T: Real>(log_scale: [T; 3], var: T) -> ([T; 3], T) {
 }
 
 /// gsplat's anti-aliasing compensation for a projected covariance `cov` = (a, b, c) before the
-/// low-pass: sqrt(det Σ2 / det(Σ2 + [`LOW_PASS`] I)), 0 for a degenerate Σ2.
-pub fn mip2d_compensation<T: Real>(cov: [T; 3]) -> T {
-    let lp: T = c(LOW_PASS);
+/// low-pass of variance `low_pass`: sqrt(det Σ2 / det(Σ2 + low_pass I)), 0 for a degenerate Σ2.
+pub fn mip2d_compensation<T: Real>(cov: [T; 3], low_pass: f64) -> T {
+    let lp: T = c(low_pass);
     let det0 = cov[0] * cov[2] - cov[1] * cov[1];
     let det1 = (cov[0] + lp) * (cov[2] + lp) - cov[1] * cov[1];
     if det0 > T::zero() && det1 > T::zero() {
@@ -262,7 +265,7 @@ fn geometry<T: Real>(s: &Splats<T>, i: usize, cam: &Cam<T>, aa: &AaMode) -> Geom
         [cam.fx / t[2], T::zero(), -cam.fx * t_clamped[0] / z2],
         [T::zero(), cam.fy / t[2], -cam.fy * t_clamped[1] / z2],
     ];
-    let lp: T = c(LOW_PASS);
+    let lp: T = c(aa.low_pass);
     let js = |r: usize, k: usize| -> T {
         let mut acc = T::zero();
         for a in 0..3 {
@@ -274,7 +277,7 @@ fn geometry<T: Real>(s: &Splats<T>, i: usize, cam: &Cam<T>, aa: &AaMode) -> Geom
     };
     let raw = [js(0, 0), js(0, 1), js(1, 1)];
     let comp2d = if aa.mip2d {
-        mip2d_compensation(raw)
+        mip2d_compensation(raw, aa.low_pass)
     } else {
         T::one()
     };
@@ -528,7 +531,7 @@ pub(crate) fn project_one_backward<T: Real>(
     // gradient adds to that of the low-passed covariance.
     if aa.mip2d && g.comp2d > zero {
         let c2 = g.comp2d;
-        let lp: T = c(LOW_PASS);
+        let lp: T = c(aa.low_pass);
         let det_q = ca * cc - cb * cb;
         let k = d_comp2d / (two_t::<T>() * c2);
         let one_m = T::one() - c2 * c2;

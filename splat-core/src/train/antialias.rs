@@ -23,6 +23,10 @@ pub struct AntialiasConfig {
     pub filter3d: bool,
     /// s of the 3D filter, in squared pixels of the training images (Mip-Splatting's 0.2).
     pub filter3d_scale: f32,
+    /// The screen-space low-pass variance in px² that every projected covariance gets (3DGS's
+    /// 0.3; Mip-Splatting's 2D Mip filter uses 0.1 beside its 3D filter, so that the total blur
+    /// at the training scale stays about 3DGS's).
+    pub low_pass: f32,
     /// Once the Gaussian count stops changing, the 3D filter is recomputed every this many
     /// iterations (Mip-Splatting: 100); while it changes, after every densification.
     pub filter3d_interval: usize,
@@ -35,6 +39,7 @@ impl Default for AntialiasConfig {
             filter3d: false,
             filter3d_scale: 0.2,
             filter3d_interval: 100,
+            low_pass: crate::render::project::LOW_PASS as f32,
         }
     }
 }
@@ -48,15 +53,21 @@ impl AntialiasConfig {
                 self.filter3d_scale
             ));
         }
+        if !(self.low_pass.is_finite() && self.low_pass > 0.0 && self.low_pass <= 10.0) {
+            return Err(format!(
+                "antialias.low_pass {}: must be in (0, 10] px²",
+                self.low_pass
+            ));
+        }
         if self.filter3d_interval == 0 {
             return Err("antialias.filter3d_interval must be positive".into());
         }
         Ok(())
     }
 
-    /// Whether either filter is on.
+    /// Whether the image formation differs from 3DGS's (either filter, or another low-pass).
     pub fn any(&self) -> bool {
-        self.mip2d || self.filter3d
+        self.mip2d || self.filter3d || self.low_pass != crate::render::project::LOW_PASS as f32
     }
 }
 

@@ -487,6 +487,7 @@ impl<'a> Trainer<'a> {
             sh_degree: Some(sh_degree),
             mip2d: self.cfg.antialias.mip2d,
             filter3d: self.filter3d.clone(),
+            low_pass: Some(self.cfg.antialias.low_pass),
             ..Default::default()
         }
     }
