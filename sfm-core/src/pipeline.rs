@@ -554,18 +554,15 @@ fn front_end(
             return;
         };
         let t0 = Instant::now();
-        let ci = cameras[cam_of(i)];
-        let cj = cameras[cam_of(j)];
-        let pi = PinholePrior {
-            f: ci.f,
-            cx: ci.cx,
-            cy: ci.cy,
+        let prior = |img: usize| {
+            let c = cameras[cam_of(img)];
+            PinholePrior {
+                f: c.f,
+                cx: c.cx,
+                cy: c.cy,
+            }
         };
-        let pj = PinholePrior {
-            f: cj.f,
-            cx: cj.cx,
-            cy: cj.cy,
-        };
+        let (pi, pj) = (prior(i), prior(j));
         let seed = opt.seed ^ ((i as u64) << 32 | j as u64);
         let g = verify_pair(
             &decoded[i].keypoints,

@@ -34,9 +34,9 @@ pub struct RenderOptions {
     /// Record a hash of every discrete decision (culling, tiles, blended set, clamps), which
     /// tests use to tell where finite differences are valid.
     pub record_signature: bool,
-    /// gsplat's `antialiased` mode: each opacity is multiplied by
-    /// sqrt(det Σ2 / det(Σ2 + ε I)), ε the low-pass variance ([`RenderOptions::low_pass`]) ([`project::mip2d_compensation`]), so the
-    /// low-pass does not inflate the energy of a Gaussian smaller than a pixel.
+    /// gsplat's `antialiased` mode: each opacity is multiplied by sqrt(det Σ2 / det(Σ2 + ε I)),
+    /// ε the low-pass variance ([`RenderOptions::low_pass`], [`project::mip2d_compensation`]),
+    /// so the low-pass does not inflate the energy of a Gaussian smaller than a pixel.
     pub mip2d: bool,
     /// Mip-Splatting's 3D smoothing filter: one world-space variance per Gaussian (in order),
     /// added to the covariance, with the opacity scaled to keep the energy
@@ -53,9 +53,7 @@ impl RenderOptions {
     /// Whether the image formation differs from 3DGS's: either anti-aliasing filter, or
     /// another low-pass variance.
     pub fn antialiased(&self) -> bool {
-        self.mip2d
-            || self.filter3d.is_some()
-            || self.low_pass.is_some_and(|v| v != project::LOW_PASS as f32)
+        self.mip2d || self.filter3d.is_some() || self.low_pass_variance() != project::LOW_PASS
     }
 
     /// The low-pass variance this render uses (3DGS's exact f64 value unless another is set).

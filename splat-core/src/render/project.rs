@@ -1,6 +1,7 @@
-//! Per-Gaussian preprocessing: camera transform, EWA projection with the 0.3 px low-pass,
-//! screen extent, tile rectangle and SH colour; the optional anti-aliasing filters (gsplat's
-//! 2D compensation, Mip-Splatting's 3D smoothing); and the backward of all of it.
+//! Per-Gaussian preprocessing: camera transform, EWA projection with the low-pass (3DGS's
+//! 0.3 px² unless the render options set another), screen extent, tile rectangle and SH
+//! colour; the optional anti-aliasing filters (gsplat's 2D compensation, Mip-Splatting's 3D
+//! smoothing); and the backward of all of it.
 
 use std::sync::Arc;
 
@@ -151,10 +152,6 @@ pub(crate) struct Projected<T> {
 
 fn c<T: Real>(v: f64) -> T {
     T::from(v).unwrap_or_else(T::nan)
-}
-
-fn two_t<T: Real>() -> T {
-    c(2.0)
 }
 
 fn matvec<T: Real>(m: &[[T; 3]; 3], v: [T; 3]) -> [T; 3] {
@@ -533,7 +530,7 @@ pub(crate) fn project_one_backward<T: Real>(
         let c2 = g.comp2d;
         let lp: T = c(aa.low_pass);
         let det_q = ca * cc - cb * cb;
-        let k = d_comp2d / (two_t::<T>() * c2);
+        let k = d_comp2d / (c::<T>(2.0) * c2);
         let one_m = T::one() - c2 * c2;
         g2[0][0] = g2[0][0] + k * (one_m * ca - lp * det_q);
         g2[1][1] = g2[1][1] + k * (one_m * cc - lp * det_q);

@@ -11,9 +11,9 @@ use crate::camera::Camera;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AntialiasConfig {
-    /// gsplat's `antialiased` mode: opacities times sqrt(det Σ2 / det(Σ2 + 0.3 I)), so the
-    /// 0.3 px low-pass no longer brightens Gaussians smaller than a pixel (renders at other
-    /// scales than the training one keep their brightness).
+    /// gsplat's `antialiased` mode: opacities times sqrt(det Σ2 / det(Σ2 + ε I)), ε the
+    /// low-pass variance (`low_pass`), so the low-pass no longer brightens Gaussians smaller
+    /// than a pixel (renders at other scales than the training one keep their brightness).
     pub mip2d: bool,
     /// Mip-Splatting's 3D smoothing filter: each Gaussian gets a variance of
     /// `filter3d_scale / nu²` added to its covariance, nu the highest sampling rate
